@@ -1,0 +1,537 @@
+"""The messages of chatproto v1: each declared once, here.
+
+A message class is the single declaration of one message type. From it come:
+
+* the typed API: the class itself, a frozen pydantic model;
+* the wire schema: a ``construct.Struct`` of the body, derived from the field
+  types' subcons in declaration order (``chatproto._schema``);
+* the fast codec, generated from that schema (``chatproto._fastcodec``);
+* the spec's field tables, the test vectors and the conformance kit's frames.
+
+Every frame starts with the same header (length, type, request_id); the body
+holds the fields below ``request_id`` in the order they are declared.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum, StrEnum
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from chatproto._errors import ErrorCode
+from chatproto._fields import (
+    Capabilities,
+    Flag,
+    FrameLimit,
+    Label,
+    LeaveKindCode,
+    MessageText,
+    Nickname,
+    NoticeText,
+    OptionalNickname,
+    OptionalPassword,
+    Password,
+    RoomName,
+    ShortText,
+    Token,
+    Topic,
+    Uint8,
+    Uint16,
+    Uint32,
+    Uint64,
+    Version,
+)
+
+
+class Sender(StrEnum):
+    """Which peer may send a message type."""
+
+    CLIENT = "client"
+    SERVER = "server"
+    BOTH = "both"
+
+
+class LeaveKind(IntEnum):
+    """Why a member left a room (MEMBER_LEFT.kind)."""
+
+    PART = 0
+    QUIT = 1
+    KICK = 2
+    BAN = 3
+    DISCONNECT = 4
+
+
+MESSAGE_TYPES: dict[int, type[Message]] = {}
+"""Every message type of spec v1, by type code, in declaration order."""
+
+
+def _wire_name(class_name: str) -> str:
+    out = []
+    for index, char in enumerate(class_name):
+        if char.isupper() and index:
+            out.append("_")
+        out.append(char.upper())
+    return "".join(out)
+
+
+class Message(BaseModel):
+    """Base of every message. ``request_id`` lives in the frame header."""
+
+    model_config = ConfigDict(frozen=True, strict=True, extra="forbid")
+
+    TYPE: ClassVar[int]
+    """The type code (header ``type``)."""
+    NAME: ClassVar[str]
+    """The wire name used by the spec (``SEND_ROOM``)."""
+    SENDER: ClassVar[Sender]
+    FINAL_RESPONSE: ClassVar[str | None] = None
+    """For a client request: the name of the message that ends its answer."""
+
+    request_id: Uint32 = Field(
+        default=0,
+        description="Header field. A client request's id; the id a response answers; "
+        "0 for an event.",
+    )
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        if "TYPE" not in cls.__dict__:  # an abstract base such as _ClientRequest
+            return
+        cls.NAME = _wire_name(cls.__name__)
+        if cls.TYPE in MESSAGE_TYPES:
+            raise TypeError(f"type code {cls.TYPE:#06x} declared twice")
+        MESSAGE_TYPES[cls.TYPE] = cls
+
+    @property
+    def is_request(self) -> bool:
+        """True when this message expects a final response from the server."""
+        return self.FINAL_RESPONSE is not None
+
+
+class _ClientRequest(Message):
+    SENDER: ClassVar[Sender] = Sender.CLIENT
+    FINAL_RESPONSE: ClassVar[str | None] = "OK"
+
+
+class _ServerMessage(Message):
+    SENDER: ClassVar[Sender] = Sender.SERVER
+
+
+# ------------------------------------------------------------------ connection
+
+
+class Hello(_ClientRequest):
+    """First frame of a connection: versions, identity, capabilities."""
+
+    TYPE = 0x0001
+    FINAL_RESPONSE = "WELCOME"
+    min_version: Version = Field(description="Lowest protocol version the client speaks.")
+    max_version: Version = Field(description="Highest protocol version the client speaks.")
+    nick: Nickname = Field(description="The nickname to use on this connection.")
+    password: OptionalPassword = Field(
+        default="", description="Account password for a registered nick; empty for a guest."
+    )
+    client_name: Label = Field(description="Client software name and version, for logs.")
+    capabilities: Capabilities = Field(
+        default=(), description="Capabilities the client supports."
+    )
+
+
+class Welcome(_ServerMessage):
+    """The server accepts the HELLO and advertises what applies to this connection."""
+
+    TYPE = 0x0002
+    version: Version = Field(description="The protocol version chosen for this connection.")
+    server_name: Label = Field(description="Server software name and version.")
+    nick: Nickname = Field(description="The nickname the client now holds.")
+    logged_in: Flag = Field(description="1 when the nick was authenticated as an account.")
+    casemapping: Label = Field(description='How names fold; "ascii" in version 1.')
+    capabilities: Capabilities = Field(
+        default=(), description="Capabilities in effect: those both peers listed."
+    )
+    max_frame_size: FrameLimit = Field(description="Largest length field the server accepts.")
+    max_nick_length: Uint8 = Field(description="Longest nickname, in bytes.")
+    max_room_name_length: Uint8 = Field(description="Longest room name, in bytes, '#' included.")
+    max_message_length: Uint16 = Field(description="Longest message text, in bytes of UTF-8.")
+    max_topic_length: Uint16 = Field(description="Longest topic, in bytes of UTF-8.")
+    max_rooms_per_user: Uint16 = Field(description="Most rooms one connection may be in.")
+    msg_rate_burst: Uint16 = Field(
+        description="Message bucket size (SEND_ROOM, SEND_PRIVATE): requests allowed at once."
+    )
+    msg_rate_interval_ms: Uint32 = Field(
+        description="Message bucket refill: one token per this many milliseconds."
+    )
+    cmd_rate_burst: Uint16 = Field(
+        description="Command bucket size (every other request but PING, PONG, QUIT)."
+    )
+    cmd_rate_interval_ms: Uint32 = Field(
+        description="Command bucket refill: one token per this many milliseconds."
+    )
+    keepalive_interval_s: Uint16 = Field(
+        description="Seconds of silence after which the server sends PING."
+    )
+    idle_timeout_s: Uint16 = Field(
+        description="Seconds without any frame from the client before it is closed."
+    )
+    history_on_join: Uint16 = Field(description="Most messages replayed by a plain JOIN.")
+    history_page_max: Uint16 = Field(description="Most messages one HISTORY request returns.")
+
+
+class Ok(_ServerMessage):
+    """The request named by request_id succeeded."""
+
+    TYPE = 0x0003
+    msg_id: Uint64 = Field(
+        default=0, description="Id of the message the request created; 0 if none."
+    )
+    seq: Uint64 = Field(
+        default=0, description="Room sequence number of that message; 0 if none."
+    )
+    timestamp_ms: Uint64 = Field(
+        default=0, description="Server time of that message, ms since the Unix epoch; 0 if none."
+    )
+
+
+class Error(Message):
+    """The request named by request_id failed, or (request_id 0) the connection did."""
+
+    TYPE = 0x0004
+    SENDER = Sender.BOTH
+    code: Uint16 = Field(description="Error code from the registry.")
+    fatal: Flag = Field(description="1 when the sender closes the connection after this frame.")
+    retry_after_ms: Uint32 = Field(
+        default=0, description="How long to wait before retrying; 0 when it does not apply."
+    )
+    detail: ShortText = Field(default="", description="Human-readable explanation.")
+
+    @property
+    def error_code(self) -> ErrorCode | None:
+        """The registry entry for ``code``, or None for a code this version does not know."""
+        try:
+            return ErrorCode(self.code)
+        except ValueError:
+            return None
+
+
+class Ping(Message):
+    """Asks the peer for a PONG echoing the token (keepalive and barrier)."""
+
+    TYPE = 0x0005
+    SENDER = Sender.BOTH
+    FINAL_RESPONSE = "PONG"
+    token: Token = Field(default=b"", description="Opaque octets the PONG echoes.")
+
+
+class Pong(Message):
+    """Answers a PING; carries its token and request_id unchanged."""
+
+    TYPE = 0x0006
+    SENDER = Sender.BOTH
+    token: Token = Field(default=b"", description="The token of the PING being answered.")
+
+
+class Quit(_ClientRequest):
+    """The client is leaving; the server answers BYE and closes."""
+
+    TYPE = 0x0007
+    FINAL_RESPONSE = "BYE"
+    reason: ShortText = Field(default="", description="Shown to members of the client's rooms.")
+
+
+class Bye(_ServerMessage):
+    """Answers QUIT; the server closes the connection after it."""
+
+    TYPE = 0x0008
+    reason: ShortText = Field(default="", description="Parting words from the server.")
+
+
+class Notice(_ServerMessage):
+    """Server text for the user, such as the message of the day."""
+
+    TYPE = 0x0009
+    text: NoticeText = Field(description="One notice, may span lines.")
+
+
+# -------------------------------------------------------------- users, accounts
+
+
+class Nick(_ClientRequest):
+    """Change the connection's nickname."""
+
+    TYPE = 0x0101
+    nick: Nickname = Field(description="The new nickname.")
+
+
+class Register(_ClientRequest):
+    """Register the current nickname as an account protected by a password."""
+
+    TYPE = 0x0102
+    password: Password = Field(description="The account's password.")
+
+
+class Login(_ClientRequest):
+    """Log in to an account and take its nickname."""
+
+    TYPE = 0x0103
+    nick: Nickname = Field(description="The account's nickname.")
+    password: Password = Field(description="The account's password.")
+
+
+class Oper(_ClientRequest):
+    """Authenticate as a server operator."""
+
+    TYPE = 0x0104
+    name: Label = Field(description="Operator name.")
+    password: Password = Field(description="Operator password.")
+
+
+class Away(_ClientRequest):
+    """Set (non-empty message) or clear (empty) the away status."""
+
+    TYPE = 0x0105
+    message: ShortText = Field(default="", description="Away message; empty means back.")
+
+
+class ListUsers(_ClientRequest):
+    """List the connected users: USER_INFO frames, then OK."""
+
+    TYPE = 0x0106
+
+
+class UserInfo(_ServerMessage):
+    """One user, in answer to LIST_USERS or LIST_MEMBERS."""
+
+    TYPE = 0x0107
+    nick: Nickname = Field(description="The user's nickname.")
+    away: Flag = Field(description="1 when the user is away.")
+    away_message: ShortText = Field(default="", description="The away message, if away.")
+    operator: Flag = Field(description="1 when the user is a server operator.")
+    registered: Flag = Field(description="1 when the user is logged in to an account.")
+
+
+class NickChanged(_ServerMessage):
+    """A user who shares a room with the receiver changed nickname."""
+
+    TYPE = 0x0108
+    old_nick: Nickname = Field(description="The nickname before.")
+    new_nick: Nickname = Field(description="The nickname after.")
+
+
+class Presence(_ServerMessage):
+    """A user who shares a room with the receiver went away or came back."""
+
+    TYPE = 0x0109
+    nick: Nickname = Field(description="The user.")
+    away: Flag = Field(description="1 when now away.")
+    away_message: ShortText = Field(default="", description="The away message, if away.")
+
+
+# ----------------------------------------------------------------------- rooms
+
+
+class Join(_ClientRequest):
+    """Join a room (creating it if needed); ROOM_INFO and history come before OK."""
+
+    TYPE = 0x0201
+    room: RoomName = Field(description="The room to join.")
+    resume: Flag = Field(
+        default=False, description="1 to resume: replay every message after last_seen_seq."
+    )
+    last_seen_seq: Uint64 = Field(
+        default=0, description="With resume: the last sequence number the client saw."
+    )
+
+
+class Part(_ClientRequest):
+    """Leave a room."""
+
+    TYPE = 0x0202
+    room: RoomName = Field(description="The room to leave.")
+    reason: ShortText = Field(default="", description="Shown to the remaining members.")
+
+
+class ListRooms(_ClientRequest):
+    """List the rooms: ROOM_INFO frames, then OK."""
+
+    TYPE = 0x0203
+
+
+class RoomInfo(_ServerMessage):
+    """One room, in answer to LIST_ROOMS or JOIN."""
+
+    TYPE = 0x0204
+    room: RoomName = Field(description="The room.")
+    topic: Topic = Field(default="", description="Its topic; empty if none.")
+    member_count: Uint32 = Field(description="How many members it has now.")
+    last_seq: Uint64 = Field(description="Sequence number of its latest message; 0 if none.")
+
+
+class SetTopic(_ClientRequest):
+    """Set a room's topic (empty clears it)."""
+
+    TYPE = 0x0205
+    room: RoomName = Field(description="The room.")
+    topic: Topic = Field(description="The new topic.")
+
+
+class ListMembers(_ClientRequest):
+    """List a room's members: USER_INFO frames, then OK."""
+
+    TYPE = 0x0206
+    room: RoomName = Field(description="The room.")
+
+
+class MemberJoined(_ServerMessage):
+    """Someone joined a room the receiver is in."""
+
+    TYPE = 0x0207
+    room: RoomName = Field(description="The room.")
+    nick: Nickname = Field(description="Who joined.")
+
+
+class MemberLeft(_ServerMessage):
+    """Someone left a room the receiver is in (or the receiver was removed)."""
+
+    TYPE = 0x0208
+    room: RoomName = Field(description="The room.")
+    nick: Nickname = Field(description="Who left.")
+    kind: LeaveKindCode = Field(description="0 PART, 1 QUIT, 2 KICK, 3 BAN, 4 DISCONNECT.")
+    reason: ShortText = Field(default="", description="The reason given, if any.")
+    by: OptionalNickname = Field(default="", description="The operator, for KICK and BAN.")
+
+
+class TopicChanged(_ServerMessage):
+    """A room's topic changed."""
+
+    TYPE = 0x0209
+    room: RoomName = Field(description="The room.")
+    topic: Topic = Field(description="The new topic.")
+    by: OptionalNickname = Field(default="", description="Who set it; empty for the server.")
+
+
+class History(_ClientRequest):
+    """Page backwards through a room's history: ROOM_MESSAGE frames, then OK."""
+
+    TYPE = 0x020A
+    room: RoomName = Field(description="The room.")
+    before_seq: Uint64 = Field(
+        default=0, description="Return messages with seq below this; 0 for the newest."
+    )
+    limit: Uint16 = Field(description="Most messages wanted (capped by history_page_max).")
+
+
+class HistoryGap(_ServerMessage):
+    """Messages first_seq..last_seq of a room are no longer available."""
+
+    TYPE = 0x020B
+    room: RoomName = Field(description="The room.")
+    first_seq: Uint64 = Field(description="First missing sequence number.")
+    last_seq: Uint64 = Field(description="Last missing sequence number.")
+
+
+# -------------------------------------------------------------------- messages
+
+
+class SendRoom(_ClientRequest):
+    """Post text to a room; OK carries its identity; the other members get it."""
+
+    TYPE = 0x0301
+    room: RoomName = Field(description="The room, which the sender has joined.")
+    client_msg_id: Uint64 = Field(
+        default=0, description="Nonzero makes a resend idempotent; 0 for none."
+    )
+    text: MessageText = Field(description="The message.")
+
+
+class SendPrivate(_ClientRequest):
+    """Send text to one user only."""
+
+    TYPE = 0x0302
+    nick: Nickname = Field(description="The addressee.")
+    client_msg_id: Uint64 = Field(
+        default=0, description="Nonzero makes a resend idempotent; 0 for none."
+    )
+    text: MessageText = Field(description="The message.")
+
+
+class RoomMessage(_ServerMessage):
+    """A message posted to a room, live or (history = 1) replayed."""
+
+    TYPE = 0x0303
+    room: RoomName = Field(description="The room.")
+    seq: Uint64 = Field(description="Dense per-room sequence number, from 1.")
+    msg_id: Uint64 = Field(description="Server-unique message id.")
+    timestamp_ms: Uint64 = Field(description="Server time of acceptance, ms since the Unix epoch.")
+    sender: Nickname = Field(description="Who posted it (nickname at the time).")
+    client_msg_id: Uint64 = Field(default=0, description="The sender's client_msg_id, or 0.")
+    history: Flag = Field(default=False, description="1 when replayed from history.")
+    text: MessageText = Field(description="The message.")
+
+
+class PrivateMessage(_ServerMessage):
+    """A private message to the receiver."""
+
+    TYPE = 0x0304
+    msg_id: Uint64 = Field(description="Server-unique message id.")
+    timestamp_ms: Uint64 = Field(description="Server time of acceptance, ms since the Unix epoch.")
+    sender: Nickname = Field(description="Who sent it.")
+    client_msg_id: Uint64 = Field(default=0, description="The sender's client_msg_id, or 0.")
+    text: MessageText = Field(description="The message.")
+
+
+# ------------------------------------------------------------------- operators
+
+
+class Kick(_ClientRequest):
+    """Operator: remove a user from a room."""
+
+    TYPE = 0x0401
+    room: RoomName = Field(description="The room.")
+    nick: Nickname = Field(description="The user to remove.")
+    reason: ShortText = Field(default="", description="Shown to the room.")
+
+
+class Ban(_ClientRequest):
+    """Operator: ban a nickname from a room (and remove it if present)."""
+
+    TYPE = 0x0402
+    room: RoomName = Field(description="The room.")
+    nick: Nickname = Field(description="The nickname to ban.")
+    reason: ShortText = Field(default="", description="Shown to the room.")
+
+
+class Unban(_ClientRequest):
+    """Operator: lift a ban."""
+
+    TYPE = 0x0403
+    room: RoomName = Field(description="The room.")
+    nick: Nickname = Field(description="The nickname to unban.")
+
+
+class Mute(_ClientRequest):
+    """Operator: stop (muted = 1) or allow again (0) a member's messages in a room."""
+
+    TYPE = 0x0404
+    room: RoomName = Field(description="The room.")
+    nick: Nickname = Field(description="The member.")
+    muted: Flag = Field(description="1 to mute, 0 to unmute.")
+
+
+class MuteChanged(_ServerMessage):
+    """A member of a room the receiver is in was muted or unmuted."""
+
+    TYPE = 0x0405
+    room: RoomName = Field(description="The room.")
+    nick: Nickname = Field(description="The member.")
+    muted: Flag = Field(description="1 when now muted.")
+    by: OptionalNickname = Field(default="", description="The operator.")
+
+
+def message_class(name: str) -> type[Message]:
+    """The message class with wire name ``name`` (``"SEND_ROOM"``)."""
+    for cls in MESSAGE_TYPES.values():
+        if cls.NAME == name:
+            return cls
+    raise KeyError(name)
