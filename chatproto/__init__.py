@@ -1,0 +1,64 @@
+"""chatproto: the wire format and sans-IO protocol core of chatproto v1.
+
+``Connection`` drives either end of a connection without doing any I/O; the
+message classes in ``chatproto.messages`` are the typed API and the schema.
+"""
+
+from chatproto._connection import (
+    PROTOCOL_VERSION,
+    SUPPORTED_VERSIONS,
+    Connection,
+    ConnectionClosed,
+    Event,
+    FrameRejected,
+    error_message,
+    limit_breach,
+)
+from chatproto._errors import (
+    ERROR_REGISTRY,
+    ErrorCode,
+    ErrorInfo,
+    LocalProtocolError,
+    ProtocolError,
+    RemoteProtocolError,
+)
+from chatproto._fastcodec import decode_frame, encode
+from chatproto._framing import MAX_FRAME_LENGTH, PRE_WELCOME_FRAME_LENGTH, FrameDecoder
+from chatproto._state import State
+from chatproto.messages import MESSAGE_TYPES, Limits, Message, Sender
+from chatproto.names import CASEMAPPING, fold
+
+__version__ = "0.1.0"
+
+DEFAULT_PORT = 7878
+"""The TCP port spec v1 names for chatproto servers."""
+
+__all__ = [
+    "CASEMAPPING",
+    "DEFAULT_PORT",
+    "ERROR_REGISTRY",
+    "MAX_FRAME_LENGTH",
+    "MESSAGE_TYPES",
+    "PRE_WELCOME_FRAME_LENGTH",
+    "PROTOCOL_VERSION",
+    "SUPPORTED_VERSIONS",
+    "Connection",
+    "ConnectionClosed",
+    "ErrorCode",
+    "ErrorInfo",
+    "Event",
+    "FrameDecoder",
+    "FrameRejected",
+    "Limits",
+    "LocalProtocolError",
+    "Message",
+    "ProtocolError",
+    "RemoteProtocolError",
+    "Sender",
+    "State",
+    "decode_frame",
+    "encode",
+    "error_message",
+    "fold",
+    "limit_breach",
+]

@@ -172,6 +172,11 @@ def _decoder_source(writer: _SourceWriter, cls: type[Message], fields: tuple[Bod
     writer.emit(f"_set_attribute(model, '__pydantic_fields_set__', set({fields_set}))")
     writer.emit("_set_attribute(model, '__pydantic_extra__', None)")
     writer.emit("_set_attribute(model, '__pydantic_private__', None)")
+    # Whole-model rules (such as WELCOME's protocol caps) run as pydantic runs them.
+    for name, decorator in cls.__pydantic_decorators__.model_validators.items():
+        if decorator.info.mode != "after":
+            raise TypeError(f"{cls.__name__}.{name}: only mode='after' validators are generated")
+        writer.emit(f"model.{name}()")
     writer.emit("return model")
     return fn
 

@@ -17,11 +17,14 @@ from __future__ import annotations
 from enum import IntEnum, StrEnum
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from chatproto._errors import ErrorCode
 from chatproto._fields import (
+    MESSAGE_TEXT_MAX_BYTES,
+    TOPIC_MAX_BYTES,
     Capabilities,
+    FieldError,
     Flag,
     FrameLimit,
     Label,
@@ -42,6 +45,7 @@ from chatproto._fields import (
     Uint64,
     Version,
 )
+from chatproto.names import NICK_MAX_BYTES, ROOM_NAME_MAX_BYTES
 
 
 class Sender(StrEnum):
@@ -139,10 +143,75 @@ class Hello(_ClientRequest):
     )
 
 
-class Welcome(_ServerMessage):
-    """The server accepts the HELLO and advertises what applies to this connection."""
+class Limits(BaseModel):
+    """What a server advertises in WELCOME: the limits of this connection.
 
-    TYPE = 0x0002
+    The defaults are the reference server's; the protocol caps are checked here.
+    """
+
+    model_config = ConfigDict(frozen=True, strict=True, extra="forbid")
+
+    max_frame_size: FrameLimit = Field(
+        default=65536, description="Largest length field the server accepts."
+    )
+    max_nick_length: Uint8 = Field(default=32, description="Longest nickname, in bytes.")
+    max_room_name_length: Uint8 = Field(
+        default=64, description="Longest room name, in bytes, '#' included."
+    )
+    max_message_length: Uint16 = Field(
+        default=4096, description="Longest message text, in bytes of UTF-8."
+    )
+    max_topic_length: Uint16 = Field(default=390, description="Longest topic, in bytes of UTF-8.")
+    max_rooms_per_user: Uint16 = Field(default=32, description="Most rooms one connection may be in.")
+    msg_rate_burst: Uint16 = Field(
+        default=20,
+        description="Message bucket size (SEND_ROOM, SEND_PRIVATE): requests allowed at once.",
+    )
+    msg_rate_interval_ms: Uint32 = Field(
+        default=500, description="Message bucket refill: one token per this many milliseconds."
+    )
+    cmd_rate_burst: Uint16 = Field(
+        default=40, description="Command bucket size (every other request but PING, PONG, QUIT)."
+    )
+    cmd_rate_interval_ms: Uint32 = Field(
+        default=250, description="Command bucket refill: one token per this many milliseconds."
+    )
+    keepalive_interval_s: Uint16 = Field(
+        default=30, description="Seconds of silence after which the server sends PING."
+    )
+    idle_timeout_s: Uint16 = Field(
+        default=90, description="Seconds without any frame from the client before it is closed."
+    )
+    history_on_join: Uint16 = Field(default=50, description="Most messages replayed by a plain JOIN.")
+    history_page_max: Uint16 = Field(
+        default=200, description="Most messages one HISTORY request returns."
+    )
+
+    @model_validator(mode="after")
+    def _within_protocol_caps(self) -> Limits:
+        caps = {
+            "max_nick_length": (1, NICK_MAX_BYTES),
+            "max_room_name_length": (2, ROOM_NAME_MAX_BYTES),
+            "max_message_length": (1, MESSAGE_TEXT_MAX_BYTES),
+            "max_topic_length": (0, TOPIC_MAX_BYTES),
+            "max_rooms_per_user": (1, 65535),
+            "msg_rate_burst": (1, 65535),
+            "cmd_rate_burst": (1, 65535),
+            "keepalive_interval_s": (1, 65535),
+            "idle_timeout_s": (1, 65535),
+            "history_page_max": (1, 65535),
+        }
+        for name, (low, high) in caps.items():
+            value = getattr(self, name)
+            if not low <= value <= high:
+                raise FieldError(ErrorCode.INVALID_FIELD, f"{name} must be {low}..{high}")
+        if self.idle_timeout_s <= self.keepalive_interval_s:
+            raise FieldError(ErrorCode.INVALID_FIELD,
+                             "idle_timeout_s must exceed keepalive_interval_s")
+        return self
+
+
+class _WelcomeHead(_ServerMessage):
     version: Version = Field(description="The protocol version chosen for this connection.")
     server_name: Label = Field(description="Server software name and version.")
     nick: Nickname = Field(description="The nickname the client now holds.")
@@ -151,32 +220,19 @@ class Welcome(_ServerMessage):
     capabilities: Capabilities = Field(
         default=(), description="Capabilities in effect: those both peers listed."
     )
-    max_frame_size: FrameLimit = Field(description="Largest length field the server accepts.")
-    max_nick_length: Uint8 = Field(description="Longest nickname, in bytes.")
-    max_room_name_length: Uint8 = Field(description="Longest room name, in bytes, '#' included.")
-    max_message_length: Uint16 = Field(description="Longest message text, in bytes of UTF-8.")
-    max_topic_length: Uint16 = Field(description="Longest topic, in bytes of UTF-8.")
-    max_rooms_per_user: Uint16 = Field(description="Most rooms one connection may be in.")
-    msg_rate_burst: Uint16 = Field(
-        description="Message bucket size (SEND_ROOM, SEND_PRIVATE): requests allowed at once."
-    )
-    msg_rate_interval_ms: Uint32 = Field(
-        description="Message bucket refill: one token per this many milliseconds."
-    )
-    cmd_rate_burst: Uint16 = Field(
-        description="Command bucket size (every other request but PING, PONG, QUIT)."
-    )
-    cmd_rate_interval_ms: Uint32 = Field(
-        description="Command bucket refill: one token per this many milliseconds."
-    )
-    keepalive_interval_s: Uint16 = Field(
-        description="Seconds of silence after which the server sends PING."
-    )
-    idle_timeout_s: Uint16 = Field(
-        description="Seconds without any frame from the client before it is closed."
-    )
-    history_on_join: Uint16 = Field(description="Most messages replayed by a plain JOIN.")
-    history_page_max: Uint16 = Field(description="Most messages one HISTORY request returns.")
+
+
+class Welcome(Limits, _WelcomeHead):
+    """The server accepts the HELLO and advertises what applies to this connection.
+
+    Its fields are the head above, then every field of ``Limits`` in order.
+    """
+
+    TYPE = 0x0002
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(**{name: getattr(self, name) for name in Limits.model_fields})
 
 
 class Ok(_ServerMessage):

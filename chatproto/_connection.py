@@ -1,0 +1,289 @@
+"""The sans-IO connection: bytes in, events out; messages in, bytes out.
+
+``Connection`` holds no socket and starts no task. The reference server, the
+reference client and the tests all drive this same object, so the rules of the
+spec are written once: framing, field validation, the state table, request ids,
+advertised limits and version negotiation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from chatproto._errors import (
+    ERROR_REGISTRY,
+    ErrorCode,
+    LocalProtocolError,
+    ProtocolError,
+    RemoteProtocolError,
+)
+from chatproto._fastcodec import decode_body, encode
+from chatproto._fields import FieldType
+from chatproto._framing import MAX_FRAME_LENGTH, PRE_WELCOME_FRAME_LENGTH, FrameDecoder
+from chatproto._schema import BODY_FIELDS, LENGTH_FIELD_SIZE
+from chatproto._state import ERROR_FATAL, ERROR_NONFATAL, TRANSITIONS, State, next_state
+from chatproto.messages import MESSAGE_TYPES, Error, Hello, Limits, Message, Sender, Welcome
+
+PROTOCOL_VERSION = 1
+"""The protocol version this library speaks."""
+
+SUPPORTED_VERSIONS = range(1, 2)
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionClosed:
+    """The peer closed the stream cleanly, between two frames."""
+
+
+@dataclass(frozen=True, slots=True)
+class FrameRejected:
+    """A frame broke a rule that does not end the connection; it was discarded.
+
+    A server answers it with ``error_reply()``; a client may log it.
+    """
+
+    code: ErrorCode
+    request_id: int
+    detail: str
+    type_code: int
+
+    def error_reply(self) -> Error:
+        return Error(request_id=self.request_id, code=int(self.code), fatal=False,
+                     detail=self.detail[:200])
+
+
+Event = Message | FrameRejected | ConnectionClosed
+
+
+def error_message(exc: ProtocolError) -> Error:
+    """The ERROR frame that tells the peer about ``exc``."""
+    info = ERROR_REGISTRY[exc.code]
+    return Error(request_id=exc.request_id, code=int(exc.code), fatal=info.fatal,
+                 detail=exc.detail.encode("utf-8")[:200].decode("utf-8", "ignore"))
+
+
+def _limited_fields(cls: type[Message]) -> tuple[tuple[str, str, ErrorCode], ...]:
+    return tuple(
+        (field.name, field.field_type.limit, field.field_type.limit_error)
+        for field in BODY_FIELDS[cls.TYPE]
+        if field.field_type.limit is not None
+    )
+
+
+_LIMITED_FIELDS = {code: _limited_fields(cls) for code, cls in MESSAGE_TYPES.items()}
+
+
+def _utf8_longer_than(value: str, limit: int) -> bool:
+    if len(value) > limit:  # every character is at least one byte
+        return True
+    if len(value) * 4 <= limit:  # and at most four
+        return False
+    return len(value.encode("utf-8")) > limit
+
+
+def limit_breach(message: Message, limits: Limits) -> tuple[ErrorCode, str] | None:
+    """The first advertised limit ``message`` exceeds, as (code, detail), or None."""
+    for name, limit_name, code in _LIMITED_FIELDS[message.TYPE]:
+        limit: int = getattr(limits, limit_name)
+        if _utf8_longer_than(getattr(message, name), limit):
+            return code, f"{name} is longer than {limit_name} = {limit}"
+    return None
+
+
+def _allowed_names(state: State, sender: Sender) -> frozenset[str]:
+    return frozenset(name for (s, who, name) in TRANSITIONS if s is state and who is sender)
+
+
+_ALLOWED = {(state, sender): _allowed_names(state, sender)
+            for state in State for sender in (Sender.CLIENT, Sender.SERVER)}
+
+
+def _may_send_type(state: State, sender: Sender, cls: type[Message]) -> bool:
+    allowed = _ALLOWED[(state, sender)]
+    if cls is Error:
+        return ERROR_FATAL in allowed or ERROR_NONFATAL in allowed
+    return cls.NAME in allowed and cls.SENDER in (sender, Sender.BOTH)
+
+
+class Connection:
+    """One end of a chatproto connection, for ``role`` CLIENT or SERVER.
+
+    ``limits`` is what a server advertises; a client learns it from WELCOME.
+    """
+
+    def __init__(self, role: Sender, limits: Limits | None = None) -> None:
+        if role is Sender.BOTH:
+            raise ValueError("a connection's role is CLIENT or SERVER")
+        self.role = role
+        self.peer_role = Sender.SERVER if role is Sender.CLIENT else Sender.CLIENT
+        self.state = State.AWAIT_HELLO
+        self.version: int | None = None
+        if role is Sender.SERVER:
+            self.limits: Limits | None = limits or Limits()
+            receive_limit = self.limits.max_frame_size
+        else:
+            self.limits = None
+            receive_limit = MAX_FRAME_LENGTH
+        self._decoder = FrameDecoder(receive_limit)
+        self._offered_versions: range | None = None
+        self.their_error: RemoteProtocolError | None = None
+        """Set when the peer broke a fatal rule; no more events are produced."""
+        self._eof_seen = False
+
+    # ----------------------------------------------------------------- input
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> Iterator[Event]:
+        """Take bytes from the peer (``b""`` for end of stream); yield what they mean.
+
+        The data is buffered at once; iterate the result to get the events. A
+        fatal breach raises RemoteProtocolError after the events before it were
+        yielded: answer it with ``error_message(exc)`` and close.
+        """
+        if self.their_error is not None:
+            raise self.their_error
+        if data:
+            if not self._eof_seen:
+                self._decoder.feed(data)
+            return self._events()
+        self._eof_seen = True
+        return self._events_then_eof()
+
+    def _events_then_eof(self) -> Iterator[Event]:
+        yield from self._events()
+        was_closed = self.state is State.CLOSED
+        self.state = State.CLOSED
+        if not was_closed:
+            try:
+                self._decoder.check_eof()
+            except RemoteProtocolError as exc:
+                self.their_error = exc
+                raise
+        yield ConnectionClosed()
+
+    def _events(self) -> Iterator[Event]:
+        while self.state is not State.CLOSED and self.their_error is None:
+            try:
+                event = self._next_event()
+            except RemoteProtocolError as exc:
+                if exc.fatal:
+                    self.their_error = exc
+                    raise
+                continue
+            if event is None:
+                return
+            yield event
+
+    def _next_event(self) -> Event | None:
+        sender = self.peer_role
+        while True:
+            raw = self._decoder.next_frame()
+            if raw is None:
+                return None
+            cls = MESSAGE_TYPES.get(raw.type_code)
+            # A client skips unknown types: servers may add events (CP-EXT).
+            if cls is not None or self.role is Sender.SERVER:
+                break
+        if cls is None:
+            if self.state is not State.READY:
+                raise RemoteProtocolError(ErrorCode.STATE_VIOLATION,
+                                          f"unknown type {raw.type_code:#06x} before READY",
+                                          request_id=raw.request_id)
+            return FrameRejected(ErrorCode.UNKNOWN_TYPE, raw.request_id,
+                                 f"unknown message type {raw.type_code:#06x}", raw.type_code)
+        if not _may_send_type(self.state, sender, cls):
+            raise RemoteProtocolError(ErrorCode.STATE_VIOLATION,
+                                      f"{cls.NAME} from the {sender} is not allowed in "
+                                      f"state {self.state}", request_id=raw.request_id)
+        try:
+            message = decode_body(raw.type_code, raw.request_id, self._decoder.buffer,
+                                  raw.start, raw.end)
+        except RemoteProtocolError as exc:
+            return FrameRejected(exc.code, exc.request_id, exc.detail, raw.type_code)
+        if sender is Sender.CLIENT:
+            rejection = self._check_client_message(message)
+            if rejection is not None:
+                return rejection
+        after = next_state(self.state, sender, message)
+        if after is None:  # only an ERROR of the wrong fatality can get here
+            raise RemoteProtocolError(ErrorCode.STATE_VIOLATION,
+                                      f"{message.NAME} is not allowed in state {self.state}",
+                                      request_id=raw.request_id)
+        self._on_transition(message, sender)
+        self.state = after
+        return message
+
+    def _check_client_message(self, message: Message) -> FrameRejected | None:
+        if message.is_request and message.request_id == 0:
+            return FrameRejected(ErrorCode.INVALID_REQUEST_ID, 0,
+                                 f"{message.NAME} needs a nonzero request_id", message.TYPE)
+        assert self.limits is not None
+        breach = limit_breach(message, self.limits)
+        if breach is not None:
+            return FrameRejected(breach[0], message.request_id, breach[1], message.TYPE)
+        if isinstance(message, Hello):
+            common = range(max(message.min_version, SUPPORTED_VERSIONS.start),
+                           min(message.max_version, SUPPORTED_VERSIONS.stop - 1) + 1)
+            if not common:
+                raise RemoteProtocolError(
+                    ErrorCode.UNSUPPORTED_VERSION,
+                    f"this server speaks versions {SUPPORTED_VERSIONS.start}.."
+                    f"{SUPPORTED_VERSIONS.stop - 1}", request_id=message.request_id)
+            self._offered_versions = common
+        return None
+
+    # ---------------------------------------------------------------- output
+
+    def send(self, message: Message) -> bytes:
+        """The bytes that send ``message``; raises LocalProtocolError if the spec forbids it."""
+        if message.SENDER not in (self.role, Sender.BOTH):
+            raise LocalProtocolError(ErrorCode.STATE_VIOLATION,
+                                     f"a {self.role} does not send {message.NAME}")
+        after = next_state(self.state, self.role, message)
+        if after is None:
+            raise LocalProtocolError(ErrorCode.STATE_VIOLATION,
+                                     f"{message.NAME} is not allowed in state {self.state}")
+        if self.role is Sender.CLIENT:
+            if message.is_request and message.request_id == 0:
+                raise LocalProtocolError(ErrorCode.INVALID_REQUEST_ID,
+                                         f"{message.NAME} needs a nonzero request_id")
+            if self.limits is not None:
+                breach = limit_breach(message, self.limits)
+                if breach is not None:
+                    raise LocalProtocolError(*breach)
+        elif isinstance(message, Welcome) and not (
+            self._offered_versions and message.version in self._offered_versions
+        ):
+            raise LocalProtocolError(ErrorCode.UNSUPPORTED_VERSION,
+                                     f"version {message.version} was not offered")
+        frame = encode(message)
+        limit = self._send_limit()
+        if len(frame) - LENGTH_FIELD_SIZE > limit:
+            raise LocalProtocolError(ErrorCode.FRAME_TOO_LARGE,
+                                     f"{message.NAME} needs {len(frame) - 4} > {limit} octets")
+        self._on_transition(message, self.role)
+        self.state = after
+        return frame
+
+    def _send_limit(self) -> int:
+        if self.role is Sender.SERVER:
+            return MAX_FRAME_LENGTH
+        if self.limits is None:
+            return PRE_WELCOME_FRAME_LENGTH
+        return self.limits.max_frame_size
+
+    def _on_transition(self, message: Message, sender: Sender) -> None:
+        if isinstance(message, Hello):
+            if sender is Sender.CLIENT and self.role is Sender.CLIENT:
+                self._offered_versions = range(message.min_version, message.max_version + 1)
+        elif isinstance(message, Welcome):
+            if self.role is Sender.CLIENT and (
+                self._offered_versions is None or message.version not in self._offered_versions
+            ):
+                raise RemoteProtocolError(ErrorCode.UNSUPPORTED_VERSION,
+                                          f"WELCOME chose version {message.version}, "
+                                          "which was not offered")
+            self.version = message.version
+            if self.role is Sender.CLIENT:
+                self.limits = message.limits
+
