@@ -57,8 +57,8 @@ def raw_encode_send_room(values: tuple[object, ...]) -> bytes:
     room_b = room.encode()  # type: ignore[attr-defined]
     text_b = text.encode()  # type: ignore[attr-defined]
     return b"".join((
-        _HDR.pack(6 + 1 + len(room_b) + 10 + len(text_b), 0x0301, request_id), _U8.pack(len(room_b)),
-        room_b, _QH.pack(client_msg_id, len(text_b)), text_b,
+        _HDR.pack(6 + 1 + len(room_b) + 10 + len(text_b), 0x0301, request_id),
+        _U8.pack(len(room_b)), room_b, _QH.pack(client_msg_id, len(text_b)), text_b,
     ))
 
 
@@ -87,7 +87,9 @@ def raw_encode_room_message(values: tuple[object, ...]) -> bytes:
     ))
 
 
-RAW: dict[str, tuple[Callable[[bytes], tuple[object, ...]], Callable[[tuple[object, ...]], bytes]]] = {
+RawDecoder = Callable[[bytes], tuple[object, ...]]
+RawEncoder = Callable[[tuple[object, ...]], bytes]
+RAW: dict[str, tuple[RawDecoder, RawEncoder]] = {
     "SEND_ROOM (client -> server)": (raw_decode_send_room, raw_encode_send_room),
     "ROOM_MESSAGE (server -> client)": (raw_decode_room_message, raw_encode_room_message),
 }
@@ -102,6 +104,35 @@ def rate(fn: Callable[[], object], seconds: float) -> float:
     return number / best
 
 
+def measure(label: str, message: Message, seconds: float, with_construct: bool) -> dict[str, float]:
+    """Print the rows of one sample message; return its ratios (ours / raw)."""
+    frame = _fastcodec.encode(message)
+    raw_decode, raw_encode = RAW[label]
+    as_tuple = raw_decode(frame)
+    assert raw_encode(as_tuple) == frame, "raw baseline must produce the same bytes"
+    assert _fastcodec.decode_frame(frame) == message
+    rows = {
+        "decode": (rate(lambda: _fastcodec.decode_frame(frame), seconds),
+                   rate(lambda: raw_decode(frame), seconds)),
+        "encode": (rate(lambda: _fastcodec.encode(message), seconds),
+                   rate(lambda: raw_encode(as_tuple), seconds)),
+    }
+    ratios = {}
+    for operation, (ours, raw) in rows.items():
+        ratios[operation] = raw / ours
+        print(f"{label:34} {operation:8} {ours:12,.0f} {raw:12,.0f} {raw / ours:6.2f}x")
+    if with_construct:
+        slow = {
+            "decode": rate(lambda: _schema.construct_decode(frame), seconds / 3),
+            "encode": rate(lambda: _schema.construct_encode(message), seconds / 3),
+        }
+        for operation, fps in slow.items():
+            raw = rows[operation][1]
+            print(f"{'  construct interpreter':34} {operation:8} {fps:12,.0f} {raw:12,.0f} "
+                  f"{raw / fps:6.2f}x")
+    return ratios
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="shorter runs (about 10 s in all)")
@@ -110,30 +141,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     seconds = 0.3 if args.quick else 1.5
     print(f"{'message':34} {'operation':8} {'ours fps':>12} {'raw fps':>12} {'ratio':>7}")
-    worst: dict[str, float] = {"decode": 0.0, "encode": 0.0}
+    worst = {"decode": 0.0, "encode": 0.0}
     for label, message in SAMPLES.items():
-        frame = _fastcodec.encode(message)
-        raw_decode, raw_encode = RAW[label]
-        as_tuple = raw_decode(frame)
-        assert raw_encode(as_tuple) == frame, "raw baseline must produce the same bytes"
-        assert _fastcodec.decode_frame(frame) == message
-        rows = {
-            "decode": (rate(lambda: _fastcodec.decode_frame(frame), seconds),
-                       rate(lambda: raw_decode(frame), seconds)),
-            "encode": (rate(lambda: _fastcodec.encode(message), seconds),
-                       rate(lambda: raw_encode(as_tuple), seconds)),
-        }
-        for operation, (ours, raw) in rows.items():
-            ratio = raw / ours
+        for operation, ratio in measure(label, message, seconds, args.construct).items():
             worst[operation] = max(worst[operation], ratio)
-            print(f"{label:34} {operation:8} {ours:12,.0f} {raw:12,.0f} {ratio:6.2f}x")
-        if args.construct:
-            slow_decode = rate(lambda: _schema.construct_decode(frame), seconds / 3)
-            slow_encode = rate(lambda: _schema.construct_encode(message), seconds / 3)
-            print(f"{'  construct interpreter':34} {'decode':8} {slow_decode:12,.0f} "
-                  f"{rows['decode'][1]:12,.0f} {rows['decode'][1] / slow_decode:6.2f}x")
-            print(f"{'  construct interpreter':34} {'encode':8} {slow_encode:12,.0f} "
-                  f"{rows['encode'][1]:12,.0f} {rows['encode'][1] / slow_encode:6.2f}x")
     print(f"worst ratio (ours / raw, lower is better): decode {worst['decode']:.2f}x "
           f"(target 4x), encode {worst['encode']:.2f}x (target 3x)")
     return 0

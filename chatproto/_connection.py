@@ -19,7 +19,6 @@ from chatproto._errors import (
     RemoteProtocolError,
 )
 from chatproto._fastcodec import decode_body, encode
-from chatproto._fields import FieldType
 from chatproto._framing import MAX_FRAME_LENGTH, PRE_WELCOME_FRAME_LENGTH, FrameDecoder
 from chatproto._schema import BODY_FIELDS, LENGTH_FIELD_SIZE
 from chatproto._state import ERROR_FATAL, ERROR_NONFATAL, TRANSITIONS, State, next_state

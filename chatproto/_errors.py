@@ -86,7 +86,7 @@ _E = ErrorCode
 ERROR_REGISTRY: dict[ErrorCode, ErrorInfo] = {
     info.code: info
     for info in (
-        _row(_E.MALFORMED_FRAME, "The frame header is impossible (length below 6); framing is lost.",
+        _row(_E.MALFORMED_FRAME, "The length field is below 6; framing is lost.",
              ("CP-FRAME-5",), fatal=True),
         _row(_E.FRAME_TOO_LARGE, "The length field exceeds the receiver's advertised limit.",
              ("CP-FRAME-3",), fatal=True),

@@ -97,7 +97,9 @@ class _SourceWriter:
         self.lines.append("    " * indent + line)
 
 
-def _decoder_source(writer: _SourceWriter, cls: type[Message], fields: tuple[BodyField, ...]) -> str:
+def _decoder_source(
+    writer: _SourceWriter, cls: type[Message], fields: tuple[BodyField, ...]
+) -> str:
     fn = f"_decode_{cls.NAME}"
     writer.emit(f"def {fn}(body, pos, size, request_id):", 0)
     pending: list[tuple[str, str]] = []  # (struct char, target variable) of a fixed run
@@ -181,7 +183,9 @@ def _decoder_source(writer: _SourceWriter, cls: type[Message], fields: tuple[Bod
     return fn
 
 
-def _encoder_source(writer: _SourceWriter, cls: type[Message], fields: tuple[BodyField, ...]) -> str:
+def _encoder_source(
+    writer: _SourceWriter, cls: type[Message], fields: tuple[BodyField, ...]
+) -> str:
     fn = f"_encode_{cls.NAME}"
     writer.emit(f"def {fn}(message):", 0)
     writer.emit("d = message.__dict__")

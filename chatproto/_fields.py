@@ -70,9 +70,10 @@ def _prefix_subcon(subcon: cs.Construct) -> cs.Construct:
 
 
 def _struct_format_of(subcon: cs.Construct) -> str:
-    fmt = _prefix_subcon(subcon).fmtstr
-    assert fmt[0] in "<>=!"
-    return ">" + fmt[1:] if fmt[0] == ">" else fmt
+    fmt: str = _prefix_subcon(subcon).fmtstr
+    if not fmt.startswith(">"):
+        raise TypeError(f"spec v1 integers are big-endian, got format {fmt!r}")
+    return fmt
 
 
 # A boolean is one octet that MUST be 0 or 1: construct's Flag accepts any

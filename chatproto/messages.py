@@ -162,7 +162,9 @@ class Limits(BaseModel):
         default=4096, description="Longest message text, in bytes of UTF-8."
     )
     max_topic_length: Uint16 = Field(default=390, description="Longest topic, in bytes of UTF-8.")
-    max_rooms_per_user: Uint16 = Field(default=32, description="Most rooms one connection may be in.")
+    max_rooms_per_user: Uint16 = Field(
+        default=32, description="Most rooms one connection may be in."
+    )
     msg_rate_burst: Uint16 = Field(
         default=20,
         description="Message bucket size (SEND_ROOM, SEND_PRIVATE): requests allowed at once.",
@@ -182,7 +184,9 @@ class Limits(BaseModel):
     idle_timeout_s: Uint16 = Field(
         default=90, description="Seconds without any frame from the client before it is closed."
     )
-    history_on_join: Uint16 = Field(default=50, description="Most messages replayed by a plain JOIN.")
+    history_on_join: Uint16 = Field(
+        default=50, description="Most messages replayed by a plain JOIN."
+    )
     history_page_max: Uint16 = Field(
         default=200, description="Most messages one HISTORY request returns."
     )
