@@ -17,12 +17,22 @@ from chatproto._errors import (
     LocalProtocolError,
     ProtocolError,
     RemoteProtocolError,
+    clip_detail,
 )
 from chatproto._fastcodec import decode_body, encode
 from chatproto._framing import MAX_FRAME_LENGTH, PRE_WELCOME_FRAME_LENGTH, FrameDecoder
 from chatproto._schema import BODY_FIELDS, LENGTH_FIELD_SIZE
 from chatproto._state import ERROR_FATAL, ERROR_NONFATAL, TRANSITIONS, State, next_state
-from chatproto.messages import MESSAGE_TYPES, Error, Hello, Limits, Message, Sender, Welcome
+from chatproto.messages import (
+    MESSAGE_TYPES,
+    Error,
+    Hello,
+    Limits,
+    Message,
+    Quit,
+    Sender,
+    Welcome,
+)
 
 PROTOCOL_VERSION = 1
 """The protocol version this library speaks."""
@@ -49,7 +59,7 @@ class FrameRejected:
 
     def error_reply(self) -> Error:
         return Error(request_id=self.request_id, code=int(self.code), fatal=False,
-                     detail=self.detail[:200])
+                     detail=clip_detail(self.detail))
 
 
 Event = Message | FrameRejected | ConnectionClosed
@@ -59,7 +69,7 @@ def error_message(exc: ProtocolError) -> Error:
     """The ERROR frame that tells the peer about ``exc``."""
     info = ERROR_REGISTRY[exc.code]
     return Error(request_id=exc.request_id, code=int(exc.code), fatal=info.fatal,
-                 detail=exc.detail.encode("utf-8")[:200].decode("utf-8", "ignore"))
+                 detail=clip_detail(exc.detail))
 
 
 def _limited_fields(cls: type[Message]) -> tuple[tuple[str, str, ErrorCode], ...]:
@@ -120,7 +130,9 @@ class Connection:
         self.version: int | None = None
         if role is Sender.SERVER:
             self.limits: Limits | None = limits or Limits()
-            receive_limit = self.limits.max_frame_size
+            # Until WELCOME the client knows no limit but the protocol's floor,
+            # and nobody is authenticated yet: hold it to that floor.
+            receive_limit = PRE_WELCOME_FRAME_LENGTH
         else:
             self.limits = None
             receive_limit = MAX_FRAME_LENGTH
@@ -151,7 +163,9 @@ class Connection:
     def _events_then_eof(self) -> Iterator[Event]:
         yield from self._events()
         was_closed = self.state is State.CLOSED
-        self.state = State.CLOSED
+        # A client may half-close after QUIT and still read the BYE.
+        if not (self.role is Sender.SERVER and self.state is State.QUITTING):
+            self.state = State.CLOSED
         if not was_closed:
             try:
                 self._decoder.check_eof()
@@ -194,11 +208,18 @@ class Connection:
             raise RemoteProtocolError(ErrorCode.STATE_VIOLATION,
                                       f"{cls.NAME} from the {sender} is not allowed in "
                                       f"state {self.state}", request_id=raw.request_id)
+        client_request = sender is Sender.CLIENT and cls.FINAL_RESPONSE is not None
+        if client_request and raw.request_id == 0 and cls is not Quit:
+            return FrameRejected(ErrorCode.INVALID_REQUEST_ID, 0,
+                                 f"{cls.NAME} needs a nonzero request_id", raw.type_code)
         try:
             message = decode_body(raw.type_code, raw.request_id, self._decoder.buffer,
                                   raw.start, raw.end)
         except RemoteProtocolError as exc:
-            return FrameRejected(exc.code, exc.request_id, exc.detail, raw.type_code)
+            if cls is not Quit or sender is not Sender.CLIENT:
+                return FrameRejected(exc.code, exc.request_id, exc.detail, raw.type_code)
+            # Every QUIT is answered with BYE, even one that does not parse (CP-CLOSE-2).
+            message = Quit(request_id=raw.request_id)
         if sender is Sender.CLIENT:
             rejection = self._check_client_message(message)
             if rejection is not None:
@@ -213,22 +234,20 @@ class Connection:
         return message
 
     def _check_client_message(self, message: Message) -> FrameRejected | None:
-        if message.is_request and message.request_id == 0:
-            return FrameRejected(ErrorCode.INVALID_REQUEST_ID, 0,
-                                 f"{message.NAME} needs a nonzero request_id", message.TYPE)
         assert self.limits is not None
-        breach = limit_breach(message, self.limits)
-        if breach is not None:
-            return FrameRejected(breach[0], message.request_id, breach[1], message.TYPE)
         if isinstance(message, Hello):
             common = range(max(message.min_version, SUPPORTED_VERSIONS.start),
                            min(message.max_version, SUPPORTED_VERSIONS.stop - 1) + 1)
             if not common:
+                # CP-HS-6: the detail names the server's range as "min-max".
                 raise RemoteProtocolError(
                     ErrorCode.UNSUPPORTED_VERSION,
-                    f"this server speaks versions {SUPPORTED_VERSIONS.start}.."
-                    f"{SUPPORTED_VERSIONS.stop - 1}", request_id=message.request_id)
+                    f"{SUPPORTED_VERSIONS.start}-{SUPPORTED_VERSIONS.stop - 1}",
+                    request_id=message.request_id)
             self._offered_versions = common
+        breach = limit_breach(message, self.limits)
+        if breach is not None:
+            return FrameRejected(breach[0], message.request_id, breach[1], message.TYPE)
         return None
 
     # ---------------------------------------------------------------- output
@@ -243,6 +262,9 @@ class Connection:
             raise LocalProtocolError(ErrorCode.STATE_VIOLATION,
                                      f"{message.NAME} is not allowed in state {self.state}")
         if self.role is Sender.CLIENT:
+            if isinstance(message, Hello) and message.min_version > message.max_version:
+                raise LocalProtocolError(ErrorCode.UNSUPPORTED_VERSION,
+                                         "min_version is above max_version")
             if message.is_request and message.request_id == 0:
                 raise LocalProtocolError(ErrorCode.INVALID_REQUEST_ID,
                                          f"{message.NAME} needs a nonzero request_id")
@@ -250,11 +272,13 @@ class Connection:
                 breach = limit_breach(message, self.limits)
                 if breach is not None:
                     raise LocalProtocolError(*breach)
-        elif isinstance(message, Welcome) and not (
-            self._offered_versions and message.version in self._offered_versions
-        ):
-            raise LocalProtocolError(ErrorCode.UNSUPPORTED_VERSION,
-                                     f"version {message.version} was not offered")
+        elif isinstance(message, Welcome):
+            if not (self._offered_versions and message.version in self._offered_versions):
+                raise LocalProtocolError(ErrorCode.UNSUPPORTED_VERSION,
+                                         f"version {message.version} was not offered")
+            if message.limits != self.limits:
+                raise LocalProtocolError(ErrorCode.INVALID_FIELD,
+                                         "WELCOME must advertise this connection's limits")
         frame = encode(message)
         limit = self._send_limit()
         if len(frame) - LENGTH_FIELD_SIZE > limit:
@@ -285,4 +309,7 @@ class Connection:
             self.version = message.version
             if self.role is Sender.CLIENT:
                 self.limits = message.limits
+            else:
+                assert self.limits is not None
+                self._decoder.max_length = self.limits.max_frame_size
 

@@ -104,6 +104,7 @@ def _decoder_source(
     writer.emit(f"def {fn}(body, pos, size, request_id):", 0)
     pending: list[tuple[str, str]] = []  # (struct char, target variable) of a fixed run
     bools: dict[str, str] = {}  # target variable -> field name, for the bool octets
+    enums: dict[str, tuple[str, str]] = {}  # target variable -> (field name, valid set)
 
     def flush() -> None:
         if not pending:
@@ -121,16 +122,23 @@ def _decoder_source(
                 writer.emit(f"if {target} > 1:")
                 writer.emit(f"raise _Malformed('{bools[target]}: a bool octet must be 0 or 1')", 2)
                 writer.emit(f"{target} = {target} == 1")
+            if target in enums:
+                name, valids = enums[target]
+                writer.emit(f"if {target} not in {valids}:")
+                writer.emit(f"raise _Malformed('{name}: not a defined value')", 2)
         pending.clear()
 
     for index, field in enumerate(fields):
         wire = field.field_type.wire
         char = wire.prefix_format.lstrip(">")
         var = f"v{index}"
-        if wire.shape in ("uint", "bool"):
+        if wire.shape in ("uint", "bool", "enum"):
             pending.append((char, var))
             if wire.shape == "bool":
                 bools[var] = field.name
+            if wire.shape == "enum":
+                valids = writer.constant(f"_valid{index}_{cls.NAME}", wire.enum_values)
+                enums[var] = (field.name, valids)
         elif wire.shape in ("str", "bytes"):
             pending.append((char, f"n{index}"))
             flush()
@@ -224,7 +232,7 @@ def _encoder_source(
     for index, field in enumerate(fields):
         wire = field.field_type.wire
         char = wire.prefix_format.lstrip(">")
-        if wire.shape in ("uint", "bool"):
+        if wire.shape in ("uint", "bool", "enum"):
             run_format += char
             run_values.append(f"d['{field.name}']")
         elif wire.shape in ("str", "bytes"):

@@ -42,8 +42,10 @@ class Wire:
     """The spec's name for the encoding (``u16``, ``str8``, ...)."""
     subcon: cs.Construct
     shape: str
-    """``uint``, ``bool``, ``str``, ``bytes`` or ``strlist``: what the fast codec emits."""
+    """``uint``, ``enum``, ``bool``, ``str``, ``bytes`` or ``strlist``: what the codec emits."""
     meaning: str
+    enum_values: frozenset[int] = frozenset()
+    """For an ``enum`` shape: the values that parse (the subcon's OneOf is built from it)."""
 
     @property
     def prefix_format(self) -> str:
@@ -98,7 +100,16 @@ BYTES8 = Wire("bytes8", cs.Prefixed(cs.Int8ub, cs.GreedyBytes), "bytes",
 STRLIST8 = Wire("strlist8", cs.PrefixedArray(cs.Int8ub, cs.PascalString(cs.Int8ub, "utf8")),
                 "strlist", "u8 count, then that many str8")
 
-WIRES: tuple[Wire, ...] = (U8, U16, U32, U64, BOOL, STR8, STR16, BYTES8, STRLIST8)
+def _enum8(values: frozenset[int]) -> Wire:
+    return Wire("u8 enum", cs.OneOf(cs.Int8ub, values), "enum",
+                "one octet holding one of the listed values; any other does not parse",
+                values)
+
+
+LEAVE_KIND_WIRE = _enum8(frozenset(range(5)))
+
+WIRES: tuple[Wire, ...] = (U8, U16, U32, U64, BOOL, LEAVE_KIND_WIRE, STR8, STR16, BYTES8,
+                           STRLIST8)
 
 
 StrCheck = Callable[[str, int], None]
@@ -135,6 +146,8 @@ class FieldType:
         else:
             if shape == "uint" and not 0 <= value <= self.wire.max_prefix_value:
                 raise FieldError(ErrorCode.INVALID_FIELD, f"out of range for {self.wire.name}")
+            if shape == "enum" and value not in self.wire.enum_values:
+                raise FieldError(ErrorCode.INVALID_FIELD, f"{value} is not a defined value")
             if shape == "bytes" and len(value) > self.wire.max_prefix_value:
                 raise FieldError(ErrorCode.INVALID_FIELD, f"longer than {self.wire.name} allows")
             if shape == "strlist" and len(value) > self.wire.max_prefix_value:
@@ -240,11 +253,6 @@ def _check_frame_limit(value: int) -> None:
         raise FieldError(ErrorCode.INVALID_FIELD, "max_frame_size must be 4096..65536")
 
 
-def _check_leave_kind(value: int) -> None:
-    if value > 4:
-        raise FieldError(ErrorCode.INVALID_FIELD, f"unknown leave kind {value}")
-
-
 # ----------------------------------------------------------------- field types
 
 UINT8 = FieldType("u8", U8, "0..255")
@@ -254,8 +262,7 @@ UINT64 = FieldType("u64", U64, "0..2^64-1")
 FLAG = FieldType("bool", BOOL, "0 or 1")
 VERSION = FieldType("version", U8, "1..255", _check_version)
 FRAME_LIMIT = FieldType("frame-limit", U32, "4096..65536", _check_frame_limit)
-LEAVE_KIND = FieldType("leave-kind", U8,
-                       "0 PART, 1 QUIT, 2 KICK, 3 BAN, 4 DISCONNECT", _check_leave_kind)
+LEAVE_KIND = FieldType("leave-kind", LEAVE_KIND_WIRE, "0 PART, 1 QUIT, 2 KICK, 3 BAN, 4 DISCONNECT")
 NICK = FieldType("nick", STR8, "nickname profile: [A-Za-z][A-Za-z0-9_-]*, 1..32 bytes",
                  _check_nick, "max_nick_length", ErrorCode.INVALID_NICK)
 OPTIONAL_NICK = FieldType("nick-or-empty", STR8, "empty, or a nickname", _check_optional_nick)

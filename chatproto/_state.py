@@ -76,7 +76,6 @@ def _build() -> dict[tuple[State, Sender, str], State]:
     allow(State.AWAIT_WELCOME, _SERVER, ["WELCOME"], State.READY)
     # A refused HELLO (nick in use, wrong password...): the client may try again.
     allow(State.AWAIT_WELCOME, _SERVER, [ERROR_NONFATAL], State.AWAIT_HELLO)
-    allow(State.AWAIT_WELCOME, _CLIENT, ["QUIT"], State.QUITTING)
 
     allow(State.READY, _CLIENT, _CLIENT_REQUESTS | {"PONG"}, State.READY)
     allow(State.READY, _CLIENT, ["QUIT"], State.QUITTING)

@@ -143,6 +143,10 @@ class Hello(_ClientRequest):
     )
 
 
+SEND_ROOM_OVERHEAD = 17
+"""Octets of a SEND_ROOM frame's length besides the room name and text (CP-HS-10)."""
+
+
 class Limits(BaseModel):
     """What a server advertises in WELCOME: the limits of this connection.
 
@@ -209,9 +213,18 @@ class Limits(BaseModel):
             value = getattr(self, name)
             if not low <= value <= high:
                 raise FieldError(ErrorCode.INVALID_FIELD, f"{name} must be {low}..{high}")
+        for name in ("msg_rate_interval_ms", "cmd_rate_interval_ms"):
+            if getattr(self, name) < 1:
+                raise FieldError(ErrorCode.INVALID_FIELD, f"{name} must be at least 1")
         if self.idle_timeout_s <= self.keepalive_interval_s:
             raise FieldError(ErrorCode.INVALID_FIELD,
                              "idle_timeout_s must exceed keepalive_interval_s")
+        # CP-HS-10: a SEND_ROOM at the advertised limits must fit in one frame.
+        largest_send_room = SEND_ROOM_OVERHEAD + self.max_room_name_length + self.max_message_length
+        if largest_send_room > self.max_frame_size:
+            raise FieldError(ErrorCode.INVALID_FIELD,
+                             f"max_frame_size must be at least {largest_send_room} for these "
+                             "room name and message lengths")
         return self
 
 
