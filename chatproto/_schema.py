@@ -111,7 +111,7 @@ def construct_decode(frame: bytes) -> Message:
     body = frame[HEADER_SIZE:]
     try:
         parsed = _STRICT_BODY_STRUCTS[cls.TYPE].parse(body)
-    except UnicodeDecodeError as exc:
+    except cs.StringError as exc:  # construct's wrapper around UnicodeDecodeError
         raise RemoteProtocolError(ErrorCode.INVALID_UTF8, str(exc), request_id=request_id) from exc
     except cs.ConstructError as exc:
         raise RemoteProtocolError(ErrorCode.MALFORMED_MESSAGE, str(exc).splitlines()[0],
