@@ -182,7 +182,7 @@ class Connection:
                 if exc.fatal:
                     self.their_error = exc
                     raise
-                continue
+                event = FrameRejected(exc.code, exc.request_id, exc.detail, 0)
             if event is None:
                 return
             yield event
@@ -194,7 +194,7 @@ class Connection:
             if raw is None:
                 return None
             cls = MESSAGE_TYPES.get(raw.type_code)
-            # A client skips unknown types: servers may add events (CP-EXT).
+            # A client skips unknown types: servers may add events (CP-EXT-3).
             if cls is not None or self.role is Sender.SERVER:
                 break
         if cls is None:
