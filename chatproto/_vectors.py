@@ -71,6 +71,7 @@ from chatproto.messages import (
     message_class,
 )
 from chatproto.requirements import parse_requirements
+from chatproto.requirements import spec_dir as find_spec_dir
 
 SPEC_VERSION = PROTOCOL_VERSION
 GENERATED_BY = "python -m chatproto.specgen"
@@ -1021,22 +1022,13 @@ def nickfold_vectors() -> dict[str, Any]:
 # ----------------------------------------------------------------- output
 
 
-def default_spec_dir() -> Path:
-    """The ``spec`` folder next to the ``chatproto`` package directory."""
-    package = Path(__file__).resolve().parent
-    repo_spec = package.parent / "spec"
-    if repo_spec.is_dir():
-        return repo_spec
-    return package / "_spec"  # an installed wheel carries the spec here
-
-
 def build_vectors(spec_dir: Path | None = None) -> dict[str, object]:
     """Every vector file's content, by file name (``messages.json`` ...).
 
-    ``spec_dir`` (default: ``default_spec_dir()``) is read for the requirement
-    IDs of ``invalid.json``.
+    ``spec_dir`` (default: the pages ``chatproto.requirements`` reads) is read
+    for the requirement IDs of ``invalid.json``.
     """
-    spec = default_spec_dir() if spec_dir is None else spec_dir
+    spec = find_spec_dir() if spec_dir is None else spec_dir
     return {
         "messages.json": messages_vectors(),
         "invalid.json": invalid_vectors(spec),

@@ -29,7 +29,8 @@ from chatproto._specdoc import (
     fill_markers,
     registry_mismatches,
 )
-from chatproto._vectors import VectorError, default_spec_dir, render_vectors
+from chatproto._vectors import VectorError, render_vectors
+from chatproto.requirements import spec_dir as default_spec_dir
 
 VECTORS_DIR = "vectors"
 
