@@ -21,8 +21,9 @@ from chatproto._fields import UINT32, FieldType, ShortText
 from chatproto._state import TRANSITIONS, State
 from chatproto.messages import MESSAGE_TYPES, Message, Sender, SendRoom
 from chatproto.names import NICK_MAX_BYTES, ROOM_NAME_MAX_BYTES
+from chatproto.requirements import spec_dir
 
-SPEC_DIR = _vectors.default_spec_dir()
+SPEC_DIR = spec_dir()
 ALL_BLOCKS = ["states", "state-table", "state-diagram", "message-index", "error-registry",
               "limits-table"]
 

@@ -32,8 +32,9 @@ from chatproto import (
 )
 from chatproto._fields import NICK, OPTIONAL_NICK, ROOM, UINT32, FieldError
 from chatproto.messages import MESSAGE_TYPES, Hello, Message, SendRoom, Welcome, message_class
+from chatproto.requirements import spec_dir
 
-SPEC_DIR = _vectors.default_spec_dir()
+SPEC_DIR = spec_dir()
 VECTORS_DIR = SPEC_DIR / "vectors"
 
 
