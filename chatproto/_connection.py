@@ -288,6 +288,11 @@ class Connection:
         self.state = after
         return frame
 
+    @property
+    def common_versions(self) -> range | None:
+        """Server: the versions both peers speak, once HELLO arrived (WELCOME picks one)."""
+        return self._offered_versions if self.role is Sender.SERVER else None
+
     def _send_limit(self) -> int:
         if self.role is Sender.SERVER:
             return MAX_FRAME_LENGTH

@@ -1,0 +1,144 @@
+"""Server configuration: defaults, an optional TOML file, then command-line flags.
+
+Every limit the handshake advertises is a ``chatproto.Limits`` field; the flags
+for them are generated from that model, so a new limit gets a flag, a config
+key and its help text without being listed here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from chatproto import DEFAULT_PORT, Limits, __version__
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says why, in one line."""
+
+
+class ServerConfig(BaseModel):
+    """Everything the reference server can be told."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    host: str = Field(default="127.0.0.1", description="Address to listen on.")
+    port: int = Field(default=DEFAULT_PORT, ge=0, le=65535,
+                      description="TCP port to listen on; 0 picks a free one.")
+    limits: Limits = Field(default_factory=Limits,
+                           description="What WELCOME advertises (see the spec's limits page).")
+    server_name: str = Field(default=f"chatproto-reference-server/{__version__}",
+                             description="Server software name sent in WELCOME.")
+    motd: str = Field(default="", description="Message of the day, sent as NOTICE after WELCOME.")
+    operators: dict[str, str] = Field(
+        default_factory=dict,
+        description="Operator name -> password, for OPER. Passwords may be given as "
+        "scrypt hashes made by `chatproto-server hash-password`.",
+    )
+    tls_cert: Path | None = Field(default=None, description="TLS certificate chain (PEM).")
+    tls_key: Path | None = Field(default=None, description="TLS private key (PEM).")
+    data_dir: Path = Field(default=Path("chatproto-data"),
+                           description="Directory of the SQLite database (accounts, history).")
+    history_depth: int = Field(default=1000, ge=1,
+                               description="Messages kept per room for replay and paging.")
+    max_output_buffer: int = Field(
+        default=1_048_576, ge=65_536,
+        description="Bytes queued to one client before it is dropped as a slow consumer.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Logging threshold.")
+    log_format: Literal["text", "json"] = Field(default="text",
+                                                description="One line per record: text or JSON.")
+    shutdown_grace_s: float = Field(
+        default=5.0, gt=0, description="Seconds to let clients drain the shutdown notice.")
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ServerConfig:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together")
+        if self.history_depth < self.limits.history_on_join:
+            raise ValueError("history_depth must be at least limits.history_on_join")
+        return self
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "chatproto.sqlite3"
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="chatproto-server",
+        description="The chatproto v1 reference server. Settings come from the defaults, "
+        "then the --config file, then these flags.",
+    )
+    parser.add_argument("--config", type=Path, metavar="FILE",
+                        help="TOML file with any of the settings below (limits in a [limits] "
+                        "table, operators in an [operators] table of name = password)")
+    fields = ServerConfig.model_fields
+    parser.add_argument("--host", help=fields["host"].description)
+    parser.add_argument("--port", type=int, help=f"{fields['port'].description} "
+                        f"(default {DEFAULT_PORT})")
+    parser.add_argument("--server-name", help=fields["server_name"].description)
+    parser.add_argument("--motd", help=fields["motd"].description)
+    parser.add_argument("--oper", action="append", metavar="NAME:PASSWORD", default=[],
+                        help="Add an operator (repeatable).")
+    parser.add_argument("--tls-cert", type=Path, metavar="PEM", help=fields["tls_cert"].description)
+    parser.add_argument("--tls-key", type=Path, metavar="PEM", help=fields["tls_key"].description)
+    parser.add_argument("--data-dir", type=Path, metavar="DIR",
+                        help=f"{fields['data_dir'].description} (default ./chatproto-data)")
+    parser.add_argument("--history-depth", type=int, metavar="N",
+                        help=f"{fields['history_depth'].description} (default 1000)")
+    parser.add_argument("--max-output-buffer", type=int, metavar="BYTES",
+                        help=f"{fields['max_output_buffer'].description} (default 1 MiB)")
+    parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                        help=fields["log_level"].description)
+    parser.add_argument("--log-format", choices=["text", "json"],
+                        help=fields["log_format"].description)
+    limits = parser.add_argument_group("limits advertised in WELCOME")
+    for name, info in Limits.model_fields.items():
+        limits.add_argument(_flag(name), type=int, dest=f"limit_{name}", metavar="N",
+                            help=f"{info.description} (default {info.default})")
+    return parser
+
+
+def load_config(argv: list[str] | None = None) -> ServerConfig:
+    """The configuration from ``--config FILE`` (if any) overlaid with the flags."""
+    args = build_parser().parse_args(argv)
+    settings: dict[str, Any] = {}
+    if args.config is not None:
+        try:
+            settings = tomllib.loads(args.config.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read {args.config}: {exc}") from None
+    limits = dict(settings.pop("limits", {}))
+    operators = dict(settings.pop("operators", {}))
+    for key in ("host", "port", "server_name", "motd", "tls_cert", "tls_key", "data_dir",
+                "history_depth", "max_output_buffer", "log_level", "log_format"):
+        value = getattr(args, key)
+        if value is not None:
+            settings[key] = value
+    for name in Limits.model_fields:
+        value = getattr(args, f"limit_{name}")
+        if value is not None:
+            limits[name] = value
+    for entry in args.oper:
+        name, sep, password = entry.partition(":")
+        if not sep or not name or not password:
+            raise ConfigError(f"--oper wants NAME:PASSWORD, got {entry!r}")
+        operators[name] = password
+    try:
+        return ServerConfig(limits=Limits(**limits), operators=operators, **settings)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc']) or 'config'}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise ConfigError(problems) from None

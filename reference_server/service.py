@@ -1,0 +1,565 @@
+"""The chat itself: what each request of spec v1 does to the server's state.
+
+``ChatService.handle`` takes one decoded request from a session and answers it
+(through ``Session.reply``), telling other sessions what they must see (through
+the backplane, one encoded frame for all of them). Requests that need a worker
+thread (password hashing) return an awaitable; everything else is synchronous,
+so one request completes before the next frame of any connection is handled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from chatproto import CASEMAPPING, ErrorCode, encode, fold
+from chatproto.messages import (
+    Away,
+    Ban,
+    Bye,
+    Error,
+    Hello,
+    History,
+    HistoryGap,
+    Join,
+    Kick,
+    LeaveKind,
+    ListMembers,
+    ListRooms,
+    ListUsers,
+    Login,
+    MemberJoined,
+    MemberLeft,
+    Message,
+    Mute,
+    MuteChanged,
+    Nick,
+    NickChanged,
+    Notice,
+    Ok,
+    Oper,
+    Part,
+    Ping,
+    Pong,
+    Presence,
+    PrivateMessage,
+    Quit,
+    Register,
+    RoomInfo,
+    RoomMessage,
+    SendPrivate,
+    SendRoom,
+    SetTopic,
+    TopicChanged,
+    Unban,
+    UserInfo,
+    Welcome,
+)
+from reference_server.backplane import Backplane, Member
+from reference_server.config import ServerConfig
+from reference_server.passwords import hash_password, verify_password
+from reference_server.session import Session
+from reference_server.store import RoomRecord, Store, StoredMessage
+
+log = logging.getLogger("chatproto.server")
+
+_MESSAGE_REQUESTS = (SendRoom, SendPrivate)
+_UNLIMITED = (Hello, Ping, Pong, Quit, Error)
+_MSG_ID_COUNTER = "msg_id"
+
+
+class Refused(Exception):
+    """A request is refused with a non-fatal ERROR carrying ``code``."""
+
+    def __init__(self, code: ErrorCode, detail: str = "") -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+@dataclass(slots=True)
+class Room:
+    """A room's durable state (membership lives in the backplane)."""
+
+    fold: str
+    name: str
+    topic: str = ""
+    last_seq: int = 0
+    bans: set[str] = field(default_factory=set)
+    mutes: set[str] = field(default_factory=set)
+
+    def record(self) -> RoomRecord:
+        return RoomRecord(self.fold, self.name, self.topic, self.last_seq)
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class ChatService:
+    """Rooms, messages, accounts and operators, over a backplane and a store."""
+
+    def __init__(self, config: ServerConfig, store: Store, backplane: Backplane) -> None:
+        self.config = config
+        self.store = store
+        self.backplane = backplane
+        self.rooms: dict[str, Room] = {
+            record.fold: Room(record.fold, record.name, record.topic, record.last_seq)
+            for record in store.rooms()
+        }
+        for kind in ("ban", "mute"):
+            for room_fold, nick_fold in store.marks(kind):
+                if room_fold in self.rooms:
+                    marks = self.rooms[room_fold].bans if kind == "ban" else \
+                        self.rooms[room_fold].mutes
+                    marks.add(nick_fold)
+        self._next_msg_id = store.counter(_MSG_ID_COUNTER) + 1
+        self._saved_msg_id = self._next_msg_id
+        self._dirty_rooms: set[str] = set()
+        self._handlers: dict[type[Message], Callable[[Session, Any], Awaitable[None] | None]] = {
+            Hello: self._hello, Nick: self._nick, Register: self._register, Login: self._login,
+            Oper: self._oper, Away: self._away, ListUsers: self._list_users, Join: self._join,
+            Part: self._part, ListRooms: self._list_rooms, SetTopic: self._set_topic,
+            ListMembers: self._list_members, History: self._history,
+            SendRoom: self._send_room, SendPrivate: self._send_private, Kick: self._kick,
+            Ban: self._ban, Unban: self._unban, Mute: self._mute, Quit: self._quit,
+            Ping: self._ping, Pong: self._pong, Error: self._peer_error,
+        }
+
+    # --------------------------------------------------------------- dispatch
+
+    def handle(self, session: Session, message: Message) -> Awaitable[None] | None:
+        """Carry out one request (or take note of a PONG or client ERROR)."""
+        if not isinstance(message, _UNLIMITED):
+            bucket = session.msg_bucket if isinstance(message, _MESSAGE_REQUESTS) \
+                else session.cmd_bucket
+            wait_ms = bucket.take()
+            if wait_ms:
+                session.reply(Error(request_id=message.request_id,
+                                    code=int(ErrorCode.RATE_LIMITED), fatal=False,
+                                    retry_after_ms=wait_ms, detail="rate limit"))
+                return None
+        handler = self._handlers[type(message)]
+        try:
+            result = handler(session, message)
+        except Refused as refused:
+            self._refuse(session, message, refused)
+            return None
+        if result is None:
+            return None
+        return self._finish_async(session, message, result)
+
+    async def _finish_async(self, session: Session, message: Message,
+                            pending: Awaitable[None]) -> None:
+        try:
+            await pending
+        except Refused as refused:
+            self._refuse(session, message, refused)
+
+    @staticmethod
+    def _refuse(session: Session, message: Message, refused: Refused) -> None:
+        session.reply(Error(request_id=message.request_id, code=int(refused.code), fatal=False,
+                            detail=refused.detail or refused.code.name))
+
+    def before_commit(self) -> None:
+        """Write what changed this turn, so that the commit carries it."""
+        for room_fold in self._dirty_rooms:
+            room = self.rooms.get(room_fold)
+            if room is not None:
+                self.store.save_room(room.record())
+        self._dirty_rooms.clear()
+        if self._next_msg_id != self._saved_msg_id:
+            self.store.set_counter(_MSG_ID_COUNTER, self._next_msg_id - 1)
+            self._saved_msg_id = self._next_msg_id
+
+    # -------------------------------------------------------------- helpers
+
+    def _room(self, name: str) -> Room:
+        room = self.rooms.get(fold(name))
+        if room is None:
+            raise Refused(ErrorCode.NO_SUCH_ROOM, f"no room {name}")
+        return room
+
+    def _member_room(self, session: Session, name: str) -> Room:
+        room = self._room(name)
+        if room.fold not in self.backplane.rooms_of(session):
+            raise Refused(ErrorCode.NOT_IN_ROOM, f"not in {room.name}")
+        return room
+
+    @staticmethod
+    def _need_operator(session: Session) -> None:
+        if not session.operator:
+            raise Refused(ErrorCode.NOT_OPERATOR, "operator privileges needed")
+
+    def _room_mates(self, session: Session) -> list[Member]:
+        """Every other member sharing at least one room, each once (CP-NICK-9)."""
+        mates: dict[int, Member] = {}
+        for room_fold in self.backplane.rooms_of(session):
+            for member in self.backplane.room_members(room_fold):
+                if member.session_id != session.session_id:
+                    mates[member.session_id] = member
+        return list(mates.values())
+
+    def _tell(self, event: Message, to: Iterable[Member]) -> None:
+        self.backplane.deliver(encode(event), to)
+
+    def _others_in(self, room: Room, session: Session) -> list[Member]:
+        return [m for m in self.backplane.room_members(room.fold)
+                if m.session_id != session.session_id]
+
+    def _user_info(self, session: Session, request_id: int, member: Member) -> UserInfo:
+        assert isinstance(member, Session)
+        return UserInfo(request_id=request_id, nick=member.nick,
+                        away=bool(member.away_message), away_message=member.away_message,
+                        operator=member.operator, registered=member.logged_in)
+
+    def _allocate_msg_id(self) -> int:
+        msg_id = self._next_msg_id
+        self._next_msg_id += 1
+        return msg_id
+
+    def _change_nick(self, session: Session, new_nick: str) -> None:
+        old_nick = session.nick
+        session.nick = new_nick
+        session.nick_fold = fold(new_nick)
+        if old_nick != new_nick:
+            self._tell(NickChanged(old_nick=old_nick, new_nick=new_nick),
+                       self._room_mates(session))
+
+    # ----------------------------------------------------- handshake, identity
+
+    def _hello(self, session: Session, hello: Hello) -> Awaitable[None] | None:
+        account = self.store.account_hash(fold(hello.nick))
+        if account is None:
+            if hello.password:
+                raise Refused(ErrorCode.AUTH_FAILED, "no account has this nick")
+            self._welcome(session, hello, hello.nick, logged_in=False)
+            return None
+        if not hello.password:
+            raise Refused(ErrorCode.NICK_REGISTERED, "this nick needs its password")
+        registered_nick, password_hash = account
+
+        async def check() -> None:
+            ok = await asyncio.to_thread(verify_password, hello.password, password_hash)
+            if not ok:
+                raise Refused(ErrorCode.AUTH_FAILED, "wrong password")
+            self._welcome(session, hello, registered_nick, logged_in=True)
+
+        return check()
+
+    def _welcome(self, session: Session, hello: Hello, nick: str, *, logged_in: bool) -> None:
+        nick_fold = fold(nick)
+        if not self.backplane.claim_nick(nick_fold, session):
+            raise Refused(ErrorCode.NICK_IN_USE, f"{nick} is in use")
+        session.nick, session.nick_fold, session.logged_in = nick, nick_fold, logged_in
+        versions = session.conn.common_versions
+        assert versions is not None  # the Connection refuses a HELLO without one
+        limits = self.config.limits
+        session.reply(Welcome(
+            request_id=hello.request_id, version=versions[-1], server_name=self.config.server_name,
+            nick=nick, logged_in=logged_in, casemapping=CASEMAPPING, capabilities=(),
+            **limits.model_dump()))
+        if self.config.motd:
+            session.reply(Notice(text=self.config.motd))
+        log.info("hello peer=%s session=%d nick=%s account=%s client=%r", session.peer,
+                 session.session_id, nick, "yes" if logged_in else "no", hello.client_name)
+
+    def _nick(self, session: Session, request: Nick) -> None:
+        new_fold = fold(request.nick)
+        if new_fold != session.nick_fold:
+            account = self.store.account_hash(new_fold)
+            if account is not None:
+                raise Refused(ErrorCode.NICK_REGISTERED, f"{request.nick} is registered")
+            if not self.backplane.claim_nick(new_fold, session):
+                raise Refused(ErrorCode.NICK_IN_USE, f"{request.nick} is in use")
+            self.backplane.release_nick(session.nick_fold, session)
+            session.logged_in = False
+        self._change_nick(session, request.nick)
+        session.reply(Ok(request_id=request.request_id))
+
+    def _register(self, session: Session, request: Register) -> Awaitable[None]:
+        if self.store.account_hash(session.nick_fold) is not None:
+            raise Refused(ErrorCode.ALREADY_REGISTERED, f"{session.nick} is registered")
+
+        async def register() -> None:
+            password_hash = await asyncio.to_thread(hash_password, request.password)
+            if not self.store.create_account(session.nick_fold, session.nick, password_hash):
+                raise Refused(ErrorCode.ALREADY_REGISTERED, f"{session.nick} is registered")
+            session.logged_in = True
+            session.reply(Ok(request_id=request.request_id))
+            log.info("register session=%d nick=%s", session.session_id, session.nick)
+
+        return register()
+
+    def _login(self, session: Session, request: Login) -> Awaitable[None]:
+        account = self.store.account_hash(fold(request.nick))
+        if account is None:
+            raise Refused(ErrorCode.AUTH_FAILED, "no such account")
+        registered_nick, password_hash = account
+
+        async def login() -> None:
+            ok = await asyncio.to_thread(verify_password, request.password, password_hash)
+            if not ok:
+                raise Refused(ErrorCode.AUTH_FAILED, "wrong password")
+            new_fold = fold(registered_nick)
+            if new_fold != session.nick_fold:
+                if not self.backplane.claim_nick(new_fold, session):
+                    raise Refused(ErrorCode.NICK_IN_USE, f"{registered_nick} is in use")
+                self.backplane.release_nick(session.nick_fold, session)
+            self._change_nick(session, registered_nick)
+            session.logged_in = True
+            session.reply(Ok(request_id=request.request_id))
+
+        return login()
+
+    def _oper(self, session: Session, request: Oper) -> Awaitable[None]:
+        stored = self.config.operators.get(request.name)
+
+        async def check() -> None:
+            ok = stored is not None and await asyncio.to_thread(
+                verify_password, request.password, stored)
+            if not ok:
+                log.info("oper refused session=%d name=%r", session.session_id, request.name)
+                raise Refused(ErrorCode.AUTH_FAILED, "wrong operator credentials")
+            session.operator = True
+            log.info("oper session=%d nick=%s name=%r", session.session_id, session.nick,
+                     request.name)
+            session.reply(Ok(request_id=request.request_id))
+
+        return check()
+
+    def _away(self, session: Session, request: Away) -> None:
+        session.away_message = request.message
+        self._tell(Presence(nick=session.nick, away=bool(request.message),
+                            away_message=request.message), self._room_mates(session))
+        session.reply(Ok(request_id=request.request_id))
+
+    def _list_users(self, session: Session, request: ListUsers) -> None:
+        for member in self.backplane.members():
+            session.reply(self._user_info(session, request.request_id, member))
+        session.reply(Ok(request_id=request.request_id))
+
+    # ------------------------------------------------------------------ rooms
+
+    def _join(self, session: Session, request: Join) -> None:
+        room_fold = fold(request.room)
+        joined = self.backplane.rooms_of(session)
+        if room_fold in joined:
+            raise Refused(ErrorCode.ALREADY_IN_ROOM, f"already in {request.room}")
+        if len(joined) >= self.config.limits.max_rooms_per_user:
+            raise Refused(ErrorCode.TOO_MANY_ROOMS, "max_rooms_per_user reached")
+        room = self.rooms.get(room_fold)
+        if room is not None and session.nick_fold in room.bans:
+            raise Refused(ErrorCode.BANNED_FROM_ROOM, f"banned from {room.name}")
+        if room is None:
+            room = self.rooms[room_fold] = Room(room_fold, request.room)
+            self._dirty_rooms.add(room_fold)
+        others = list(self.backplane.room_members(room_fold))
+        self.backplane.join(room_fold, session)
+        rid = request.request_id
+        session.reply(RoomInfo(request_id=rid, room=room.name, topic=room.topic,
+                               member_count=len(others) + 1, last_seq=room.last_seq))
+        if request.resume:
+            self._replay_after(session, rid, room, request.last_seen_seq)
+        else:
+            keep = self.config.limits.history_on_join
+            for message in self.store.messages_before(room_fold, room.last_seq + 1, keep):
+                session.reply(self._room_message(room, message, rid))
+        self._tell(MemberJoined(room=room.name, nick=session.nick), others)
+        session.reply(Ok(request_id=rid))
+
+    def _replay_after(self, session: Session, rid: int, room: Room, last_seen: int) -> None:
+        if last_seen >= room.last_seq:
+            return
+        messages = self.store.messages_after(room.fold, last_seen, room.last_seq - last_seen)
+        first_kept = messages[0].seq if messages else room.last_seq + 1
+        if first_kept > last_seen + 1:  # CP-HIST-8: say what is gone, then replay the rest
+            session.reply(HistoryGap(request_id=rid, room=room.name, first_seq=last_seen + 1,
+                                     last_seq=first_kept - 1))
+        for message in messages:
+            session.reply(self._room_message(room, message, rid))
+
+    @staticmethod
+    def _room_message(room: Room, stored: StoredMessage, request_id: int) -> RoomMessage:
+        return RoomMessage.model_construct(
+            request_id=request_id, room=room.name, seq=stored.seq, msg_id=stored.msg_id,
+            timestamp_ms=stored.timestamp_ms, sender=stored.sender,
+            client_msg_id=stored.client_msg_id, history=True, text=stored.text)
+
+    def _part(self, session: Session, request: Part) -> None:
+        room = self._member_room(session, request.room)
+        self.backplane.leave(room.fold, session)
+        self._tell(MemberLeft(room=room.name, nick=session.nick, kind=int(LeaveKind.PART),
+                              reason=request.reason), self.backplane.room_members(room.fold))
+        session.reply(Ok(request_id=request.request_id))
+
+    def _list_rooms(self, session: Session, request: ListRooms) -> None:
+        for room in self.rooms.values():
+            session.reply(RoomInfo(
+                request_id=request.request_id, room=room.name, topic=room.topic,
+                member_count=len(self.backplane.room_members(room.fold)),
+                last_seq=room.last_seq))
+        session.reply(Ok(request_id=request.request_id))
+
+    def _set_topic(self, session: Session, request: SetTopic) -> None:
+        room = self._member_room(session, request.room)
+        if session.nick_fold in room.mutes:
+            raise Refused(ErrorCode.MUTED, f"muted in {room.name}")
+        room.topic = request.topic
+        self._dirty_rooms.add(room.fold)
+        self._tell(TopicChanged(room=room.name, topic=room.topic, by=session.nick),
+                   self._others_in(room, session))
+        session.reply(Ok(request_id=request.request_id))
+
+    def _list_members(self, session: Session, request: ListMembers) -> None:
+        room = self._room(request.room)
+        for member in self.backplane.room_members(room.fold):
+            session.reply(self._user_info(session, request.request_id, member))
+        session.reply(Ok(request_id=request.request_id))
+
+    def _history(self, session: Session, request: History) -> None:
+        room = self._member_room(session, request.room)
+        if request.limit == 0:
+            raise Refused(ErrorCode.INVALID_FIELD, "limit must be at least 1")
+        newest_plus_one = room.last_seq + 1
+        before = request.before_seq if 0 < request.before_seq <= newest_plus_one \
+            else newest_plus_one
+        count = min(request.limit, self.config.limits.history_page_max)
+        window_first = max(1, before - count)
+        rid = request.request_id
+        messages = self.store.messages_before(room.fold, before, count)
+        first_kept = messages[0].seq if messages else before
+        if window_first < first_kept:  # CP-HIST-11
+            session.reply(HistoryGap(request_id=rid, room=room.name, first_seq=window_first,
+                                     last_seq=first_kept - 1))
+        for message in messages:
+            session.reply(self._room_message(room, message, rid))
+        session.reply(Ok(request_id=rid))
+
+    # --------------------------------------------------------------- messages
+
+    def _send_room(self, session: Session, request: SendRoom) -> None:
+        room = self._member_room(session, request.room)
+        if session.nick_fold in room.mutes:
+            raise Refused(ErrorCode.MUTED, f"muted in {room.name}")
+        if request.client_msg_id:
+            earlier = self.store.find_resend(room.fold, session.nick_fold, request.client_msg_id)
+            if earlier is not None:  # CP-MSG-11: the original identity, no second delivery
+                session.reply(Ok(request_id=request.request_id, msg_id=earlier.msg_id,
+                                 seq=earlier.seq, timestamp_ms=earlier.timestamp_ms))
+                return
+        room.last_seq += 1
+        stored = StoredMessage(seq=room.last_seq, msg_id=self._allocate_msg_id(),
+                               timestamp_ms=_now_ms(), sender=session.nick,
+                               client_msg_id=request.client_msg_id, text=request.text)
+        self.store.append_message(room.fold, stored, session.nick_fold,
+                                  keep=self.config.history_depth)
+        self._dirty_rooms.add(room.fold)
+        # Encoded once; every other member gets the same bytes (CP-MSG-1).
+        event = RoomMessage.model_construct(
+            request_id=0, room=room.name, seq=stored.seq, msg_id=stored.msg_id,
+            timestamp_ms=stored.timestamp_ms, sender=stored.sender,
+            client_msg_id=stored.client_msg_id, history=False, text=stored.text)
+        self._tell(event, self._others_in(room, session))
+        session.reply(Ok(request_id=request.request_id, msg_id=stored.msg_id, seq=stored.seq,
+                         timestamp_ms=stored.timestamp_ms))
+
+    def _send_private(self, session: Session, request: SendPrivate) -> None:
+        target = self.backplane.find_member(fold(request.nick))
+        if target is None:
+            raise Refused(ErrorCode.NO_SUCH_NICK, f"no user {request.nick}")
+        msg_id, timestamp_ms = self._allocate_msg_id(), _now_ms()
+        self._tell(PrivateMessage(msg_id=msg_id, timestamp_ms=timestamp_ms, sender=session.nick,
+                                  client_msg_id=request.client_msg_id, text=request.text),
+                   [target])
+        session.reply(Ok(request_id=request.request_id, msg_id=msg_id,
+                         timestamp_ms=timestamp_ms))
+
+    # -------------------------------------------------------------- operators
+
+    def _remove_from_room(self, session: Session, room: Room, nick: str, kind: LeaveKind,
+                          reason: str) -> bool:
+        target = self.backplane.find_member(fold(nick))
+        if target is None or room.fold not in self.backplane.rooms_of(target):
+            return False
+        witnesses = [m for m in self.backplane.room_members(room.fold)
+                     if m.session_id != session.session_id]
+        self.backplane.leave(room.fold, target)
+        self._tell(MemberLeft(room=room.name, nick=target.nick, kind=int(kind), reason=reason,
+                              by=session.nick), witnesses)
+        return True
+
+    def _kick(self, session: Session, request: Kick) -> None:
+        self._need_operator(session)
+        room = self._room(request.room)
+        if self.backplane.find_member(fold(request.nick)) is None:
+            raise Refused(ErrorCode.NO_SUCH_NICK, f"no user {request.nick}")
+        if not self._remove_from_room(session, room, request.nick, LeaveKind.KICK,
+                                      request.reason):
+            raise Refused(ErrorCode.NOT_IN_ROOM, f"{request.nick} is not in {room.name}")
+        log.info("kick room=%s nick=%s by=%s", room.name, request.nick, session.nick)
+        session.reply(Ok(request_id=request.request_id))
+
+    def _ban(self, session: Session, request: Ban) -> None:
+        self._need_operator(session)
+        room = self._room(request.room)
+        room.bans.add(fold(request.nick))
+        self.store.set_mark("ban", room.fold, fold(request.nick), True)
+        self._remove_from_room(session, room, request.nick, LeaveKind.BAN, request.reason)
+        log.info("ban room=%s nick=%s by=%s", room.name, request.nick, session.nick)
+        session.reply(Ok(request_id=request.request_id))
+
+    def _unban(self, session: Session, request: Unban) -> None:
+        self._need_operator(session)
+        room = self._room(request.room)
+        room.bans.discard(fold(request.nick))
+        self.store.set_mark("ban", room.fold, fold(request.nick), False)
+        session.reply(Ok(request_id=request.request_id))
+
+    def _mute(self, session: Session, request: Mute) -> None:
+        self._need_operator(session)
+        room = self._room(request.room)
+        nick_fold = fold(request.nick)
+        (room.mutes.add if request.muted else room.mutes.discard)(nick_fold)
+        self.store.set_mark("mute", room.fold, nick_fold, request.muted)
+        self._tell(MuteChanged(room=room.name, nick=request.nick, muted=request.muted,
+                               by=session.nick), self._others_in(room, session))
+        session.reply(Ok(request_id=request.request_id))
+
+    # ------------------------------------------------- keepalive and closing
+
+    def _ping(self, session: Session, ping: Ping) -> None:
+        session.reply(Pong(request_id=ping.request_id, token=ping.token))
+
+    def _pong(self, session: Session, pong: Pong) -> None:
+        session.ping_outstanding = False  # a stray PONG is ignored (CP-KEEP-3)
+
+    def _peer_error(self, session: Session, error: Error) -> None:
+        log.info("client error peer=%s nick=%s code=%d detail=%r", session.peer,
+                 session.nick or "-", error.code, error.detail)
+        self.leave_chat(session, f"client sent error {error.code}")
+        session.close_after_flush()
+
+    def _quit(self, session: Session, request: Quit) -> None:
+        session.reply(Bye(request_id=request.request_id, reason="goodbye"))
+        self.leave_chat(session, "quit", LeaveKind.QUIT, request.reason)
+
+    def leave_chat(self, session: Session, why: str, kind: LeaveKind = LeaveKind.DISCONNECT,
+                   reason: str = "") -> None:
+        """The session is gone from the chat: rooms, nick (idempotent)."""
+        if session.gone:
+            return
+        session.gone = True
+        if session.nick:
+            for room_fold in self.backplane.rooms_of(session):
+                room = self.rooms[room_fold]
+                self.backplane.leave(room_fold, session)
+                self._tell(MemberLeft(room=room.name, nick=session.nick, kind=int(kind),
+                                      reason=reason), self.backplane.room_members(room_fold))
+            self.backplane.release_nick(session.nick_fold, session)
+        log.info("disconnect peer=%s session=%d nick=%s reason=%s", session.peer,
+                 session.session_id, session.nick or "-", why)

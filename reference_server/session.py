@@ -1,0 +1,269 @@
+"""One client connection: socket events in, ``chatproto.Connection`` in the middle.
+
+A ``Session`` is an ``asyncio.Protocol``: it feeds received bytes to its sans-IO
+connection, hands each event to the chat service in order, and queues the
+bytes to send. It never writes on its own: the server flushes every session's
+queue once per event-loop turn, after committing the database, so a client
+gets one write per turn however many frames were queued for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from collections.abc import Awaitable, Iterator
+from typing import TYPE_CHECKING
+
+from chatproto import (
+    Connection,
+    ConnectionClosed,
+    ErrorCode,
+    Event,
+    FrameRejected,
+    LocalProtocolError,
+    RemoteProtocolError,
+    Sender,
+    State,
+    encode,
+    error_message,
+)
+from chatproto.messages import Error, Limits, Message
+
+if TYPE_CHECKING:
+    from reference_server.server import ChatServer
+
+log = logging.getLogger("chatproto.server")
+
+_LIVE_STATES = (State.READY, State.QUITTING)
+
+
+class TokenBucket:
+    """``capacity`` tokens, one more every ``interval_ms``: the spec's rate limit (CP-RATE-1)."""
+
+    def __init__(self, capacity: int, interval_ms: int) -> None:
+        self.capacity = capacity
+        self.interval_s = interval_ms / 1000
+        self.tokens = float(capacity)
+        self.updated = time.monotonic()
+
+    def take(self) -> int:
+        """Take a token: 0 on success, else the milliseconds until one is there."""
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) / self.interval_s)
+        self.updated = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0
+        return max(1, int((1 - self.tokens) * self.interval_s * 1000 + 0.999))
+
+
+class Session(asyncio.Protocol):
+    """A connected client: its protocol state, identity and output queue."""
+
+    def __init__(self, server: ChatServer, session_id: int, limits: Limits) -> None:
+        self.server = server
+        self.session_id = session_id
+        self.conn = Connection(Sender.SERVER, limits)
+        self.transport: asyncio.Transport | None = None
+        self.peer = "?"
+        # Identity, set by the chat service.
+        self.nick = ""
+        self.nick_fold = ""
+        self.logged_in = False
+        self.operator = False
+        self.away_message = ""
+        # Output: frames queued this turn, written by the server's flush.
+        self._out: list[bytes] = []
+        self._out_bytes = 0
+        self.dirty = False
+        self._close_after_flush = False
+        self.gone = False
+        """Set once the session left the chat (closed, dropped): deliver nothing more."""
+        # Input: events are handled one at a time, in order (CP-REQ-8).
+        self._events: Iterator[Event] = iter(())
+        self._busy = False
+        # Keepalive bookkeeping, in loop time.
+        now = time.monotonic()
+        self.last_received = now
+        self.last_sent = now
+        self.ping_outstanding = False
+        self.msg_bucket = TokenBucket(limits.msg_rate_burst, limits.msg_rate_interval_ms)
+        self.cmd_bucket = TokenBucket(limits.cmd_rate_burst, limits.cmd_rate_interval_ms)
+
+    # ------------------------------------------------------------ asyncio side
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            # Frames are small and interactive; Nagle would hold them back.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        peer = transport.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        log.info("connect peer=%s session=%d", self.peer, self.session_id)
+        self.server.sessions[self.session_id] = self
+
+    def data_received(self, data: bytes) -> None:
+        self._events = self.conn.receive_data(data)
+        self._pump()
+
+    def eof_received(self) -> bool:
+        self._events = self.conn.receive_data(b"")
+        self._pump()
+        return True  # keep our side open until BYE (or whatever is queued) is flushed
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        self.server.sessions.pop(self.session_id, None)
+        self.server.service.leave_chat(self, "connection lost" if exc else "closed")
+
+    # ----------------------------------------------------------- input, in order
+
+    def _pump(self) -> None:
+        """Hand events to the service until one goes asynchronous or none are left."""
+        while not self._busy and not self.gone:
+            try:
+                event = next(self._events, None)
+            except RemoteProtocolError as exc:
+                self.fail(exc)
+                return
+            if event is None:
+                return
+            if not isinstance(event, ConnectionClosed):
+                self.last_received = time.monotonic()
+            pending = self._handle(event)
+            if pending is not None:
+                self._wait_for(pending)
+
+    def _handle(self, event: Event) -> Awaitable[None] | None:
+        if isinstance(event, ConnectionClosed):
+            self.server.service.leave_chat(self, "client closed the connection")
+            self.close_after_flush()
+            return None
+        if isinstance(event, FrameRejected):
+            self.reply(event.error_reply())
+            return None
+        return self.server.service.handle(self, event)
+
+    def _wait_for(self, pending: Awaitable[None]) -> None:
+        # A handler that must wait (a password check in a worker thread) holds
+        # back every later frame of this connection until it is done.
+        self._busy = True
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+        async def finish() -> None:
+            try:
+                await pending
+            except Exception:  # a bug in a handler must not kill the connection
+                log.exception("handler failed session=%d", self.session_id)
+                self.reply(Error(code=int(ErrorCode.INTERNAL_ERROR), fatal=False,
+                                 detail="internal error"))
+            finally:
+                self._busy = False
+                if self.transport is not None and not self.gone:
+                    self.transport.resume_reading()
+                self._pump()
+
+        self.server.spawn(finish())
+
+    # ------------------------------------------------------------------ output
+
+    def reply(self, message: Message) -> None:
+        """Queue a message to this client through its Connection (state-checked)."""
+        if self.gone or self.conn.state is State.CLOSED:
+            return
+        try:
+            frame = self.conn.send(message)
+        except LocalProtocolError:
+            log.exception("refused to send %s session=%d", message.NAME, self.session_id)
+            return
+        self._queue(frame)
+        if self._connection_closed():  # a fatal ERROR or BYE: nothing may follow
+            self.close_after_flush()
+
+    def _connection_closed(self) -> bool:
+        return self.conn.state is State.CLOSED
+
+    def deliver(self, frame: bytes) -> None:
+        """Queue an event frame encoded once for many recipients (no per-recipient work)."""
+        if self.gone or self.conn.state not in _LIVE_STATES or self.transport is None:
+            return
+        backlog = self._out_bytes + self.transport.get_write_buffer_size()
+        if backlog + len(frame) > self.server.config.max_output_buffer:
+            self.drop_slow_consumer()
+            return
+        self._queue(frame)
+
+    def _queue(self, frame: bytes) -> None:
+        self._out.append(frame)
+        self._out_bytes += len(frame)
+        if not self.dirty:
+            self.dirty = True
+            self.server.mark_dirty(self)
+
+    def flush(self) -> None:
+        """Write everything queued this turn in one write (called by the server)."""
+        self.dirty = False
+        transport = self.transport
+        if transport is None:
+            self._out.clear()
+            return
+        if self._out:
+            transport.write(b"".join(self._out) if len(self._out) > 1 else self._out[0])
+            self.last_sent = time.monotonic()
+            self._out.clear()
+            self._out_bytes = 0
+        if self._close_after_flush:
+            transport.close()
+            self._abort_later(transport)
+        elif transport.get_write_buffer_size() > self.server.config.max_output_buffer:
+            self.drop_slow_consumer()
+
+    def close_after_flush(self) -> None:
+        self._close_after_flush = True
+        if not self.dirty:
+            self.dirty = True
+            self.server.mark_dirty(self)
+
+    def fail(self, exc: RemoteProtocolError) -> None:
+        """The client broke a fatal rule: tell it (CP-ERR-1) and close."""
+        log.info("protocol error peer=%s nick=%s code=%s detail=%s", self.peer,
+                 self.nick or "-", exc.code.name, exc.detail)
+        self.reply(error_message(exc))
+        self.server.service.leave_chat(self, f"protocol error {exc.code.name}")
+        self.close_after_flush()
+
+    def close_with_error(self, code: ErrorCode, detail: str, retry_after_ms: int = 0) -> None:
+        """Send a fatal ERROR of ours (shutdown, idle timeout) and close."""
+        self.reply(Error(code=int(code), fatal=True, retry_after_ms=retry_after_ms,
+                         detail=detail))
+        self.close_after_flush()
+
+    def drop_slow_consumer(self) -> None:
+        """Past the output bound: discard the queue, try to say why, close (CP-FLOW-2)."""
+        if self.gone:
+            return
+        log.info("slow consumer peer=%s nick=%s backlog=%d", self.peer, self.nick or "-",
+                 self._out_bytes + (self.transport.get_write_buffer_size()
+                                    if self.transport else 0))
+        self._out.clear()
+        self._out_bytes = 0
+        self.server.service.leave_chat(self, "slow consumer")
+        transport = self.transport
+        if transport is not None:
+            # Whole frames only ever reach the transport, so this lands on a
+            # frame boundary (CP-FLOW-3); the client may never read it.
+            transport.write(encode(Error(code=int(ErrorCode.SLOW_CONSUMER), fatal=True,
+                                         detail="output buffer exceeded")))
+            transport.close()
+            self._abort_later(transport)
+
+    def _abort_later(self, transport: asyncio.Transport) -> None:
+        # close() waits for the buffer to drain; a client that never reads would
+        # hold the socket forever, so give it a grace period and then cut it.
+        loop = asyncio.get_running_loop()
+        loop.call_later(self.server.config.shutdown_grace_s, transport.abort)
