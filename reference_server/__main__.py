@@ -23,9 +23,8 @@ async def _run(config: ServerConfig) -> None:
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    print(f"chatproto-server listening on {config.host}:{server.port} "
-          f"(connect with: chatproto-client {config.host}:{server.port} --nick NAME)",
-          file=sys.stderr, flush=True)
+    print(f"chatproto-server: connect a chatproto client to {config.host}:{server.port}; "
+          "Ctrl-C stops the server", file=sys.stderr, flush=True)
     await stop.wait()
     await server.shutdown()
 

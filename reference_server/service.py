@@ -252,6 +252,8 @@ class ChatService:
         return check()
 
     def _welcome(self, session: Session, hello: Hello, nick: str, *, logged_in: bool) -> None:
+        if session.gone:  # it hung up while its password was being checked
+            return
         nick_fold = fold(nick)
         if not self.backplane.claim_nick(nick_fold, session):
             raise Refused(ErrorCode.NICK_IN_USE, f"{nick} is in use")
@@ -305,6 +307,8 @@ class ChatService:
             ok = await asyncio.to_thread(verify_password, request.password, password_hash)
             if not ok:
                 raise Refused(ErrorCode.AUTH_FAILED, "wrong password")
+            if session.gone:
+                return
             new_fold = fold(registered_nick)
             if new_fold != session.nick_fold:
                 if not self.backplane.claim_nick(new_fold, session):

@@ -107,12 +107,15 @@ class Session(asyncio.Protocol):
         self.server.sessions[self.session_id] = self
 
     def data_received(self, data: bytes) -> None:
+        if self.gone:  # closing after a fatal error or QUIT: the rest is read and dropped
+            return
         self._events = self.conn.receive_data(data)
         self._pump()
 
     def eof_received(self) -> bool:
-        self._events = self.conn.receive_data(b"")
-        self._pump()
+        if not self.gone:
+            self._events = self.conn.receive_data(b"")
+            self._pump()
         return True  # keep our side open until BYE (or whatever is queued) is flushed
 
     def connection_lost(self, exc: Exception | None) -> None:
