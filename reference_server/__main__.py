@@ -18,13 +18,16 @@ log = logging.getLogger("chatproto.server")
 
 async def _run(config: ServerConfig) -> None:
     server = ChatServer(config)
-    await server.start()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+    # Before listening: a signal that arrives as soon as we listen still
+    # gets the graceful shutdown.
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    print(f"chatproto-server: connect a chatproto client to {config.host}:{server.port}; "
-          "Ctrl-C stops the server", file=sys.stderr, flush=True)
+    await server.start()
+    if config.log_format == "text":  # JSON logs stay one object per line
+        print(f"chatproto-server listening on {config.host}:{server.port}: connect a chatproto "
+              "client there; Ctrl-C stops the server", file=sys.stderr, flush=True)
     await stop.wait()
     await server.shutdown()
 

@@ -78,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="chatproto-server",
         description="The chatproto v1 reference server. Settings come from the defaults, "
         "then the --config file, then these flags.",
+        epilog="`chatproto-server hash-password` reads a password and prints its scrypt hash, "
+        "for the [operators] table of a config file.",
     )
     parser.add_argument("--config", type=Path, metavar="FILE",
                         help="TOML file with any of the settings below (limits in a [limits] "
@@ -116,10 +118,14 @@ def load_config(argv: list[str] | None = None) -> ServerConfig:
     if args.config is not None:
         try:
             settings = tomllib.loads(args.config.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"cannot read {args.config}: {exc}") from None
-    limits = dict(settings.pop("limits", {}))
-    operators = dict(settings.pop("operators", {}))
+    limits = settings.pop("limits", {})
+    operators = settings.pop("operators", {})
+    for table, value in (("limits", limits), ("operators", operators)):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{table} must be a table ([{table}]) in {args.config}")
+    limits, operators = dict(limits), dict(operators)
     for key in ("host", "port", "server_name", "motd", "tls_cert", "tls_key", "data_dir",
                 "history_depth", "max_output_buffer", "log_level", "log_format"):
         value = getattr(args, key)
@@ -131,14 +137,21 @@ def load_config(argv: list[str] | None = None) -> ServerConfig:
             limits[name] = value
     for entry in args.oper:
         name, sep, password = entry.partition(":")
-        if not sep or not name or not password:
-            raise ConfigError(f"--oper wants NAME:PASSWORD, got {entry!r}")
+        if not sep or not name or not password:  # never echo it: it may be a password
+            raise ConfigError("--oper wants NAME:PASSWORD")
         operators[name] = password
     try:
-        return ServerConfig(limits=Limits(**limits), operators=operators, **settings)
+        checked_limits = Limits(**limits)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in error['loc']) or 'config'}: {error['msg']}"
-            for error in exc.errors()
-        )
-        raise ConfigError(problems) from None
+        raise ConfigError(_problems(exc, "limits")) from None
+    try:
+        return ServerConfig(limits=checked_limits, operators=operators, **settings)
+    except ValidationError as exc:
+        raise ConfigError(_problems(exc, "config")) from None
+
+
+def _problems(exc: ValidationError, where: str) -> str:
+    return "; ".join(
+        f"{'.'.join([where, *(str(part) for part in error['loc'])])}: {error['msg']}"
+        for error in exc.errors()
+    )

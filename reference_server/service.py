@@ -162,6 +162,9 @@ class ChatService:
 
     @staticmethod
     def _refuse(session: Session, message: Message, refused: Refused) -> None:
+        if isinstance(message, Hello | Login | Register):
+            log.info("%s refused peer=%s session=%d code=%s", message.NAME.lower(),
+                     session.peer, session.session_id, refused.code.name)
         session.reply(Error(request_id=message.request_id, code=int(refused.code), fatal=False,
                             detail=refused.detail or refused.code.name))
 

@@ -116,7 +116,9 @@ class Session(asyncio.Protocol):
         if not self.gone:
             self._events = self.conn.receive_data(b"")
             self._pump()
-        return True  # keep our side open until BYE (or whatever is queued) is flushed
+        # Keep our side open until BYE is flushed; TLS cannot half-close.
+        return self.transport is not None and \
+            self.transport.get_extra_info("sslcontext") is None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
