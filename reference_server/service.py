@@ -533,7 +533,9 @@ class ChatService:
         nick_fold = fold(request.nick)
         (room.mutes.add if request.muted else room.mutes.discard)(nick_fold)
         self.store.set_mark("mute", room.fold, nick_fold, request.muted)
-        self._tell(MuteChanged(room=room.name, nick=request.nick, muted=request.muted,
+        target = self.backplane.find_member(nick_fold)
+        nick = target.nick if target is not None else request.nick  # its own spelling (CP-NICK-3)
+        self._tell(MuteChanged(room=room.name, nick=nick, muted=request.muted,
                                by=session.nick), self._others_in(room, session))
         session.reply(Ok(request_id=request.request_id))
 

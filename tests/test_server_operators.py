@@ -1,0 +1,196 @@
+"""Reference server: operators (OPER, KICK, BAN, UNBAN, MUTE), over real sockets.
+
+Spec page: users (Operators, Who sees what). The operator credential comes from the
+server configuration (``operators``).
+"""
+
+from __future__ import annotations
+
+import pytest
+from conftest import ClientFactory, RunningServer
+from server_harness import ChatTestClient, join_all, of_type, refused
+
+from chatproto import ErrorCode
+from chatproto.messages import (
+    Ban,
+    Join,
+    Kick,
+    LeaveKind,
+    ListUsers,
+    MemberLeft,
+    Message,
+    Mute,
+    MuteChanged,
+    Oper,
+    RoomMessage,
+    SendRoom,
+    SetTopic,
+    Unban,
+    UserInfo,
+)
+
+pytestmark = pytest.mark.server_config(operators={"root": "op-secret"})
+
+
+async def operator(client_factory: ClientFactory, nick: str = "op") -> ChatTestClient:
+    client = await client_factory(nick)
+    await client.ok(Oper(name="root", password="op-secret"))
+    return client
+
+
+async def test_oper_with_the_configured_credential(server: RunningServer,
+                                                   client_factory: ClientFactory) -> None:
+    """CP-OPER-1, CP-OPER-2, CP-USER-2: a wrong name or password is AUTH_FAILED; the
+    configured one is OK and USER_INFO then shows operator=1 (no event announces it)."""
+    op, bob = await client_factory("op"), await client_factory("bob")
+    await join_all("#room", op, bob)
+    refused(await op.request(Oper(name="root", password="wrong")), ErrorCode.AUTH_FAILED)
+    refused(await op.request(Oper(name="admin", password="op-secret")), ErrorCode.AUTH_FAILED)
+    refused(await op.request(Oper(name="ROOT", password="op-secret")), ErrorCode.AUTH_FAILED)
+    await op.ok(Oper(name="root", password="op-secret"))
+    assert await bob.barrier() == []
+    users = {u.nick: u.operator for u in of_type(await bob.ok(ListUsers()), UserInfo)}
+    assert users == {"op": True, "bob": False}
+
+
+@pytest.mark.parametrize("request_message", [
+    Kick(room="#room", nick="bob"), Ban(room="#room", nick="bob"),
+    Unban(room="#room", nick="bob"), Mute(room="#room", nick="bob", muted=True),
+    Kick(room="#nowhere", nick="nobody"), Ban(room="#nowhere", nick="nobody"),
+    Unban(room="#nowhere", nick="nobody"), Mute(room="#nowhere", nick="nobody", muted=False),
+], ids=lambda m: f"{m.NAME}-{m.room}")
+async def test_moderation_needs_an_operator(server: RunningServer,
+                                            client_factory: ClientFactory,
+                                            request_message: Message) -> None:
+    """CP-OPER-3, CP-ERR-5: KICK, BAN, UNBAN and MUTE from a non-operator are
+    NOT_OPERATOR whatever room and nick they name (existing or not); nothing happens."""
+    alice, bob = await client_factory("alice"), await client_factory("bob")
+    await join_all("#room", alice, bob)
+    refused(await alice.request(request_message), ErrorCode.NOT_OPERATOR)
+    assert await bob.barrier() == []
+    await bob.ok(SendRoom(room="#room", text="still here and not muted"))
+
+
+async def test_kick(server: RunningServer, client_factory: ClientFactory) -> None:
+    """CP-OPER-4: an operator who is not a member kicks mallory: mallory and every
+    remaining member get MEMBER_LEFT kind KICK with the reason and the operator as `by`;
+    the operator gets only OK; mallory may join again."""
+    op = await operator(client_factory)
+    alice, bob, mallory = [await client_factory(n) for n in ("alice", "bob", "mallory")]
+    await join_all("#room", alice, bob, mallory)
+    await op.ok(Kick(room="#room", nick="MALLORY", reason="flooding"))
+    for member in (mallory, alice, bob):
+        left = of_type(await member.barrier(), MemberLeft)
+        assert [(m.room, m.nick, m.kind, m.reason, m.by) for m in left] == [
+            ("#room", "mallory", LeaveKind.KICK, "flooding", "op")]
+    assert await op.barrier() == []
+    refused(await mallory.request(SendRoom(room="#room", text="hey")), ErrorCode.NOT_IN_ROOM)
+    await mallory.ok(Join(room="#room"))
+
+
+async def test_kick_of_someone_not_in_the_room(server: RunningServer,
+                                               client_factory: ClientFactory) -> None:
+    """CP-OPER-5: KICK of a nick nobody holds is NO_SUCH_NICK; of a connected user who is
+    not in the room, NOT_IN_ROOM; of anyone in a missing room, NO_SUCH_ROOM (CP-ROOM-7)."""
+    op = await operator(client_factory)
+    alice, outsider = await client_factory("alice"), await client_factory("outsider")
+    await join_all("#room", alice)
+    refused(await op.request(Kick(room="#room", nick="ghost")), ErrorCode.NO_SUCH_NICK)
+    refused(await op.request(Kick(room="#room", nick="outsider")), ErrorCode.NOT_IN_ROOM)
+    refused(await op.request(Kick(room="#nowhere", nick="alice")), ErrorCode.NO_SUCH_ROOM)
+    assert await alice.barrier() == []
+    assert await outsider.barrier() == []
+
+
+async def test_ban_and_unban(server: RunningServer, client_factory: ClientFactory) -> None:
+    """CP-OPER-6, CP-OPER-7, CP-ROOM-13: BAN removes mallory (MEMBER_LEFT kind BAN to her
+    and the members, not the operator); she cannot rejoin (BANNED_FROM_ROOM), not even
+    from a new connection spelling the nick differently; UNBAN lets her in; UNBAN with no
+    ban is OK too."""
+    op = await operator(client_factory)
+    alice, mallory = await client_factory("alice"), await client_factory("mallory")
+    await join_all("#room", alice, mallory)
+    await op.ok(Ban(room="#room", nick="mallory", reason="spam"))
+    for member in (mallory, alice):
+        left = of_type(await member.barrier(), MemberLeft)
+        assert [(m.nick, m.kind, m.reason, m.by) for m in left] == [
+            ("mallory", LeaveKind.BAN, "spam", "op")]
+    assert await op.barrier() == []
+    refused(await mallory.request(Join(room="#room")), ErrorCode.BANNED_FROM_ROOM)
+    await mallory.quit()
+    mallory2 = await client_factory("MALLORY")
+    refused(await mallory2.request(Join(room="#ROOM")), ErrorCode.BANNED_FROM_ROOM)
+    assert await alice.barrier() == []
+
+    await op.ok(Unban(room="#room", nick="Mallory"))
+    await mallory2.ok(Join(room="#room"))
+    await op.ok(Unban(room="#room", nick="neverbanned"))
+
+
+async def test_ban_of_an_absent_nick(server: RunningServer,
+                                     client_factory: ClientFactory) -> None:
+    """CP-OPER-6: a ban is kept per room by nick fold whether or not anyone holds the
+    nick: BAN is OK, and a later JOIN under that nick is BANNED_FROM_ROOM."""
+    op = await operator(client_factory)
+    alice = await client_factory("alice")
+    await join_all("#room", alice)
+    await op.ok(Ban(room="#room", nick="troll"))
+    assert await alice.barrier() == []
+    troll = await client_factory("Troll")
+    refused(await troll.request(Join(room="#room")), ErrorCode.BANNED_FROM_ROOM)
+    await troll.ok(Join(room="#other"))
+
+
+async def test_mute_and_unmute(server: RunningServer, client_factory: ClientFactory) -> None:
+    """CP-OPER-8, CP-OPER-9: MUTE tells every member except the operator (the muted one
+    included) MUTE_CHANGED; the muted member's SEND_ROOM and SET_TOPIC are MUTED and
+    deliver nothing; other members still talk; unmuting restores it."""
+    op = await operator(client_factory)
+    alice, mallory = await client_factory("alice"), await client_factory("mallory")
+    await join_all("#room", op, alice, mallory)
+    await op.ok(Mute(room="#room", nick="mallory", muted=True))
+    for member in (alice, mallory):
+        changes = of_type(await member.barrier(), MuteChanged)
+        assert [(c.room, c.nick, c.muted, c.by) for c in changes] == [
+            ("#room", "mallory", True, "op")]
+    assert await op.barrier() == []
+
+    refused(await mallory.request(SendRoom(room="#room", text="you can't silence me")),
+            ErrorCode.MUTED)
+    refused(await mallory.request(SetTopic(room="#room", topic="muted topic")),
+            ErrorCode.MUTED)
+    assert await alice.barrier() == []
+    await alice.ok(SendRoom(room="#room", text="peace at last"))
+    assert len(of_type(await mallory.barrier(), RoomMessage)) == 1
+
+    await op.ok(Mute(room="#room", nick="mallory", muted=False))
+    changes = of_type(await alice.barrier(), MuteChanged)
+    assert [(c.nick, c.muted) for c in changes] == [("mallory", False)]
+    await mallory.barrier()
+    await mallory.ok(SendRoom(room="#room", text="thanks"))
+    assert len(of_type(await alice.barrier(), RoomMessage)) == 1
+
+
+async def test_mute_follows_the_nick(server: RunningServer,
+                                     client_factory: ClientFactory) -> None:
+    """CP-OPER-8: mutes are kept per room by nick fold: a mute set while the nick is
+    away applies when it comes back."""
+    op = await operator(client_factory)
+    alice = await client_factory("alice")
+    await join_all("#room", alice)
+    await op.ok(Mute(room="#room", nick="latecomer", muted=True))
+    latecomer = await client_factory("LateComer")
+    await latecomer.ok(Join(room="#room"))
+    refused(await latecomer.request(SendRoom(room="#room", text="hi")), ErrorCode.MUTED)
+
+
+async def test_mute_changed_shows_the_members_own_spelling(
+        server: RunningServer, client_factory: ClientFactory) -> None:
+    """CP-NICK-3: a frame naming a user shows the nick as that user spelled it, whatever
+    letter case the operator typed (KICK and BAN do this; MUTE_CHANGED must too)."""
+    op = await operator(client_factory)
+    alice, mallory = await client_factory("alice"), await client_factory("mallory")
+    await join_all("#room", alice, mallory)
+    await op.ok(Mute(room="#room", nick="MALLORY", muted=True))
+    changes = of_type(await alice.barrier(), MuteChanged)
+    assert [c.nick for c in changes] == ["mallory"]
