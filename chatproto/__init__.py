@@ -24,6 +24,7 @@ from chatproto._errors import (
 )
 from chatproto._fastcodec import decode_frame, encode
 from chatproto._framing import MAX_FRAME_LENGTH, PRE_WELCOME_FRAME_LENGTH, FrameDecoder
+from chatproto._schema import error_code_of as validation_error_code
 from chatproto._state import State
 from chatproto.messages import MESSAGE_TYPES, Limits, Message, Sender
 from chatproto.names import CASEMAPPING, fold
@@ -61,4 +62,5 @@ __all__ = [
     "error_message",
     "fold",
     "limit_breach",
+    "validation_error_code",
 ]

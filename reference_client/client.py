@@ -1,0 +1,593 @@
+"""The asyncio client library: awaitable requests, an event stream, reconnection.
+
+``ChatClient`` drives one ``chatproto.Connection`` over a TCP (or TLS) stream.
+Every request gets a fresh request id and an awaitable that resolves with the
+server's final answer (OK, WELCOME, PONG, BYE) or raises ``ChatError`` with the
+spec's code. Everything the server sends unasked (room messages, joins,
+notices) comes out of ``events()`` as the pydantic message models, together
+with the client's own events (``Reconnecting``, ``Reconnected``...).
+
+Network conditions never escape as tracebacks: they become ``ConnectionLost``
+(pending requests) and ``Disconnected`` (the event stream), each with a
+one-line reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import random
+import ssl
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from pydantic import ValidationError
+
+from chatproto import (
+    PROTOCOL_VERSION,
+    Connection,
+    ConnectionClosed,
+    ErrorCode,
+    FrameRejected,
+    LocalProtocolError,
+    RemoteProtocolError,
+    Sender,
+    error_message,
+    fold,
+    validation_error_code,
+)
+from chatproto.messages import (
+    Away,
+    Ban,
+    Error,
+    Hello,
+    History,
+    HistoryGap,
+    Join,
+    Kick,
+    Limits,
+    ListMembers,
+    ListRooms,
+    ListUsers,
+    Login,
+    MemberJoined,
+    MemberLeft,
+    Message,
+    Mute,
+    Nick,
+    NickChanged,
+    Ok,
+    Oper,
+    Part,
+    Ping,
+    Pong,
+    Quit,
+    Register,
+    RoomInfo,
+    RoomMessage,
+    SendPrivate,
+    SendRoom,
+    SetTopic,
+    TopicChanged,
+    Unban,
+    UserInfo,
+    Welcome,
+)
+from reference_client.events import (
+    ClientEvent,
+    Disconnected,
+    HistoryGapDetected,
+    Reconnected,
+    Reconnecting,
+)
+
+log = logging.getLogger("chatproto.client")
+
+DEFAULT_CLIENT_NAME = "chatproto-reference-client/0.1.0"
+
+# Errors after which trying again with the same nick and password is pointless.
+_GIVE_UP = {ErrorCode.AUTH_FAILED, ErrorCode.NICK_REGISTERED, ErrorCode.INVALID_NICK,
+            ErrorCode.UNSUPPORTED_VERSION}
+
+M = TypeVar("M", bound=Message)
+
+
+class ChatError(Exception):
+    """The server (or the protocol rules, locally) refused a request."""
+
+    def __init__(self, code: int, detail: str = "", *, retry_after_ms: int = 0,
+                 request: str = "") -> None:
+        self.code = code
+        self.detail = detail
+        self.retry_after_ms = retry_after_ms
+        self.request = request
+        super().__init__(self._line())
+
+    @property
+    def error_code(self) -> ErrorCode | None:
+        try:
+            return ErrorCode(self.code)
+        except ValueError:
+            return None
+
+    @property
+    def name(self) -> str:
+        known = self.error_code
+        return known.name if known is not None else f"ERROR_{self.code}"
+
+    def _line(self) -> str:
+        wait = f" (retry in {self.retry_after_ms} ms)" if self.retry_after_ms else ""
+        return f"{self.request or 'request'} refused: {self.name}: {self.detail}{wait}"
+
+
+class HandshakeFailed(ChatError):
+    """HELLO was refused: nick in use, wrong password, no common version..."""
+
+
+class ConnectionLost(Exception):
+    """The connection ended (or could not be made); the message says why in one line."""
+
+    def __init__(self, reason: str, code: int | None = None,
+                 retry_after_ms: int = 0) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
+        self.retry_after_ms = retry_after_ms
+
+
+@dataclass(slots=True)
+class RoomState:
+    """What the client knows of a room it is in."""
+
+    name: str
+    topic: str = ""
+    last_seq: int = 0
+    members: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True, slots=True)
+class JoinResult:
+    info: RoomInfo
+    history: list[RoomMessage]
+    gap: HistoryGap | None
+    members: list[UserInfo]
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    messages: list[RoomMessage]
+    gap: HistoryGap | None
+
+
+@dataclass(slots=True)
+class _Pending:
+    request: Message
+    final: str
+    future: asyncio.Future[tuple[list[Message], Message]]
+    frames: list[Message] = field(default_factory=list)
+
+
+def _network_reason(exc: BaseException) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS error: {exc.reason or exc}"
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc) or type(exc).__name__
+    return str(exc) or type(exc).__name__
+
+
+class ChatClient:
+    """One user's connection to a chatproto server. Create it with ``connect``."""
+
+    def __init__(self, host: str, port: int, *, nick: str, password: str = "",
+                 tls: ssl.SSLContext | None = None, client_name: str = DEFAULT_CLIENT_NAME,
+                 reconnect: bool = False, reconnect_max_delay: float = 30.0,
+                 connect_timeout: float = 10.0) -> None:
+        self.host, self.port = host, port
+        self.nick = nick
+        self._password = password
+        self._tls = tls
+        self._client_name = client_name
+        self.reconnect = reconnect
+        self.reconnect_max_delay = reconnect_max_delay
+        self.connect_timeout = connect_timeout
+        self.welcome: Welcome | None = None
+        self.rooms: dict[str, RoomState] = {}
+        """Joined rooms by folded name."""
+        self._ids = itertools.count(1)
+        self._msg_ids = itertools.count(random.randrange(1, 2**40))
+        self._pending: dict[int, _Pending] = {}
+        self._events: asyncio.Queue[Message | ClientEvent | None] = asyncio.Queue()
+        self._conn = Connection(Sender.CLIENT)
+        self._writer: asyncio.StreamWriter | None = None
+        self._reader_task: asyncio.Task[None] | None = None
+        self._reconnect_task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._finished = False
+        self._last_error: Error | None = None
+
+    # ---------------------------------------------------------------- opening
+
+    @classmethod
+    async def connect(cls, host: str, port: int = 7878, **options: object) -> ChatClient:
+        """Connect, say HELLO and return once the server answered WELCOME.
+
+        Raises HandshakeFailed (the server refused the HELLO) or ConnectionLost.
+        """
+        client = cls(host, port, **options)  # type: ignore[arg-type]
+        await client._open()
+        return client
+
+    @property
+    def limits(self) -> Limits:
+        assert self.welcome is not None
+        return self.welcome.limits
+
+    @property
+    def connected(self) -> bool:
+        return self._writer is not None and not self._finished
+
+    async def _open(self) -> None:
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                reader, writer = await asyncio.open_connection(
+                    self.host, self.port, ssl=self._tls,
+                    server_hostname=self.host if self._tls else None)
+        except (OSError, TimeoutError, ssl.SSLError) as exc:
+            raise ConnectionLost(
+                f"cannot connect to {self.host}:{self.port}: {_network_reason(exc)}") from None
+        self._conn = Connection(Sender.CLIENT)
+        self._writer = writer
+        self._last_error = None
+        self._reader_task = asyncio.get_running_loop().create_task(self._read_loop(reader))
+        hello = Hello(request_id=next(self._ids), min_version=PROTOCOL_VERSION,
+                      max_version=PROTOCOL_VERSION, nick=self.nick, password=self._password,
+                      client_name=self._client_name)
+        try:
+            _, welcome = await self._exchange(hello)
+        except ChatError as exc:
+            await self._drop_connection()
+            raise HandshakeFailed(exc.code, exc.detail, retry_after_ms=exc.retry_after_ms,
+                                  request="HELLO") from None
+        except ConnectionLost:
+            await self._drop_connection()
+            raise
+        assert isinstance(welcome, Welcome)
+        self.welcome = welcome
+        self.nick = welcome.nick
+
+    # --------------------------------------------------------------- requests
+
+    async def _exchange(self, request: Message) -> tuple[list[Message], Message]:
+        """Send one request; return (intermediate frames, final answer)."""
+        if self._writer is None or self._finished:
+            raise ConnectionLost("not connected")
+        try:
+            frame = self._conn.send(request)
+        except LocalProtocolError as exc:
+            raise ChatError(int(exc.code), exc.detail, request=request.NAME) from None
+        future: asyncio.Future[tuple[list[Message], Message]] = \
+            asyncio.get_running_loop().create_future()
+        assert request.FINAL_RESPONSE is not None
+        self._pending[request.request_id] = _Pending(request, request.FINAL_RESPONSE, future)
+        self._writer.write(frame)
+        frames, final = await future
+        if isinstance(final, Error):
+            raise ChatError(final.code, final.detail, retry_after_ms=final.retry_after_ms,
+                            request=request.NAME)
+        return frames, final
+
+    def _build(self, cls: type[M], **fields: object) -> M:
+        """A request with a fresh id; a field the spec refuses raises ChatError at once."""
+        try:
+            return cls(request_id=next(self._ids), **fields)
+        except ValidationError as exc:
+            errors = exc.errors()
+            where = ".".join(str(part) for part in errors[0]["loc"]) if errors else ""
+            raise ChatError(int(validation_error_code(exc)), f"invalid {where}".strip(),
+                            request=cls.NAME) from None
+
+    async def _ok(self, cls: type[Message], **fields: object) -> Ok:
+        _, final = await self._exchange(self._build(cls, **fields))
+        assert isinstance(final, Ok)
+        return final
+
+    async def join(self, room: str, *, resume_from: int | None = None) -> JoinResult:
+        """Join ``room``; with ``resume_from``, replay every message after that seq."""
+        request = self._build(Join, room=room, resume=resume_from is not None,
+                              last_seen_seq=resume_from or 0)
+        frames, _ = await self._exchange(request)
+        info = next(f for f in frames if isinstance(f, RoomInfo))
+        history = [f for f in frames if isinstance(f, RoomMessage)]
+        gap = next((f for f in frames if isinstance(f, HistoryGap)), None)
+        state = self.rooms.setdefault(fold(info.room), RoomState(info.room))
+        state.topic = info.topic
+        state.last_seq = max([info.last_seq, *(m.seq for m in history)])
+        members = await self.list_members(info.room)
+        state.members = {member.nick for member in members}
+        return JoinResult(info, history, gap, members)
+
+    async def part(self, room: str, reason: str = "") -> Ok:
+        ok = await self._ok(Part, room=room, reason=reason)
+        self.rooms.pop(fold(room), None)
+        return ok
+
+    def _next_client_msg_id(self) -> int:
+        return next(self._msg_ids)
+
+    async def send_room(self, room: str, text: str, *, client_msg_id: int | None = None) -> Ok:
+        """Post to a room; a resend with the same ``client_msg_id`` is not delivered twice."""
+        msg_id = self._next_client_msg_id() if client_msg_id is None else client_msg_id
+        ok = await self._ok(SendRoom, room=room, text=text, client_msg_id=msg_id)
+        state = self.rooms.get(fold(room))
+        if state is not None and ok.seq == state.last_seq + 1:
+            state.last_seq = ok.seq  # our own message: no echo comes back
+        return ok
+
+    async def send_private(self, nick: str, text: str, *,
+                           client_msg_id: int | None = None) -> Ok:
+        msg_id = self._next_client_msg_id() if client_msg_id is None else client_msg_id
+        return await self._ok(SendPrivate, nick=nick, text=text, client_msg_id=msg_id)
+
+    async def _list(self, request: Message, kind: type[M]) -> list[M]:
+        frames, _ = await self._exchange(request)
+        return [frame for frame in frames if isinstance(frame, kind)]
+
+    async def list_users(self) -> list[UserInfo]:
+        return await self._list(self._build(ListUsers), UserInfo)
+
+    async def list_rooms(self) -> list[RoomInfo]:
+        return await self._list(self._build(ListRooms), RoomInfo)
+
+    async def list_members(self, room: str) -> list[UserInfo]:
+        return await self._list(self._build(ListMembers, room=room), UserInfo)
+
+    async def set_topic(self, room: str, topic: str) -> Ok:
+        ok = await self._ok(SetTopic, room=room, topic=topic)
+        if (state := self.rooms.get(fold(room))) is not None:
+            state.topic = topic
+        return ok
+
+    async def away(self, message: str = "") -> Ok:
+        return await self._ok(Away, message=message)
+
+    async def change_nick(self, nick: str) -> Ok:
+        ok = await self._ok(Nick, nick=nick)
+        self._renamed(self.nick, nick)
+        self.nick = nick
+        return ok
+
+    async def register(self, password: str) -> Ok:
+        ok = await self._ok(Register, password=password)
+        self._password = password  # a reconnect logs in to the new account
+        return ok
+
+    async def login(self, nick: str, password: str) -> Ok:
+        ok = await self._ok(Login, nick=nick, password=password)
+        self._renamed(self.nick, nick)
+        self.nick, self._password = nick, password
+        return ok
+
+    async def oper(self, name: str, password: str) -> Ok:
+        return await self._ok(Oper, name=name, password=password)
+
+    async def kick(self, room: str, nick: str, reason: str = "") -> Ok:
+        return await self._ok(Kick, room=room, nick=nick, reason=reason)
+
+    async def ban(self, room: str, nick: str, reason: str = "") -> Ok:
+        return await self._ok(Ban, room=room, nick=nick, reason=reason)
+
+    async def unban(self, room: str, nick: str) -> Ok:
+        return await self._ok(Unban, room=room, nick=nick)
+
+    async def mute(self, room: str, nick: str, muted: bool = True) -> Ok:
+        return await self._ok(Mute, room=room, nick=nick, muted=muted)
+
+    async def history(self, room: str, *, before_seq: int = 0, limit: int = 50) -> HistoryPage:
+        frames, _ = await self._exchange(self._build(History, room=room, before_seq=before_seq,
+                                                     limit=limit))
+        return HistoryPage([f for f in frames if isinstance(f, RoomMessage)],
+                           next((f for f in frames if isinstance(f, HistoryGap)), None))
+
+    async def ping(self, token: bytes = b"") -> Pong:
+        """PING the server; everything it sent before the PONG has been received (a barrier)."""
+        _, final = await self._exchange(self._build(Ping, token=token))
+        assert isinstance(final, Pong)
+        return final
+
+    async def quit(self, reason: str = "") -> None:
+        """Leave politely: QUIT, wait for BYE, close. No reconnection after this."""
+        self._closing = True
+        with contextlib.suppress(ConnectionLost, ChatError, TimeoutError):
+            async with asyncio.timeout(self.connect_timeout):
+                await self._exchange(self._build(Quit, reason=reason))
+        await self.close()
+
+    async def close(self) -> None:
+        """Close at once (idempotent); ``events()`` ends."""
+        self._closing = True
+        if self._reconnect_task is not None:
+            self._reconnect_task.cancel()
+        await self._drop_connection()
+        self._finish("closed")
+
+    # ----------------------------------------------------------------- events
+
+    async def events(self) -> AsyncIterator[Message | ClientEvent]:
+        """Server events and client events, in arrival order, until the client is done."""
+        while True:
+            event = await self._events.get()
+            if event is None:
+                return
+            yield event
+
+    def _emit(self, event: Message | ClientEvent) -> None:
+        self._events.put_nowait(event)
+
+    def _renamed(self, old: str, new: str) -> None:
+        for state in self.rooms.values():
+            if old in state.members:
+                state.members.discard(old)
+                state.members.add(new)
+
+    def _track(self, event: Message) -> None:
+        """Keep room state current, and spot missed messages by arithmetic."""
+        if isinstance(event, RoomMessage):
+            state = self.rooms.get(fold(event.room))
+            if state is not None:
+                if state.last_seq and event.seq > state.last_seq + 1:
+                    self._emit(HistoryGapDetected(state.name, state.last_seq + 1, event.seq - 1))
+                state.last_seq = max(state.last_seq, event.seq)
+        elif isinstance(event, MemberJoined):
+            if (state := self.rooms.get(fold(event.room))) is not None:
+                state.members.add(event.nick)
+        elif isinstance(event, MemberLeft):
+            if fold(event.nick) == fold(self.nick):  # kicked or banned ourselves
+                self.rooms.pop(fold(event.room), None)
+            elif (state := self.rooms.get(fold(event.room))) is not None:
+                state.members.discard(event.nick)
+        elif isinstance(event, NickChanged):
+            self._renamed(event.old_nick, event.new_nick)
+        elif isinstance(event, TopicChanged) and (
+                state := self.rooms.get(fold(event.room))) is not None:
+            state.topic = event.topic
+
+    # ------------------------------------------------------------- the reader
+
+    async def _read_loop(self, reader: asyncio.StreamReader) -> None:
+        reason, code, retry_after_ms = "connection closed by the server", None, 0
+        try:
+            while True:
+                data = await reader.read(65536)
+                for event in self._conn.receive_data(data):
+                    if isinstance(event, ConnectionClosed):
+                        raise EOFError
+                    self._dispatch(event)
+                if not data:
+                    break
+        except EOFError:
+            pass
+        except RemoteProtocolError as exc:
+            reason = f"server broke the protocol: {exc}"
+            if self._writer is not None:  # tell it why we hang up (CP-ERR-9)
+                with contextlib.suppress(LocalProtocolError, OSError, RuntimeError):
+                    self._writer.write(self._conn.send(error_message(exc)))
+        except (OSError, ssl.SSLError) as exc:
+            reason = f"connection lost: {_network_reason(exc)}"
+        except asyncio.CancelledError:
+            return
+        if self._last_error is not None:
+            last = self._last_error
+            known = last.error_code
+            name = known.name if known is not None else str(last.code)
+            reason = f"server closed the connection: {name}: {last.detail}"
+            code, retry_after_ms = last.code, last.retry_after_ms
+        self._lost(ConnectionLost(reason, code, retry_after_ms))
+
+    def _dispatch(self, event: Message | FrameRejected) -> None:
+        if isinstance(event, FrameRejected):
+            log.warning("ignored a malformed frame from the server: %s", event.detail)
+            return
+        if isinstance(event, Ping) and event.request_id == 0:
+            if self._writer is not None:  # answered at once (CP-KEEP-1)
+                with contextlib.suppress(LocalProtocolError):
+                    self._writer.write(self._conn.send(
+                        Pong(request_id=event.request_id, token=event.token)))
+            return
+        pending = self._pending.get(event.request_id) if event.request_id else None
+        if pending is not None:
+            if event.NAME == pending.final or isinstance(event, Error):
+                del self._pending[event.request_id]
+                if not pending.future.done():
+                    pending.future.set_result((pending.frames, event))
+            else:
+                pending.frames.append(event)
+            return
+        if isinstance(event, Error):
+            self._last_error = event  # a fatal notice: the server closes next
+            if event.fatal:
+                return
+        self._track(event)
+        self._emit(event)
+
+    # ------------------------------------------------------- losing, returning
+
+    async def _drop_connection(self) -> None:
+        writer, self._writer = self._writer, None
+        task, self._reader_task = self._reader_task, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+        if writer is not None:
+            writer.close()
+            with contextlib.suppress(OSError, ssl.SSLError, asyncio.CancelledError):
+                await writer.wait_closed()
+
+    def _fail_pending(self, exc: ConnectionLost) -> None:
+        pending, self._pending = self._pending, {}
+        for entry in pending.values():
+            if not entry.future.done():
+                entry.future.set_exception(exc)
+
+    def _lost(self, exc: ConnectionLost) -> None:
+        self._writer = None
+        self._fail_pending(exc)
+        if self._closing or self._finished:
+            return
+        if self._reconnect_task is not None and not self._reconnect_task.done():
+            return  # a reconnection attempt lost its new connection: it tries again
+        gave_up = exc.code is not None and exc.code in _GIVE_UP
+        if self.reconnect and self.welcome is not None and not gave_up:
+            self._reconnect_task = asyncio.get_running_loop().create_task(self._reconnect(exc))
+        else:
+            self._finish(exc.reason, exc.code)
+
+    def _finish(self, reason: str, code: int | None = None) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        self._emit(Disconnected(reason, code))
+        self._events.put_nowait(None)
+
+    async def _reconnect(self, cause: ConnectionLost) -> None:
+        delay = max(0.5, cause.retry_after_ms / 1000)
+        reason = cause.reason
+        for attempt in itertools.count(1):
+            # Full jitter, so a restarted server is not hit by every client at once.
+            wait = random.uniform(delay / 2, delay)
+            self._emit(Reconnecting(attempt, round(wait, 3), reason))
+            await asyncio.sleep(wait)
+            try:
+                await self._open()
+                await self._rejoin()
+            except HandshakeFailed as exc:
+                if exc.code in _GIVE_UP:
+                    self._finish(str(exc), exc.code)
+                    return
+                reason = str(exc)
+            except (ConnectionLost, ChatError) as exc:
+                reason = str(exc)
+            else:
+                return
+            delay = min(self.reconnect_max_delay, delay * 2)
+
+    async def _rejoin(self) -> None:
+        rooms, self.rooms = self.rooms, {}
+        for state in rooms.values():
+            try:
+                result = await self.join(state.name, resume_from=state.last_seq)
+            except ChatError as exc:  # banned meanwhile, too many rooms...
+                log.info("could not rejoin %s: %s", state.name, exc)
+                continue
+            if result.gap is not None:
+                self._emit(HistoryGapDetected(state.name, result.gap.first_seq,
+                                              result.gap.last_seq))
+            for message in result.history:
+                self._emit(message)
+        self._emit(Reconnected(self.nick, tuple(s.name for s in self.rooms.values())))
+
