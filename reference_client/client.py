@@ -240,8 +240,9 @@ class ChatClient:
                     self.host, self.port, ssl=self._tls,
                     server_hostname=self.host if self._tls else None)
         except (OSError, TimeoutError, ssl.SSLError) as exc:
+            host = f"[{self.host}]" if ":" in self.host else self.host
             raise ConnectionLost(
-                f"cannot connect to {self.host}:{self.port}: {_network_reason(exc)}") from None
+                f"cannot connect to {host}:{self.port}: {_network_reason(exc)}") from None
         self._conn = Connection(Sender.CLIENT)
         self._writer = writer
         self._last_error = None
@@ -509,10 +510,8 @@ class ChatClient:
             else:
                 pending.frames.append(event)
             return
-        if isinstance(event, Error):
-            self._last_error = event  # a fatal notice: the server closes next
-            if event.fatal:
-                return
+        if isinstance(event, Error) and event.fatal:
+            self._last_error = event  # a notice such as SERVER_SHUTDOWN: the server closes next
         self._track(event)
         self._emit(event)
 

@@ -1,0 +1,441 @@
+"""``chatproto-client``: the terminal client, a one-shot sender, and a JSON-lines mode.
+
+    chatproto-client [HOST[:PORT]] --nick NAME [--password-env VAR | --password-stdin]
+                     [--tls] [--cafile PEM] [--reconnect] [--send ROOM TEXT] [--json]
+
+* no ``--send``/``--json``: the full-screen terminal UI (``reference_client.tui``);
+* ``--send ROOM TEXT``: connect, join ROOM, send TEXT, wait for OK, quit (exit 0;
+  1 with a one-line message on stderr if anything fails; 2 for usage errors);
+* ``--json``: commands from stdin, one per line (the same /commands as the UI;
+  plain lines go to the last joined room); every event on stdout as one JSON
+  object per line, and the outcome of each command as ``{"event": "OK",
+  "command": ...}`` or ``{"event": "ERROR", "command": ..., "code": N, "name":
+  ..., "message": ...}``. Exit 0 once stdin closes (after QUIT), 1 when the
+  connection ends without reconnection.
+
+No traceback reaches the person: every failure is one line (``describe_error``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import getpass
+import json
+import os
+import signal
+import ssl
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+from chatproto import DEFAULT_PORT, ErrorCode
+from chatproto.names import is_valid_room_name
+from reference_client.client import ChatClient, ChatError, ConnectionLost
+from reference_client.commands import (
+    CommandError,
+    describe_error,
+    event_json,
+    execute,
+    parse_command,
+)
+from reference_client.events import Disconnected
+
+PROG = "chatproto-client"
+DEFAULT_HOST = "127.0.0.1"
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 130
+
+_CONNECT_ERRORS = (ChatError, ConnectionLost, OSError, ssl.SSLError, TimeoutError)
+
+
+# ------------------------------------------------------------------ arguments
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """``HOST``, ``HOST:PORT``, ``[IPv6]``, ``[IPv6]:PORT`` or a bare IPv6 literal."""
+    host, port_text = text, ""
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0:
+            raise ValueError(f"missing ']' in {text!r}")
+        host, rest = text[1:end], text[end + 1:]
+        if rest:
+            if not rest.startswith(":"):
+                raise ValueError(f"unexpected {rest!r} after ']' in {text!r}")
+            port_text = rest[1:]
+    elif text.count(":") == 1:
+        host, port_text = text.split(":")
+    # Two or more colons without brackets: an IPv6 literal without a port.
+    if not host:
+        raise ValueError(f"no host in {text!r}")
+    if not port_text:
+        return host, DEFAULT_PORT
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise ValueError(f"invalid port {port_text!r} (1-65535)")
+    return host, int(port_text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROG,
+        description="The chatproto reference client: a terminal chat, or a scriptable "
+        "sender (--send) and JSON-lines client (--json).",
+        epilog="Commands in the terminal UI and in --json mode: /help lists them. "
+        "Exit status: 0 success, 1 failure (one line on stderr), 2 usage error.",
+    )
+    parser.add_argument("address", nargs="?", default=f"{DEFAULT_HOST}:{DEFAULT_PORT}",
+                        metavar="HOST[:PORT]",
+                        help=f"server address (default {DEFAULT_HOST}:{DEFAULT_PORT}; "
+                        "IPv6 as [::1]:7878)")
+    parser.add_argument("--nick", required=True, help="the nickname to use")
+    password = parser.add_mutually_exclusive_group()
+    password.add_argument("--password-env", metavar="VAR",
+                          help="read the account password from environment variable VAR")
+    password.add_argument("--password-stdin", action="store_true",
+                          help="read the account password from the first line of stdin")
+    parser.add_argument("--tls", action="store_true", help="connect with TLS")
+    parser.add_argument("--cafile", metavar="PEM",
+                        help="trust the CA certificates in this PEM file (implies --tls)")
+    parser.add_argument("--reconnect", action="store_true",
+                        help="reconnect (and resume the rooms) when the connection drops")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--send", nargs=2, metavar=("ROOM", "TEXT"),
+                      help="join ROOM, send TEXT, wait for the server's OK and quit")
+    mode.add_argument("--json", action="store_true",
+                      help="read /commands from stdin, print every event as a JSON line")
+    return parser
+
+
+def _read_password_line() -> str:
+    """The first line of stdin, read byte by byte so that nothing after it is consumed."""
+    if sys.stdin is not None and sys.stdin.isatty():
+        return getpass.getpass("password: ")
+    data = bytearray()
+    while True:
+        byte = os.read(0, 1)
+        if not byte or byte == b"\n":
+            break
+        data += byte
+    return data.decode("utf-8", "replace").rstrip("\r")
+
+
+# ---------------------------------------------------------------- connecting
+
+
+def _tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
+    if not (args.tls or args.cafile):
+        return None
+    return ssl.create_default_context(cafile=args.cafile)
+
+
+async def _connect(args: argparse.Namespace, host: str, port: int, password: str,
+                   tls: ssl.SSLContext | None) -> ChatClient:
+    return await ChatClient.connect(host, port, nick=args.nick, password=password, tls=tls,
+                                    reconnect=args.reconnect)
+
+
+def _fail(exc: BaseException) -> int:
+    _error_line(describe_error(exc))
+    return EXIT_FAILURE
+
+
+def _fail_connect(exc: BaseException, tls: ssl.SSLContext | None) -> int:
+    """``_fail`` for ``connect``: a plain connection dropped before WELCOME gets a hint."""
+    line = describe_error(exc)
+    if (isinstance(exc, ConnectionLost) and exc.code is None and tls is None
+            and not exc.reason.startswith("cannot connect")):
+        line += " before the handshake completed (a TLS server? try --tls)"
+    _error_line(line)
+    return EXIT_FAILURE
+
+
+def _error_line(line: str) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        print(f"{PROG}: {line}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------- send
+
+
+async def run_send(args: argparse.Namespace, host: str, port: int, password: str,
+                   tls: ssl.SSLContext | None) -> int:
+    room, text = args.send
+    try:
+        client = await _connect(args, host, port, password, tls)
+    except _CONNECT_ERRORS as exc:
+        return _fail_connect(exc, tls)
+    try:
+        async with asyncio.timeout(max(client.connect_timeout, 1.0) * 3):
+            await client.join(room)
+            await client.send_room(room, text)
+    except (*_CONNECT_ERRORS, CommandError) as exc:
+        if isinstance(exc, TimeoutError):  # the server stalls: do not wait for a BYE too
+            await client.close()
+        else:
+            await client.quit()
+        return _fail(exc)
+    await client.quit()
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------- json
+
+
+class _JsonOut:
+    """One JSON object per line on stdout, flushed each time; a closed stdout is ignored."""
+
+    def __init__(self) -> None:
+        self.broken = False
+
+    def __call__(self, obj: dict[str, Any]) -> None:
+        if self.broken:
+            return
+        line = json.dumps(obj, ensure_ascii=False, separators=(", ", ": ")) + "\n"
+        try:
+            sys.stdout.buffer.write(line.encode("utf-8"))
+            sys.stdout.buffer.flush()
+        except (OSError, ValueError):
+            self.broken = True
+
+
+def _error_json(command: str | None, exc: BaseException) -> dict[str, Any]:
+    code: int | None = None
+    if isinstance(exc, ChatError | CommandError | ConnectionLost):
+        code = exc.code
+    if isinstance(exc, ConnectionLost) and code is None:
+        name = "CONNECTION_LOST"
+    elif isinstance(exc, CommandError) and code is None:
+        name = "USAGE"
+    else:
+        try:
+            name = ErrorCode(code or 0).name
+        except ValueError:
+            name = f"ERROR_{code}"
+    data: dict[str, Any] = {"event": "ERROR", "command": command, "code": code or 0,
+                            "name": name, "message": describe_error(exc)}
+    if isinstance(exc, ChatError) and exc.retry_after_ms:
+        data["retry_after_ms"] = exc.retry_after_ms
+    return data
+
+
+def _start_stdin_reader(loop: asyncio.AbstractEventLoop,
+                        queue: asyncio.Queue[str | None]) -> None:
+    """Feed stdin's lines (then None at EOF) into ``queue`` from a daemon thread.
+
+    ``os.read`` on the descriptor works for pipes, files and terminals alike and
+    holds no lock of ``sys.stdin``, so the process can exit while it blocks.
+    """
+
+    def put(item: str | None) -> bool:
+        try:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+        except RuntimeError:  # the loop is closed: nobody listens any more
+            return False
+        return True
+
+    def read() -> None:
+        pending = b""
+        while True:
+            try:
+                chunk = os.read(0, 65536)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                break
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                if not put(line.decode("utf-8", "replace").rstrip("\r")):
+                    return
+        if pending:
+            put(pending.decode("utf-8", "replace").rstrip("\r"))
+        put(None)
+
+    threading.Thread(target=read, name="stdin reader", daemon=True).start()
+
+
+async def run_json(client: ChatClient, *,
+                   stop_signals: Sequence[signal.Signals] = (signal.SIGINT, signal.SIGTERM),
+                   ) -> int:
+    """The --json loop; returns the exit status.
+
+    The event stream ends when the connection is over for good (with
+    ``--reconnect``: only when the client gives up), which ends the loop too.
+    """
+    out = _JsonOut()
+    loop = asyncio.get_running_loop()
+    lines: asyncio.Queue[str | None] = asyncio.Queue()
+    current_room: str | None = None
+    disconnected: list[Disconnected] = []
+    interrupted: list[int] = []
+
+    def on_signal(signum: int) -> None:
+        interrupted.append(signum)
+        lines.put_nowait(None)
+
+    installed = []
+    for signum in stop_signals:
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signum, on_signal, signum)
+            installed.append(signum)
+
+    async def pump() -> None:
+        async for event in client.events():
+            out(event_json(event))
+            if isinstance(event, Disconnected):
+                disconnected.append(event)
+
+    pump_task = loop.create_task(pump(), name="events")
+    _start_stdin_reader(loop, lines)
+    quitting = False
+    try:
+        while not quitting:
+            line: str | None = None
+            if not interrupted:  # a signal skips the lines still waiting
+                get_line = loop.create_task(lines.get())
+                await asyncio.wait({get_line, pump_task}, return_when=asyncio.FIRST_COMPLETED)
+                if pump_task.done():  # the connection is over for good
+                    get_line.cancel()
+                    break
+                line = get_line.result()
+            if line is None:  # stdin closed (or a signal): leave politely
+                quitting = True
+                await client.quit()
+                out({"event": "OK", "command": "quit"})
+                break
+            if not line.strip():
+                continue
+            try:
+                command = parse_command(line, current_room)
+            except CommandError as exc:
+                out(_error_json(exc.command, exc))
+                continue
+            try:
+                result = await execute(client, command)
+            except (ChatError, CommandError, ConnectionLost) as exc:
+                out(_error_json(command.name, exc))
+                continue
+            except Exception as exc:  # a bug; keep the session, say what failed
+                out({"event": "ERROR", "command": command.name, "code": 0,
+                     "name": "CLIENT_ERROR", "message": describe_error(exc)})
+                continue
+            out(result.to_json())
+            if result.quit:
+                quitting = True
+            elif result.room is not None:
+                current_room = result.room
+            elif current_room is not None and not any(
+                    state.name == current_room for state in client.rooms.values()):
+                # Left the current room: the most recently joined other one, if any.
+                rooms = [state.name for state in client.rooms.values()]
+                current_room = rooms[-1] if rooms else None
+    finally:
+        for signum in installed:
+            loop.remove_signal_handler(signum)
+        if not pump_task.done():
+            if not quitting:
+                await client.close()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(10):
+                    await asyncio.shield(pump_task)
+            pump_task.cancel()
+    if interrupted:
+        return EXIT_INTERRUPTED
+    if quitting:
+        return EXIT_OK
+    if disconnected:
+        _error_line(describe_error(disconnected[-1]))
+    else:
+        _error_line("disconnected")
+    return EXIT_FAILURE
+
+
+# ----------------------------------------------------------------------- tui
+
+
+async def run_terminal(args: argparse.Namespace, client: ChatClient) -> int:
+    try:
+        from reference_client.tui import run_tui
+    except ImportError as exc:
+        await client.close()
+        _error_line(f"the terminal UI is not available ({exc}); use --json or --send")
+        return EXIT_FAILURE
+    return await run_tui(client, reconnect=args.reconnect)
+
+
+# ---------------------------------------------------------------------- main
+
+
+async def _run(args: argparse.Namespace, host: str, port: int, password: str) -> int:
+    try:
+        tls = _tls_context(args)
+    except (OSError, ssl.SSLError) as exc:
+        _error_line(f"cannot load --cafile {args.cafile}: {describe_error(exc)}")
+        return EXIT_FAILURE
+    if args.send:
+        return await run_send(args, host, port, password, tls)
+    try:
+        client = await _connect(args, host, port, password, tls)
+    except _CONNECT_ERRORS as exc:
+        return _fail_connect(exc, tls)
+    if args.json:
+        return await run_json(client)
+    return await run_terminal(args, client)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        host, port = parse_address(args.address)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if args.send:
+        room, text = args.send
+        if not is_valid_room_name(room):
+            parser.error(f"--send: invalid room name {room!r} ('#' then letters, digits, "
+                         "'_' or '-')")
+        if not text.strip():
+            parser.error("--send: the text is empty")
+    elif not args.json and not (sys.stdin.isatty() and sys.stdout.isatty()):
+        parser.error("the terminal UI needs a terminal; use --json or --send in scripts")
+    password = ""
+    if args.password_env:
+        if args.password_env not in os.environ:
+            parser.error(f"--password-env: environment variable {args.password_env} is not set")
+        password = os.environ[args.password_env]
+    elif args.password_stdin:
+        try:
+            password = _read_password_line()
+        except (OSError, EOFError, KeyboardInterrupt):
+            password = ""
+        if not password:
+            parser.error("--password-stdin: no password on stdin")
+    return _guarded(lambda: asyncio.run(_run(args, host, port, password)))
+
+
+def _guarded(run: Callable[[], int]) -> int:
+    """Run; turn Ctrl-C and any unexpected failure into one line and an exit status."""
+    try:
+        return run()
+    except KeyboardInterrupt:
+        _error_line("interrupted")
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug: still one line, the details only on request
+        if os.environ.get("CHATPROTO_DEBUG"):
+            raise
+        _error_line(f"internal error: {describe_error(exc)} (set CHATPROTO_DEBUG=1 for details)")
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

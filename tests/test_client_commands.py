@@ -1,0 +1,341 @@
+"""The reference client's /commands: parsing (valid and invalid forms) and error lines.
+
+``parse_command`` turns what a person types into a ``Command``, or raises
+``CommandError`` with a one-line usage message; ``describe_error`` gives one
+line (never a traceback) for every failure the client can meet. No network
+here: ``execute`` is covered end to end by tests/test_client_cli.py.
+"""
+
+from __future__ import annotations
+
+import errno
+import ssl
+
+import pytest
+from pydantic import ValidationError
+
+from chatproto import ErrorCode
+from chatproto.messages import Error, Join, LeaveKind, MemberLeft
+from reference_client.client import ChatError, ConnectionLost, HandshakeFailed
+from reference_client.commands import (
+    COMMANDS,
+    Command,
+    CommandError,
+    CommandResult,
+    complete_command,
+    describe_error,
+    event_json,
+    help_lines,
+    parse_command,
+)
+from reference_client.events import (
+    Disconnected,
+    HistoryGapDetected,
+    Reconnected,
+    Reconnecting,
+)
+
+ROOM = "#general"
+
+# ------------------------------------------------------------- valid forms
+
+VALID: list[tuple[str, str | None, Command]] = [
+    # plain text and the // escape
+    ("hello world", ROOM, Command("say", room=ROOM, text="hello world")),
+    ("  indented  text ", ROOM, Command("say", room=ROOM, text="  indented  text ")),
+    ("//etc/passwd is a path", ROOM, Command("say", room=ROOM, text="/etc/passwd is a path")),
+    ("// ", ROOM, Command("say", room=ROOM, text="/ ")),
+    ("//", ROOM, Command("say", room=ROOM, text="/")),
+    ("hello\r\n", ROOM, Command("say", room=ROOM, text="hello")),
+    # rooms
+    ("/join #lobby", None, Command("join", room="#lobby")),
+    ("/JOIN   #Lobby  ", None, Command("join", room="#Lobby")),
+    ("/j #lobby", None, Command("join", room="#lobby")),
+    ("/join not-a-room", None, Command("join", room="not-a-room")),  # the server's to refuse
+    ("/part", ROOM, Command("part", room=ROOM, text="")),
+    ("/part #other", ROOM, Command("part", room="#other", text="")),
+    ("/part #other see you  later", ROOM, Command("part", room="#other", text="see you  later")),
+    ("/part going home", ROOM, Command("part", room=ROOM, text="going home")),
+    ("/leave", ROOM, Command("part", room=ROOM, text="")),
+    ("/switch #other", ROOM, Command("switch", room="#other")),
+    ("/members", ROOM, Command("members", room=ROOM)),
+    ("/members #other", None, Command("members", room="#other")),
+    ("/names", ROOM, Command("members", room=ROOM)),
+    ("/rooms", None, Command("rooms")),
+    ("/users", None, Command("users")),
+    ("/topic", ROOM, Command("topic", room=ROOM, text=None)),
+    ("/topic #other", None, Command("topic", room="#other", text=None)),
+    ("/topic new topic here", ROOM, Command("topic", room=ROOM, text="new topic here")),
+    ("/topic #other new topic", ROOM, Command("topic", room="#other", text="new topic")),
+    ("/history", ROOM, Command("history", room=ROOM, count=50)),
+    ("/history 10", ROOM, Command("history", room=ROOM, count=10)),
+    ("/history #other", None, Command("history", room="#other", count=50)),
+    ("/history #other 5", None, Command("history", room="#other", count=5)),
+    # users
+    ("/msg bob hi there", None, Command("msg", nick="bob", text="hi there")),
+    ("/msg   bob    spaced  out ", None, Command("msg", nick="bob", text="spaced  out")),
+    ("/query bob hi", None, Command("msg", nick="bob", text="hi")),
+    ("/nick Alice2", None, Command("nick", nick="Alice2")),
+    ("/away", None, Command("away", text="away")),
+    ("/away gone to lunch", None, Command("away", text="gone to lunch")),
+    ("/back", None, Command("back")),
+    ("/register s3cret", None, Command("register", password="s3cret")),
+    ("/register two words", None, Command("register", password="two words")),
+    ("/login alice s3cret", None, Command("login", nick="alice", password="s3cret")),
+    ("/oper admin hunter2", None, Command("oper", target="admin", password="hunter2")),
+    # operators
+    ("/kick #r bob", None, Command("kick", room="#r", nick="bob", text="")),
+    ("/kick #r bob be nice", None, Command("kick", room="#r", nick="bob", text="be nice")),
+    ("/ban #r bob spam", None, Command("ban", room="#r", nick="bob", text="spam")),
+    ("/unban #r bob", None, Command("unban", room="#r", nick="bob")),
+    ("/mute #r bob", None, Command("mute", room="#r", nick="bob")),
+    ("/unmute #r bob", None, Command("unmute", room="#r", nick="bob")),
+    # the rest
+    ("/quit", None, Command("quit", text="")),
+    ("/quit bye all", None, Command("quit", text="bye all")),
+    ("/exit", None, Command("quit", text="")),
+    ("/help", None, Command("help", target=None)),
+    ("/help join", None, Command("help", target="join")),
+    ("/help /MSG", None, Command("help", target="msg")),
+    ("/join\t#tabbed", None, Command("join", room="#tabbed")),
+]
+
+
+@pytest.mark.parametrize(("line", "current", "expected"), VALID, ids=[v[0] for v in VALID])
+def test_parse_valid(line: str, current: str | None, expected: Command) -> None:
+    assert parse_command(line, current) == expected
+
+
+def test_every_command_has_a_valid_example() -> None:
+    parsed = {command.name for _, _, command in VALID}
+    assert set(COMMANDS) <= parsed
+    assert "say" in parsed
+
+
+# ----------------------------------------------------------- invalid forms
+
+INVALID: list[tuple[str, str | None, str]] = [
+    # (line, current room, what the message must contain)
+    ("hello", None, "no current room"),
+    ("", ROOM, "nothing to send"),
+    ("   ", ROOM, "nothing to send"),
+    ("/", ROOM, "/help"),
+    ("/frobnicate", ROOM, "unknown command /frobnicate"),
+    ("/join", None, "usage: /join #room"),
+    ("/join #a #b", None, "usage: /join #room"),
+    ("/switch", ROOM, "usage: /switch #room"),
+    ("/part", None, "no current room"),
+    ("/part just a reason", None, "no current room"),
+    ("/msg", None, "usage: /msg NICK TEXT"),
+    ("/msg bob", None, "usage: /msg NICK TEXT"),
+    ("/msg bob    ", None, "usage: /msg NICK TEXT"),
+    ("/nick", None, "usage: /nick NEW"),
+    ("/nick two words", None, "usage: /nick NEW"),
+    ("/users everyone", None, "usage: /users"),
+    ("/rooms now", None, "usage: /rooms"),
+    ("/members", None, "no current room"),
+    ("/members bob", ROOM, "usage: /members [#room]"),
+    ("/members #a #b", ROOM, "usage: /members [#room]"),
+    ("/topic", None, "no current room"),
+    ("/topic some text", None, "no current room"),
+    ("/back again", None, "usage: /back"),
+    ("/register", None, "usage: /register PASSWORD"),
+    ("/login", None, "usage: /login NICK PASSWORD"),
+    ("/login alice", None, "usage: /login NICK PASSWORD"),
+    ("/oper", None, "usage: /oper NAME PASSWORD"),
+    ("/oper admin", None, "usage: /oper NAME PASSWORD"),
+    ("/kick", ROOM, "usage: /kick #room NICK [reason]"),
+    ("/kick #r", ROOM, "usage: /kick #room NICK [reason]"),
+    ("/kick bob", ROOM, "usage: /kick #room NICK [reason]"),
+    ("/ban #r", ROOM, "usage: /ban #room NICK [reason]"),
+    ("/unban #r", ROOM, "usage: /unban #room NICK"),
+    ("/unban #r bob extra", ROOM, "usage: /unban #room NICK"),
+    ("/mute bob", ROOM, "usage: /mute #room NICK"),
+    ("/unmute #r", ROOM, "usage: /unmute #room NICK"),
+    ("/history", None, "no current room"),
+    ("/history ten", ROOM, "usage: /history [#room] [N]"),
+    ("/history 0", ROOM, "usage: /history [#room] [N]"),
+    ("/history -3", ROOM, "usage: /history [#room] [N]"),
+    ("/history 70000", ROOM, "usage: /history [#room] [N]"),
+    ("/history #r 5 6", ROOM, "usage: /history [#room] [N]"),
+    ("/help nosuch", None, "unknown command nosuch"),
+    ("/help join msg", None, "usage: /help [COMMAND]"),
+]
+
+
+@pytest.mark.parametrize(("line", "current", "message"), INVALID, ids=[i[0] or "(empty)"
+                                                                       for i in INVALID])
+def test_parse_invalid(line: str, current: str | None, message: str) -> None:
+    with pytest.raises(CommandError) as caught:
+        parse_command(line, current)
+    text = str(caught.value)
+    assert message in text
+    assert "\n" not in text
+
+
+def test_usage_error_names_its_command() -> None:
+    with pytest.raises(CommandError) as caught:
+        parse_command("/msg bob", ROOM)
+    assert caught.value.command == "msg"
+    assert caught.value.code is None
+    with pytest.raises(CommandError) as caught:
+        parse_command("/nosuch", ROOM)
+    assert caught.value.command is None
+
+
+# ------------------------------------------------------- metadata, help, json
+
+
+def test_commands_metadata_is_complete() -> None:
+    required = {"join", "part", "msg", "nick", "users", "rooms", "members", "topic", "away",
+                "back", "register", "login", "oper", "kick", "ban", "unban", "mute", "unmute",
+                "history", "quit", "help"}
+    assert required <= set(COMMANDS)
+    for name, spec in COMMANDS.items():
+        assert spec.name == name
+        assert spec.usage.startswith(f"/{name}")
+        assert spec.help and "\n" not in spec.help
+    aliases = [alias for spec in COMMANDS.values() for alias in spec.aliases]
+    assert len(aliases) == len(set(aliases))
+    assert not set(aliases) & set(COMMANDS)
+
+
+def test_help_and_completion() -> None:
+    lines = help_lines()
+    assert len(lines) == len(COMMANDS) + 1
+    assert any(line.startswith("/join #room") for line in lines)
+    assert help_lines("leave") == [f"{COMMANDS['part'].usage} - {COMMANDS['part'].help} "
+                                   "(also /leave)"]
+    assert complete_command("/jo") == ["/join"]
+    assert complete_command("/m") == ["/msg", "/members", "/mute"]
+    assert complete_command("/zz") == []
+    assert "/unban" in complete_command("/un") and "/unmute" in complete_command("/UN")
+
+
+def test_event_json_shapes() -> None:
+    error = Error(code=502, fatal=True, retry_after_ms=1000, detail="bye")
+    assert event_json(error) == {"event": "ERROR", "code": 502, "fatal": True,
+                                 "retry_after_ms": 1000, "detail": "bye",
+                                 "name": "SERVER_SHUTDOWN"}
+    left = MemberLeft(room="#r", nick="bob", kind=int(LeaveKind.KICK), reason="", by="op")
+    assert event_json(left)["kind_name"] == "KICK"
+    assert event_json(Reconnecting(2, 1.5, "lost")) == {
+        "event": "RECONNECTING", "attempt": 2, "delay_s": 1.5, "reason": "lost"}
+    assert event_json(Reconnected("al", ("#a",))) == {
+        "event": "RECONNECTED", "nick": "al", "rooms": ["#a"]}
+    result = CommandResult("join", {"room": "#r"})
+    assert result.to_json() == {"event": "OK", "command": "join", "room": "#r"}
+
+
+# ---------------------------------------------------------- describe_error
+
+
+def _validation_error() -> ValidationError:
+    try:
+        Join(request_id=1, room="no-hash")
+    except ValidationError as exc:
+        return exc
+    raise AssertionError("Join accepted a bad room name")
+
+
+def _me_left(kind: LeaveKind) -> MemberLeft:
+    return MemberLeft(room="#r", nick="alice", kind=int(kind), reason="spam", by="op")
+
+
+CONDITIONS: list[tuple[str, object, tuple[str, ...]]] = [
+    # (condition, the exception or event, words the line must contain)
+    ("connection refused",
+     ConnectionLost("cannot connect to 127.0.0.1:7878: connection refused"),
+     ("connection refused", "127.0.0.1:7878", "server running")),
+    ("connection refused (raw OSError)",
+     ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"), ("connection refused",)),
+    ("handshake: version mismatch",
+     HandshakeFailed(int(ErrorCode.UNSUPPORTED_VERSION), "server speaks 2..3", request="HELLO"),
+     ("version mismatch", "version 1", "2..3")),
+    ("handshake: nick in use",
+     HandshakeFailed(int(ErrorCode.NICK_IN_USE), "alice is in use", request="HELLO"),
+     ("nick already in use", "alice")),
+    ("handshake: wrong password",
+     HandshakeFailed(int(ErrorCode.AUTH_FAILED), "wrong password", request="HELLO"),
+     ("wrong password",)),
+    ("handshake: registered nick",
+     HandshakeFailed(int(ErrorCode.NICK_REGISTERED), "alice is registered", request="HELLO"),
+     ("registered", "password")),
+    ("handshake: invalid nick",
+     HandshakeFailed(int(ErrorCode.INVALID_NICK), "", request="HELLO"), ("invalid nick",)),
+    ("nick in use (/nick)",
+     ChatError(int(ErrorCode.NICK_IN_USE), "bob is in use", request="NICK"), ("in use",)),
+    ("wrong password (/login)",
+     ChatError(int(ErrorCode.AUTH_FAILED), "wrong password", request="LOGIN"),
+     ("wrong password",)),
+    ("wrong operator password",
+     ChatError(int(ErrorCode.AUTH_FAILED), "wrong operator credentials", request="OPER"),
+     ("wrong operator name or password",)),
+    ("kicked", _me_left(LeaveKind.KICK), ("you were kicked from #r", "op", "spam")),
+    ("banned", _me_left(LeaveKind.BAN), ("you were banned from #r", "op")),
+    ("banned on join",
+     ChatError(int(ErrorCode.BANNED_FROM_ROOM), "banned from #r", request="JOIN"),
+     ("banned", "#r")),
+    ("server shutdown (connection lost)",
+     ConnectionLost("server closed the connection: SERVER_SHUTDOWN: server shutting down",
+                    int(ErrorCode.SERVER_SHUTDOWN), 2000),
+     ("server is shutting down", "2.0 s")),
+    ("server shutdown (event)",
+     Disconnected("server closed the connection: SERVER_SHUTDOWN: bye",
+                  int(ErrorCode.SERVER_SHUTDOWN)),
+     ("server is shutting down",)),
+    ("server shutdown (ERROR frame)",
+     Error(code=int(ErrorCode.SERVER_SHUTDOWN), fatal=True, retry_after_ms=5000, detail="bye"),
+     ("server is shutting down", "5.0 s")),
+    ("connection lost", ConnectionLost("connection lost: Connection reset by peer"),
+     ("connection lost", "reset")),
+    ("connection lost (closed by the server)",
+     ConnectionLost("connection closed by the server"), ("connection lost", "closed")),
+    ("connection lost (event)", Disconnected("connection closed by the server"),
+     ("connection lost",)),
+    ("reconnecting", Reconnecting(3, 4.0, "connection lost: reset"),
+     ("reconnecting in 4.0 s", "attempt 3")),
+    ("reconnected", Reconnected("alice", ("#a", "#b")), ("reconnected", "#a, #b")),
+    ("rate limited",
+     ChatError(int(ErrorCode.RATE_LIMITED), "slow down", retry_after_ms=1500,
+               request="SEND_ROOM"),
+     ("rate limited", "wait 1.5 s")),
+    ("idle timeout", ConnectionLost("x", int(ErrorCode.IDLE_TIMEOUT)), ("idle",)),
+    ("slow consumer", ConnectionLost("x", int(ErrorCode.SLOW_CONSUMER)), ("too slowly",)),
+    ("no such nick", ChatError(int(ErrorCode.NO_SUCH_NICK), "no user zed"), ("no such nick",)),
+    ("not operator", ChatError(int(ErrorCode.NOT_OPERATOR), ""), ("/oper",)),
+    ("invalid room name", ChatError(int(ErrorCode.INVALID_ROOM_NAME), "invalid room"),
+     ("invalid room name", "'#'")),
+    ("unknown error code", ChatError(999, "strange", request="JOIN"),
+     ("JOIN refused", "ERROR_999", "strange")),
+    ("history gap", HistoryGapDetected("#r", 3, 7), ("#r", "3-7")),
+    ("usage", CommandError("usage: /msg NICK TEXT", command="msg"), ("usage: /msg",)),
+    ("local invalid room",
+     CommandError("invalid room", command="join", code=int(ErrorCode.INVALID_ROOM_NAME)),
+     ("invalid room name",)),
+    ("timeout", TimeoutError(), ("timed out",)),
+    ("TLS certificate",
+     ssl.SSLCertVerificationError(1, "certificate verify failed: self-signed certificate"),
+     ("TLS",)),
+    ("validation error", _validation_error(), ("invalid room",)),
+    ("multi-line detail", ChatError(int(ErrorCode.INTERNAL_ERROR), "one\ntwo\x1b[31m"),
+     ("one two",)),
+    ("unexpected exception", RuntimeError("boom\n  at line 3"), ("RuntimeError: boom",)),
+]
+
+
+@pytest.mark.parametrize(("condition", "exc", "words"), CONDITIONS,
+                         ids=[c[0] for c in CONDITIONS])
+def test_describe_error_is_one_clear_line(condition: str, exc: object,
+                                          words: tuple[str, ...]) -> None:
+    line = describe_error(exc, me="alice")  # type: ignore[arg-type]
+    assert line, condition
+    assert "\n" not in line and "\r" not in line and "\x1b" not in line
+    assert "Traceback" not in line
+    for word in words:
+        assert word in line, f"{condition}: {word!r} not in {line!r}"
+
+
+def test_describe_someone_else_kicked() -> None:
+    event = MemberLeft(room="#r", nick="bob", kind=int(LeaveKind.KICK), reason="", by="op")
+    assert describe_error(event, me="alice") == "bob was kicked from #r by op"
