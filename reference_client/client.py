@@ -310,7 +310,10 @@ class ChatClient:
         state = self.rooms.setdefault(fold(info.room), RoomState(info.room))
         state.topic = info.topic
         state.last_seq = max([info.last_seq, *(m.seq for m in history)])
-        members = await self.list_members(info.room)
+        try:
+            members = await self.list_members(info.room)
+        except ChatError:  # rate-limited, say: the join itself stands
+            members = []
         state.members = {member.nick for member in members}
         return JoinResult(info, history, gap, members)
 
@@ -371,8 +374,13 @@ class ChatClient:
 
     async def login(self, nick: str, password: str) -> Ok:
         ok = await self._ok(Login, nick=nick, password=password)
-        self._renamed(self.nick, nick)
-        self.nick, self._password = nick, password
+        # OK does not say how the account spells the nick; the user list does.
+        spelled = nick
+        with contextlib.suppress(ChatError):
+            spelled = next((user.nick for user in await self.list_users()
+                            if fold(user.nick) == fold(nick)), nick)
+        self._renamed(self.nick, spelled)
+        self.nick, self._password = spelled, password
         return ok
 
     async def oper(self, name: str, password: str) -> Ok:

@@ -1,0 +1,1049 @@
+"""The interactive terminal client: a full-screen prompt_toolkit application.
+
+Two halves:
+
+* ``ChatView`` is the whole state of the screen as plain data -- the windows
+  (one per joined room, plus the status window), the lines of each, unread
+  counts, the current window, the members of each room, the connection state
+  -- and the rules that turn events into lines. It knows nothing of
+  prompt_toolkit or of sockets, so it is unit-tested directly.
+* ``TerminalUI`` (started by ``run_tui``) builds the layout (title line,
+  message pane, side panel, input line) around a ``ChatView``, feeds it the
+  client's events from a background task, and runs what the person types, one
+  line after the other: ``/commands`` through ``reference_client.commands``,
+  plain text to the current room.
+
+Keys: Enter sends; Tab completes commands, rooms and nicks; Up/Down recall
+earlier lines; Ctrl-N/Ctrl-P switch windows (also ``/switch #room`` and
+``/win N``, N as numbered in the side panel); PageUp/PageDown scroll; Ctrl-L
+redraws; Ctrl-C (or Ctrl-D on an empty line, or ``/quit``) quits.
+
+Nothing here ever shows a traceback: a refused or failed command becomes one
+line from ``commands.describe_error``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+import time
+import zlib
+from collections import deque
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import TYPE_CHECKING
+
+from chatproto import fold
+from chatproto.messages import (
+    LeaveKind,
+    MemberJoined,
+    MemberLeft,
+    Message,
+    MuteChanged,
+    NickChanged,
+    Notice,
+    Ok,
+    Presence,
+    PrivateMessage,
+    RoomMessage,
+    TopicChanged,
+)
+from reference_client.client import HistoryPage, JoinResult
+from reference_client.commands import (
+    COMMANDS,
+    SAY,
+    Command,
+    CommandResult,
+    describe_error,
+    execute,
+    parse_command,
+)
+from reference_client.events import (
+    ClientEvent,
+    Disconnected,
+    HistoryGapDetected,
+    Reconnected,
+    Reconnecting,
+)
+
+if TYPE_CHECKING:
+    from prompt_toolkit.formatted_text import StyleAndTextTuples
+
+    from reference_client.client import ChatClient
+
+STATUS_WINDOW = "(status)"
+"""Name of the window that is not a room: notices, errors, connection news."""
+
+MAX_LINES_PER_WINDOW = 2000
+"""Oldest lines of a window are dropped past this many."""
+
+NICK_PALETTE: tuple[str, ...] = (
+    "#e06c75",  # red
+    "#98c379",  # green
+    "#e5c07b",  # yellow
+    "#61afef",  # blue
+    "#c678dd",  # magenta
+    "#56b6c2",  # cyan
+    "#d19a66",  # orange
+    "#ff79c6",  # pink
+    "#8be9fd",  # light cyan
+    "#50fa7b",  # bright green
+    "#bd93f9",  # lavender
+    "#f1fa8c",  # light yellow
+)
+"""Readable foreground colours on a dark or light background; a nick keeps its own."""
+
+
+def nick_colour(nick: str) -> str:
+    """The palette colour of ``nick``: the same for every spelling that folds alike.
+
+    CRC-32 of the folded nick, not ``hash()``, so that it is stable across runs.
+    """
+    return NICK_PALETTE[zlib.crc32(fold(nick).encode("utf-8")) % len(NICK_PALETTE)]
+
+
+def clock_hhmm(timestamp_ms: int) -> str:
+    """``HH:MM`` in local time of a server timestamp (ms since the Unix epoch)."""
+    return datetime.fromtimestamp(timestamp_ms / 1000).strftime("%H:%M")
+
+
+class LineKind(Enum):
+    MESSAGE = "message"
+    """Someone's room message (``own`` tells whether it is ours)."""
+    PRIVATE = "private"
+    """A private message, received or sent."""
+    SYSTEM = "system"
+    """Joins, parts, topics, nick changes, connection news: shown dim."""
+    ERROR = "error"
+    """A refused command or a lost connection."""
+    NOTICE = "notice"
+    """Server text (message of the day)."""
+    INFO = "info"
+    """Output of a command the user asked for (/users, /rooms, /help)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One line (possibly several screen rows) of a window."""
+
+    kind: LineKind
+    time: str
+    text: str
+    nick: str = ""
+    history: bool = False
+    """Replayed from the room's history, not live: shown dimmed."""
+    own: bool = False
+    to: str = ""
+    """For a private message we sent: the addressee."""
+
+    def plain(self) -> str:
+        """The line as a person reads it, without styles."""
+        if self.kind is LineKind.MESSAGE:
+            body = f"{self.nick}: {self.text}"
+        elif self.kind is LineKind.PRIVATE:
+            body = (f"[private] -> {self.to}: {self.text}" if self.own
+                    else f"[private] {self.nick}: {self.text}")
+        elif self.kind is LineKind.ERROR:
+            body = f"!! {self.text}"
+        elif self.kind is LineKind.NOTICE:
+            body = f"-!- {self.text}"
+        elif self.kind is LineKind.INFO:
+            body = self.text
+        else:
+            body = f"-- {self.text}"
+        return f"{self.time} {body}" if self.time else body
+
+
+@dataclass
+class Member:
+    nick: str
+    away: bool = False
+    muted: bool = False
+
+
+@dataclass
+class Window:
+    """One pane of lines: a room, or the status window."""
+
+    name: str
+    is_room: bool = True
+    joined: bool = True
+    topic: str = ""
+    lines: deque[Line] = field(default_factory=lambda: deque(maxlen=MAX_LINES_PER_WINDOW))
+    unread: int = 0
+    members: dict[str, Member] = field(default_factory=dict)
+    """Members by folded nick."""
+    history_at: int | None = None
+    """Where join history goes: set when live events opened the window before
+    the JOIN's answer was shown (the answer and the events race)."""
+
+    def member_nicks(self) -> list[str]:
+        return sorted((m.nick for m in self.members.values()), key=fold)
+
+
+class ConnectionState(Enum):
+    CONNECTED = "connected"
+    RECONNECTING = "reconnecting"
+    DISCONNECTED = "disconnected"
+
+
+class ChatView:
+    """Everything the screen shows, as plain state, updated by events and commands.
+
+    Windows are kept in order: the status window first, then rooms in the order
+    they were joined. Room names are matched by their fold.
+    """
+
+    def __init__(self, *, nick: str, server: str = "",
+                 commands: Mapping[str, Sequence[str]] | Iterable[str] = (),
+                 aliases: Mapping[str, str] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.nick = nick
+        self.server = server
+        self._command_args: dict[str, tuple[str, ...]] = (
+            {name.lstrip("/"): tuple(args) for name, args in commands.items()}
+            if isinstance(commands, Mapping) else {name.lstrip("/"): () for name in commands})
+        self.commands = sorted("/" + name for name in self._command_args)
+        """The command names (with their "/") that Tab completes."""
+        self._aliases = {k.lstrip("/"): v.lstrip("/") for k, v in (aliases or {}).items()}
+        self.clock = clock
+        self.state = ConnectionState.CONNECTED
+        self.state_detail = ""
+        self._windows: dict[str, Window] = {
+            fold(STATUS_WINDOW): Window(STATUS_WINDOW, is_room=False, joined=False)
+        }
+        self._current = fold(STATUS_WINDOW)
+        self.scroll = 0
+        """Lines scrolled back from the bottom of the current window (PageUp)."""
+        self.changed: Callable[[], None] = lambda: None
+        """Called after every change (the TUI redraws)."""
+
+    # ------------------------------------------------------------ windows
+
+    @property
+    def windows(self) -> list[Window]:
+        return list(self._windows.values())
+
+    @property
+    def current(self) -> Window:
+        return self._windows[self._current]
+
+    @property
+    def current_room(self) -> str | None:
+        """The current window's room name, when it is a joined room."""
+        window = self.current
+        return window.name if window.is_room and window.joined else None
+
+    def window(self, name: str) -> Window | None:
+        return self._windows.get(fold(name))
+
+    def rooms(self) -> list[str]:
+        return [w.name for w in self._windows.values() if w.is_room]
+
+    def _ensure_room(self, room: str) -> Window:
+        key = fold(room)
+        window = self._windows.get(key)
+        if window is None:
+            window = self._windows[key] = Window(room)
+            window.history_at = 0
+        elif not window.joined:
+            window.joined = True
+            window.history_at = len(window.lines)
+        return window
+
+    def switch(self, name: str) -> bool:
+        """Make ``name`` the current window; False when there is no such window."""
+        key = fold(name)
+        if key not in self._windows:
+            return False
+        self._current = key
+        self._windows[key].unread = 0
+        self.scroll = 0
+        self.changed()
+        return True
+
+    def switch_index(self, index: int) -> bool:
+        """Switch to window number ``index`` as numbered in the side panel (status = 0)."""
+        names = list(self._windows)
+        if not 0 <= index < len(names):
+            return False
+        return self.switch(names[index])
+
+    def cycle(self, step: int) -> None:
+        """Next (+1) or previous (-1) window, wrapping around."""
+        names = list(self._windows)
+        index = names.index(self._current)
+        self.switch(names[(index + step) % len(names)])
+
+    def scroll_by(self, lines: int, *, keep: int = 1) -> None:
+        """Scroll back (positive) or forward (negative) in the current window.
+
+        At least ``keep`` lines stay above the scroll position (the TUI passes
+        the pane's height, so that a window that fits is never scrolled).
+        """
+        limit = max(0, len(self.current.lines) - max(1, keep))
+        self.scroll = max(0, min(self.scroll + lines, limit))
+        self.changed()
+
+    # ------------------------------------------------------------- lines
+
+    def now(self) -> str:
+        return datetime.fromtimestamp(self.clock()).strftime("%H:%M")
+
+    def _add(self, window: Window, line: Line, *, counts: bool = False) -> None:
+        window.lines.append(line)
+        if counts and window.name != self.current.name:
+            window.unread += 1
+        self.changed()
+
+    def system(self, text: str, room: str | None = None, *,
+               kind: LineKind = LineKind.SYSTEM) -> None:
+        """A line in ``room``'s window; with no room, in the current window (and status)."""
+        line = Line(kind, self.now(), text)
+        if room is not None:
+            window = self.window(room)
+            if window is not None:
+                self._add(window, line)
+                return
+        self._add(self.current, line)
+        status = self._windows[fold(STATUS_WINDOW)]
+        if self.current is not status:
+            status.lines.append(line)
+
+    def error(self, text: str, room: str | None = None) -> None:
+        self.system(text, room, kind=LineKind.ERROR)
+
+    def info(self, text: str) -> None:
+        """Command output, in the current window."""
+        self._add(self.current, Line(LineKind.INFO, "", text))
+
+    # -------------------------------------------------- results of commands
+
+    def joined(self, room: str, *, topic: str = "", members: Iterable[str] = (),
+               history: Sequence[RoomMessage] = (), switch: bool = True) -> None:
+        """We joined ``room`` (JOIN answered): open its window, show its history dimmed."""
+        window = self._ensure_room(room)
+        window.name = room
+        window.joined = True
+        window.topic = topic
+        for nick in members:
+            window.members.setdefault(fold(nick), Member(nick))
+        window.members.setdefault(fold(self.nick), Member(self.nick))
+        lines = [self._message_line(message, history=True) for message in history]
+        at = window.history_at
+        if at is None:
+            window.lines.extend(lines)
+        else:
+            for offset, line in enumerate(lines):
+                window.lines.insert(at + offset, line)
+        window.history_at = None
+        window.lines.append(Line(LineKind.SYSTEM, self.now(), f"You joined {room}"
+                                 + (f" -- topic: {topic}" if topic else "")))
+        if switch:
+            self.switch(room)
+        self.changed()
+
+    def parted(self, room: str) -> None:
+        """We left ``room``: close its window."""
+        key = fold(room)
+        if key not in self._windows or key == fold(STATUS_WINDOW):
+            return
+        names = list(self._windows)
+        index = names.index(key)
+        del self._windows[key]
+        if self._current == key:
+            self._current = list(self._windows)[max(0, index - 1)]
+            self.current.unread = 0
+            self.scroll = 0
+        self.changed()
+
+    def own_message(self, room: str, text: str, timestamp_ms: int = 0) -> None:
+        """Our message was accepted (the server does not echo it back to us)."""
+        window = self.window(room) or self._ensure_room(room)
+        stamp = clock_hhmm(timestamp_ms) if timestamp_ms else self.now()
+        self._add(window, Line(LineKind.MESSAGE, stamp, text, nick=self.nick, own=True))
+
+    def own_private(self, nick: str, text: str, timestamp_ms: int = 0) -> None:
+        stamp = clock_hhmm(timestamp_ms) if timestamp_ms else self.now()
+        self._add(self.current, Line(LineKind.PRIVATE, stamp, text, nick=self.nick,
+                                     own=True, to=nick))
+
+    def set_nick(self, nick: str) -> None:
+        """Our own nick is now ``nick`` (NICK or LOGIN succeeded, or reconnect)."""
+        if nick == self.nick:
+            return
+        old = self.nick
+        self.nick = nick
+        for window in self._windows.values():
+            member = window.members.pop(fold(old), None)
+            if member is not None:
+                member.nick = nick
+                window.members[fold(nick)] = member
+                window.lines.append(Line(LineKind.SYSTEM, self.now(),
+                                         f"You are now known as {nick}"))
+        if not any(w.is_room and w.joined for w in self._windows.values()):
+            self.system(f"You are now known as {nick}")
+        self.changed()
+
+    def set_members(self, room: str, nicks: Iterable[str]) -> None:
+        """Replace ``room``'s member list (after LIST_MEMBERS or a reconnect)."""
+        window = self.window(room)
+        if window is None:
+            return
+        old = window.members
+        window.members = {}
+        for nick in nicks:
+            previous = old.get(fold(nick))
+            window.members[fold(nick)] = Member(
+                nick, away=previous.away if previous else False,
+                muted=previous.muted if previous else False)
+        self.changed()
+
+    # ------------------------------------------------------------ events
+
+    def _message_line(self, message: RoomMessage, *, history: bool) -> Line:
+        return Line(LineKind.MESSAGE, clock_hhmm(message.timestamp_ms), message.text,
+                    nick=message.sender, history=history,
+                    own=fold(message.sender) == fold(self.nick))
+
+    def _is_me(self, nick: str) -> bool:
+        return fold(nick) == fold(self.nick)
+
+    def _rooms_with(self, nick: str) -> list[Window]:
+        key = fold(nick)
+        return [w for w in self._windows.values() if w.is_room and key in w.members]
+
+    def on_event(self, event: Message | ClientEvent) -> None:
+        """Apply one event from ``ChatClient.events()``."""
+        match event:
+            case RoomMessage():
+                self._on_room_message(event)
+            case PrivateMessage():
+                self._on_private(event)
+            case MemberJoined():
+                self._on_joined(event)
+            case MemberLeft():
+                self._on_left(event)
+            case NickChanged():
+                self._on_nick(event)
+            case TopicChanged():
+                self._on_topic(event)
+            case Presence():
+                self._on_presence(event)
+            case MuteChanged():
+                self._on_mute(event)
+            case Notice():
+                self._on_notice(event)
+            case HistoryGapDetected():
+                self._on_gap(event)
+            case Reconnecting():
+                self._on_reconnecting(event)
+            case Reconnected():
+                self._on_reconnected(event)
+            case Disconnected():
+                self._on_disconnected(event)
+            case _:
+                return
+        self.changed()
+
+    def _on_room_message(self, event: RoomMessage) -> None:
+        window = self._ensure_room(event.room)
+        window.members.setdefault(fold(event.sender), Member(event.sender))
+        self._add(window, self._message_line(event, history=event.history), counts=True)
+
+    def _on_private(self, event: PrivateMessage) -> None:
+        line = Line(LineKind.PRIVATE, clock_hhmm(event.timestamp_ms), event.text,
+                    nick=event.sender)
+        self._add(self.current, line)
+        status = self._windows[fold(STATUS_WINDOW)]
+        if status is not self.current:
+            status.lines.append(line)  # kept there too, once the room window is gone
+
+    def _on_joined(self, event: MemberJoined) -> None:
+        window = self._ensure_room(event.room)
+        window.members[fold(event.nick)] = Member(event.nick)
+        self._add(window, Line(LineKind.SYSTEM, self.now(),
+                               f"{event.nick} joined {window.name}"))
+
+    def _on_left(self, event: MemberLeft) -> None:
+        window = self.window(event.room)
+        if window is None:
+            return
+        reason = f" ({event.reason})" if event.reason else ""
+        by = f" by {event.by}" if event.by else ""
+        if self._is_me(event.nick):
+            if event.kind == LeaveKind.KICK:
+                text = f"You were kicked from {window.name}{by}{reason}"
+            elif event.kind == LeaveKind.BAN:
+                text = f"You were banned from {window.name}{by}{reason}"
+            else:
+                text = f"You left {window.name}{reason}"
+            window.joined = False
+            window.members.clear()
+            window.history_at = None
+            line = Line(LineKind.ERROR, self.now(), text)
+            window.lines.append(line)
+            if window is not self.current:
+                self._add(self.current, line)
+            return
+        window.members.pop(fold(event.nick), None)
+        if event.kind == LeaveKind.KICK:
+            text = f"{event.nick} was kicked from {window.name}{by}{reason}"
+        elif event.kind == LeaveKind.BAN:
+            text = f"{event.nick} was banned from {window.name}{by}{reason}"
+        elif event.kind == LeaveKind.QUIT:
+            text = f"{event.nick} quit{reason}"
+        elif event.kind == LeaveKind.DISCONNECT:
+            text = f"{event.nick} disconnected{reason}"
+        else:
+            text = f"{event.nick} left {window.name}{reason}"
+        self._add(window, Line(LineKind.SYSTEM, self.now(), text))
+
+    def _on_nick(self, event: NickChanged) -> None:
+        if self._is_me(event.old_nick):
+            self.set_nick(event.new_nick)
+            return
+        for window in self._rooms_with(event.old_nick):
+            member = window.members.pop(fold(event.old_nick))
+            member.nick = event.new_nick
+            window.members[fold(event.new_nick)] = member
+            window.lines.append(Line(LineKind.SYSTEM, self.now(),
+                                     f"{event.old_nick} is now known as {event.new_nick}"))
+
+    def _on_topic(self, event: TopicChanged) -> None:
+        window = self.window(event.room)
+        if window is None:
+            return
+        window.topic = event.topic
+        who = event.by or "The server"
+        text = (f"{who} changed the topic of {window.name} to: {event.topic}" if event.topic
+                else f"{who} cleared the topic of {window.name}")
+        self._add(window, Line(LineKind.SYSTEM, self.now(), text))
+
+    def _on_presence(self, event: Presence) -> None:
+        if event.away:
+            text = f"{event.nick} is away" + (f": {event.away_message}"
+                                              if event.away_message else "")
+        else:
+            text = f"{event.nick} is back"
+        for window in self._rooms_with(event.nick):
+            window.members[fold(event.nick)].away = event.away
+            window.lines.append(Line(LineKind.SYSTEM, self.now(), text))
+
+    def _on_mute(self, event: MuteChanged) -> None:
+        window = self.window(event.room)
+        if window is None:
+            return
+        member = window.members.get(fold(event.nick))
+        if member is not None:
+            member.muted = event.muted
+        by = f" by {event.by}" if event.by else ""
+        if self._is_me(event.nick):
+            text = (f"You were muted in {window.name}{by}" if event.muted
+                    else f"You were unmuted in {window.name}{by}")
+            self._add(window, Line(LineKind.ERROR, self.now(), text))
+        else:
+            text = (f"{event.nick} was muted{by}" if event.muted
+                    else f"{event.nick} was unmuted{by}")
+            self._add(window, Line(LineKind.SYSTEM, self.now(), text))
+
+    def _on_notice(self, event: Notice) -> None:
+        for text in event.text.splitlines() or [""]:
+            self._add(self.current, Line(LineKind.NOTICE, self.now(), text))
+
+    def _on_gap(self, event: HistoryGapDetected) -> None:
+        count = event.last_seq - event.first_seq + 1
+        noun = "message" if count == 1 else "messages"
+        self.system(f"{count} {noun} of {event.room} could not be recovered "
+                    f"(seq {event.first_seq}-{event.last_seq})", event.room)
+
+    def _on_reconnecting(self, event: Reconnecting) -> None:
+        self.state = ConnectionState.RECONNECTING
+        self.state_detail = f"attempt {event.attempt}"
+        self.error(describe_error(event))
+
+    def _on_reconnected(self, event: Reconnected) -> None:
+        self.state = ConnectionState.CONNECTED
+        self.state_detail = ""
+        if event.nick:
+            self.set_nick(event.nick)
+        self.system(describe_error(event))
+
+    def _on_disconnected(self, event: Disconnected) -> None:
+        self.state = ConnectionState.DISCONNECTED
+        self.state_detail = describe_error(event)
+        if event.code is None and event.reason == "closed":
+            return  # we closed it ourselves
+        self.error(self.state_detail)
+
+    def resync(self, rooms: Mapping[str, Iterable[str]]) -> None:
+        """After a reconnect: the rooms the client is in again, with their members.
+
+        A room that could not be joined again (banned meanwhile...) is marked
+        as left, with a line saying so.
+        """
+        back = {fold(name): members for name, members in rooms.items()}
+        for window in self._windows.values():
+            if not (window.is_room and window.joined):
+                continue
+            members = back.get(fold(window.name))
+            if members is None:
+                window.joined = False
+                window.members.clear()
+                self._add(window, Line(LineKind.ERROR, self.now(),
+                                       f"Could not rejoin {window.name}"))
+            else:
+                self.set_members(window.name, members)
+                window.members.setdefault(fold(self.nick), Member(self.nick))
+        self.changed()
+
+    def show_history(self, room: str, messages: Sequence[RoomMessage]) -> None:
+        """Messages fetched with /history: shown dimmed in the current window."""
+        window = self.current
+        if not messages:
+            self._add(window, Line(LineKind.INFO, "", f"{room}: no messages"))
+        for message in messages:
+            self._add(window, self._message_line(message, history=True))
+
+    # -------------------------------------------------------- completion
+
+    def completions(self, text_before_cursor: str) -> list[str]:
+        """Words that can replace the word before the cursor (Tab).
+
+        The first word of a line that starts with "/" completes to a command.
+        An argument of a command completes by its kind: a room (joined rooms),
+        a nick (members of the current room), a command name (for /help);
+        passwords and names complete to nothing. In plain text (and free-text
+        arguments) a word starting with "#" completes to a room, any other word
+        to a member of the current room. Matching is by fold (case-insensitive).
+        """
+        words = text_before_cursor.split(" ")
+        word = words[-1]
+        kind = "text"
+        if text_before_cursor.startswith("/"):
+            if len(words) == 1:
+                return [c for c in self.commands if c.startswith(fold(word))]
+            name = words[0][1:].lower()
+            name = self._aliases.get(name, name)
+            args = self._command_args.get(name, ())
+            position = len([w for w in words[1:-1] if w])
+            if position < len(args):
+                kind = args[position]
+            elif args and args[-1] == "text":
+                kind = "text"
+            else:
+                return []
+        if kind == "command":
+            names = [c[1:] for c in self.commands]
+            return [n for n in names if n.startswith(fold(word.lstrip("/")))]
+        if kind in ("room", "joined_room") or (kind == "text" and word.startswith("#")):
+            return [r for r in self.rooms() if fold(r).startswith(fold(word))]
+        if kind in ("nick", "text"):
+            nicks = self.current.member_nicks()
+            return [n for n in nicks if fold(n).startswith(fold(word))]
+        return []
+
+    # ----------------------------------------------------------- display
+
+    def title(self) -> str:
+        state = self.state.value
+        if self.state_detail and self.state is not ConnectionState.CONNECTED:
+            state = f"{state}: {self.state_detail}"
+        where = self.current.name
+        topic = f" -- {self.current.topic}" if self.current.topic else ""
+        return f"chatproto {self.server} | {self.nick} | {where} | {state}{topic}"
+
+    def panel(self) -> list[tuple[str, str]]:
+        """The side panel as (style class, text) rows: windows, then members."""
+        rows: list[tuple[str, str]] = [("panel.heading", "Rooms")]
+        for index, window in enumerate(self._windows.values()):
+            current = window is self.current
+            marker = ">" if current else " "
+            name = window.name if window.joined or not window.is_room else f"({window.name})"
+            unread = f" [{window.unread}]" if window.unread else ""
+            style = ("panel.current" if current
+                     else "panel.unread" if window.unread else "panel.room")
+            rows.append((style, f"{marker}{index} {name}{unread}"))
+        if self.current.is_room:
+            members = self.current.members
+            rows.append(("panel.heading", ""))
+            rows.append(("panel.heading", f"Members ({len(members)})"))
+            for nick in self.current.member_nicks():
+                member = members[fold(nick)]
+                flags = (" (away)" if member.away else "") + (" (muted)" if member.muted else "")
+                rows.append((f"nick:{nick}", f" {nick}{flags}"))
+        return rows
+
+    def prompt(self) -> str:
+        return f"[{self.current.name}] "
+
+
+# ====================================================================== rendering
+
+STYLE_RULES: dict[str, str] = {
+    "title": "reverse bold",
+    "time": "#8a8a8a",
+    "system": "#8a8a8a",
+    "history": "#6c6c6c italic",
+    "error": "#ff5f5f bold",
+    "notice": "#87afff",
+    "private": "#ff87d7",
+    "own": "bold",
+    "info": "",
+    "separator": "#585858",
+    "panel.heading": "bold underline",
+    "panel.current": "reverse",
+    "panel.unread": "bold #ffd75f",
+    "panel.room": "",
+    "prompt": "bold",
+}
+"""Style classes of the screen (prompt_toolkit style strings)."""
+
+
+def render_line(line: Line) -> StyleAndTextTuples:
+    """The styled fragments of one line (nick in its colour, history dimmed)."""
+    text = line.text.expandtabs(4).replace("\n", "\n      ")
+    stamp: StyleAndTextTuples = [("class:time", f"{line.time} ")] if line.time else []
+    if line.history:
+        return [("class:history", line.plain().expandtabs(4).replace("\n", "\n      "))]
+    if line.kind is LineKind.MESSAGE:
+        nick_style = nick_colour(line.nick) + (" class:own" if line.own else "")
+        return [*stamp, (nick_style, line.nick), ("", ": "), ("", text)]
+    if line.kind is LineKind.PRIVATE:
+        who: StyleAndTextTuples = (
+            [("class:private", "[private] -> "), (nick_colour(line.to), line.to)] if line.own
+            else [("class:private", "[private] "), (nick_colour(line.nick), line.nick)])
+        return [*stamp, *who, ("", ": "), ("class:private", text)]
+    style = {LineKind.ERROR: "class:error", LineKind.NOTICE: "class:notice",
+             LineKind.INFO: "class:info"}.get(line.kind, "class:system")
+    body = line.plain()[len(line.time) + 1:] if line.time else line.plain()
+    return [*stamp, (style, body.expandtabs(4).replace("\n", "\n      "))]
+
+
+def pane_fragments(view: ChatView, *, limit: int = 400) -> StyleAndTextTuples:
+    """The message pane: the current window's last lines, ``view.scroll`` up from the end.
+
+    The cursor marker goes at the end of the last visible line so that the
+    window scrolls to show it (and what comes before it).
+    """
+    lines = list(view.current.lines)
+    end = len(lines) - view.scroll
+    fragments: StyleAndTextTuples = []
+    for index, line in enumerate(lines[max(0, end - limit):end]):
+        if index:
+            fragments.append(("", "\n"))
+        fragments.extend(render_line(line))
+    fragments.append(("[SetCursorPosition]", ""))
+    return fragments
+
+
+def panel_fragments(view: ChatView) -> StyleAndTextTuples:
+    fragments: StyleAndTextTuples = []
+    for style, text in view.panel():
+        style = nick_colour(style[5:]) if style.startswith("nick:") else f"class:{style}"
+        fragments.append((style, text))
+        fragments.append(("", "\n"))
+    return fragments
+
+
+# ============================================================================ app
+
+PANEL_WIDTH = 28
+"""Columns of the side panel (rooms and members); the message pane takes the rest."""
+
+LOCAL_COMMANDS: dict[str, tuple[str, ...]] = {"win": ("count",)}
+"""Commands the terminal UI handles itself, besides ``commands.COMMANDS``."""
+
+
+class _LogToView(logging.Handler):
+    """Library log records (warnings) as error lines, never onto the terminal."""
+
+    def __init__(self, view: ChatView) -> None:
+        super().__init__(logging.WARNING)
+        self.view = view
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with contextlib.suppress(Exception):
+            self.view.error(" ".join(record.getMessage().split()))
+
+
+class TerminalUI:
+    """The prompt_toolkit application around a ``ChatView`` and a ``ChatClient``."""
+
+    def __init__(self, client: ChatClient, *, reconnect: bool) -> None:
+        from prompt_toolkit.application import Application
+        from prompt_toolkit.buffer import Buffer
+        from prompt_toolkit.completion import Completer, Completion
+        from prompt_toolkit.document import Document
+        from prompt_toolkit.history import InMemoryHistory
+        from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
+        from prompt_toolkit.layout import (
+            BufferControl,
+            Float,
+            FloatContainer,
+            FormattedTextControl,
+            HSplit,
+            Layout,
+            VSplit,
+            Window,
+        )
+        from prompt_toolkit.layout.menus import CompletionsMenu
+        from prompt_toolkit.layout.processors import BeforeInput
+        from prompt_toolkit.styles import Style
+
+        self.client = client
+        self.reconnect = reconnect
+        welcome = client.welcome
+        server = f"{client.host}:{client.port}"
+        self.view = ChatView(
+            nick=client.nick, server=server,
+            commands={**{name: spec.args for name, spec in COMMANDS.items()},
+                      **LOCAL_COMMANDS},
+            aliases={alias: spec.name for spec in COMMANDS.values() for alias in spec.aliases})
+        software = f" ({welcome.server_name})" if welcome is not None else ""
+        self.view.system(f"Connected to {server}{software} as {client.nick}. "
+                         "/join #room to start talking; /help lists the commands.")
+        self.view.system("Keys: Tab completes, Up/Down recall, Ctrl-N/Ctrl-P switch windows, "
+                         "PageUp/PageDown scroll, Ctrl-C quits.")
+        self.exit_status = 0
+        self._lines: asyncio.Queue[str] = asyncio.Queue()
+        self._quitting = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+        view = self.view
+
+        class ViewCompleter(Completer):
+            def get_completions(self, document: Document,
+                                complete_event: object) -> Iterable[Completion]:
+                before = document.text_before_cursor
+                word = before.split(" ")[-1]
+                for candidate in view.completions(before):
+                    yield Completion(candidate, start_position=-len(word))
+
+        def accept(buffer: Buffer) -> bool:
+            text = buffer.text
+            if text.strip():
+                self._lines.put_nowait(text)
+            return False  # clear the line (it is kept in the history)
+
+        self.input = Buffer(multiline=False, history=InMemoryHistory(),
+                            completer=ViewCompleter(), accept_handler=accept,
+                            complete_while_typing=False)
+
+        bindings = KeyBindings()
+
+        @bindings.add("c-n")
+        def _next(event: KeyPressEvent) -> None:
+            view.cycle(+1)
+
+        @bindings.add("c-p")
+        def _previous(event: KeyPressEvent) -> None:
+            view.cycle(-1)
+
+        @bindings.add("pageup")
+        def _page_up(event: KeyPressEvent) -> None:
+            view.scroll_by(self._page(), keep=self._page())
+
+        @bindings.add("pagedown")
+        def _page_down(event: KeyPressEvent) -> None:
+            view.scroll_by(-self._page(), keep=self._page())
+
+        @bindings.add("c-c")
+        def _interrupt(event: KeyPressEvent) -> None:
+            self._spawn(self.quit())
+
+        @bindings.add("c-d")
+        def _eof(event: KeyPressEvent) -> None:
+            if not self.input.text:
+                self._spawn(self.quit())
+            else:
+                self.input.delete()
+
+        @bindings.add("c-l")
+        def _redraw(event: KeyPressEvent) -> None:
+            event.app.renderer.clear()
+
+        self.pane = Window(FormattedTextControl(lambda: pane_fragments(view),
+                                                focusable=False, show_cursor=False),
+                           wrap_lines=True, always_hide_cursor=True)
+        panel = Window(FormattedTextControl(lambda: panel_fragments(view), focusable=False,
+                                            show_cursor=False),
+                       width=PANEL_WIDTH, wrap_lines=False)
+        body = VSplit([
+            self.pane,
+            Window(width=1, char="\u2502", style="class:separator"),
+            panel,
+        ])
+        title = Window(FormattedTextControl(lambda: [("class:title", view.title())]),
+                       height=1, style="class:title")
+        prompt = BeforeInput(lambda: [("class:prompt", view.prompt())])
+        entry = Window(BufferControl(self.input, input_processors=[prompt]), height=1)
+        root = FloatContainer(
+            HSplit([title, body, Window(height=1, char="\u2500", style="class:separator"),
+                    entry]),
+            floats=[Float(xcursor=True, ycursor=True,
+                          content=CompletionsMenu(max_height=8, scroll_offset=1))],
+        )
+        self.app: Application[int] = Application(
+            layout=Layout(root, focused_element=entry), key_bindings=bindings,
+            style=Style.from_dict(STYLE_RULES), full_screen=True, mouse_support=False)
+        view.changed = self.app.invalidate
+
+    def _page(self) -> int:
+        info = self.pane.render_info
+        return max(1, (info.window_height if info is not None else 20) - 2)
+
+    def _spawn(self, coroutine: Coroutine[object, object, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ------------------------------------------------------------ running
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        previous_handler = loop.get_exception_handler()
+        loop.set_exception_handler(self._loop_exception)
+        client_log = logging.getLogger("chatproto.client")
+        handler = _LogToView(self.view)
+        client_log.addHandler(handler)
+        propagate, client_log.propagate = client_log.propagate, False
+        self._spawn(self._pump_events())
+        self._spawn(self._run_lines())
+        try:
+            result = await self.app.run_async(set_exception_handler=False)
+        finally:
+            for task in list(self._tasks):
+                task.cancel()
+            for task in list(self._tasks):
+                with contextlib.suppress(BaseException):
+                    await task
+            with contextlib.suppress(Exception):
+                await self.client.close()
+            client_log.removeHandler(handler)
+            client_log.propagate = propagate
+            loop.set_exception_handler(previous_handler)
+        return result if isinstance(result, int) else self.exit_status
+
+    def _loop_exception(self, loop: asyncio.AbstractEventLoop,
+                        context: dict[str, object]) -> None:
+        exc = context.get("exception")
+        line = (describe_error(exc) if isinstance(exc, BaseException)
+                else str(context.get("message", "internal error")))
+        with contextlib.suppress(Exception):
+            self.view.error(line)
+
+    async def _pump_events(self) -> None:
+        try:
+            async for event in self.client.events():
+                self.view.on_event(event)
+                if isinstance(event, Reconnected):
+                    self.view.resync({state.name: state.members
+                                      for state in self.client.rooms.values()})
+                elif isinstance(event, Disconnected) and not self._quitting:
+                    self.view.system("Press Ctrl-C to exit." if not self.reconnect else
+                                     "Gave up reconnecting. Press Ctrl-C to exit.")
+        except Exception as exc:  # never a traceback on screen
+            self.view.error(describe_error(exc))
+
+    async def _run_lines(self) -> None:
+        """Carry out what was typed, one line after the other (so messages keep their order)."""
+        while True:
+            text = await self._lines.get()
+            try:
+                await self.handle_line(text)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # ChatError, ConnectionLost, CommandError...
+                self.view.error(describe_error(exc, me=self.view.nick))
+
+    async def handle_line(self, text: str) -> None:
+        view = self.view
+        words = text.split()
+        if words and words[0].lower() == "/win":
+            if len(words) != 2 or not words[1].isdigit() or not view.switch_index(int(words[1])):
+                view.error("usage: /win N (a window number from the side panel)")
+            return
+        command = parse_command(text, view.current_room)
+        if command.name == "switch":
+            if not view.switch(command.room or ""):
+                view.error(f"no window {command.room}: /join it first")
+            return
+        if command.name == "quit":
+            await self.quit(command.text or "")
+            return
+        if command.name == SAY and view.state is ConnectionState.RECONNECTING:
+            view.error("not connected (reconnecting): message not sent")
+            return
+        result = await execute(self.client, command)
+        self.show_result(command, result)
+
+    def show_result(self, command: Command, result: CommandResult) -> None:
+        view = self.view
+        value = result.value
+        if command.name == SAY and isinstance(value, Ok):
+            view.own_message(command.room or "", command.text or "", value.timestamp_ms)
+            return
+        if command.name == "msg" and isinstance(value, Ok):
+            view.own_private(command.nick or "", command.text or "", value.timestamp_ms)
+            return
+        if isinstance(value, JoinResult):
+            info = value.info
+            view.joined(info.room, topic=info.topic,
+                        members=[member.nick for member in value.members],
+                        history=value.history)
+            if value.gap is not None:
+                view.on_event(HistoryGapDetected(info.room, value.gap.first_seq,
+                                                 value.gap.last_seq))
+            return
+        if command.name == "part":
+            view.parted(command.room or "")
+            return
+        if command.name in ("nick", "login"):
+            view.set_nick(self.client.nick)
+            if command.name == "nick":
+                return
+        if command.name == "topic" and command.text is not None:
+            view.on_event(TopicChanged(room=command.room or "", topic=command.text,
+                                       by=view.nick))
+            return
+        if command.name == "history" and isinstance(value, HistoryPage):
+            if value.gap is not None:
+                view.on_event(HistoryGapDetected(command.room or "", value.gap.first_seq,
+                                                 value.gap.last_seq))
+            view.show_history(command.room or "", value.messages)
+            return
+        for line in result.lines:
+            view.info(line)
+
+    async def quit(self, reason: str = "") -> None:
+        """QUIT (wait for BYE, briefly), then leave the full screen."""
+        if self._quitting:
+            return
+        self._quitting = True
+        connected = self.view.state is not ConnectionState.DISCONNECTED
+        self.view.system("Quitting...")
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(5):
+                await self.client.quit(reason)
+        self.exit_status = 0 if connected else 1
+        if self.app.is_running and not self.app.is_done:
+            self.app.exit(result=self.exit_status)
+
+
+async def run_tui(client: ChatClient, *, reconnect: bool) -> int:
+    """Run the full-screen client on ``client`` until the user quits; return the exit status.
+
+    0 after a clean /quit (or Ctrl-C); 1 when the connection had already ended,
+    in which case the reason is printed (one line) on stderr once the screen
+    is restored.
+    """
+    ui = TerminalUI(client, reconnect=reconnect)
+    status = await ui.run()
+    if status != 0 and ui.view.state is ConnectionState.DISCONNECTED:
+        print(f"chatproto-client: {ui.view.state_detail}", file=sys.stderr)
+    return status
