@@ -27,6 +27,7 @@ from typing import TypeVar
 from pydantic import ValidationError
 
 from chatproto import (
+    ERROR_REGISTRY,
     PROTOCOL_VERSION,
     Connection,
     ConnectionClosed,
@@ -211,6 +212,8 @@ class ChatClient:
         self._closing = False
         self._finished = False
         self._last_error: Error | None = None
+        self._rejoining: set[int] = set()
+        """Request ids of the JOINs a reconnection sends: their replay becomes events."""
 
     # ---------------------------------------------------------------- opening
 
@@ -235,6 +238,13 @@ class ChatClient:
 
     async def _open(self) -> None:
         try:
+            hello = Hello(request_id=next(self._ids), min_version=PROTOCOL_VERSION,
+                          max_version=PROTOCOL_VERSION, nick=self.nick, password=self._password,
+                          client_name=self._client_name)
+        except ValidationError as exc:
+            raise HandshakeFailed(int(validation_error_code(exc)), "invalid nick or password",
+                                  request="HELLO") from None
+        try:
             async with asyncio.timeout(self.connect_timeout):
                 reader, writer = await asyncio.open_connection(
                     self.host, self.port, ssl=self._tls,
@@ -247,11 +257,13 @@ class ChatClient:
         self._writer = writer
         self._last_error = None
         self._reader_task = asyncio.get_running_loop().create_task(self._read_loop(reader))
-        hello = Hello(request_id=next(self._ids), min_version=PROTOCOL_VERSION,
-                      max_version=PROTOCOL_VERSION, nick=self.nick, password=self._password,
-                      client_name=self._client_name)
         try:
-            _, welcome = await self._exchange(hello)
+            async with asyncio.timeout(self.connect_timeout):
+                _, welcome = await self._exchange(hello)
+        except TimeoutError:
+            await self._drop_connection()
+            raise ConnectionLost(f"no WELCOME from {self.host}:{self.port} within "
+                                 f"{self.connect_timeout} s") from None
         except ChatError as exc:
             await self._drop_connection()
             raise HandshakeFailed(exc.code, exc.detail, retry_after_ms=exc.retry_after_ms,
@@ -303,13 +315,14 @@ class ChatClient:
         """Join ``room``; with ``resume_from``, replay every message after that seq."""
         request = self._build(Join, room=room, resume=resume_from is not None,
                               last_seen_seq=resume_from or 0)
-        frames, _ = await self._exchange(request)
+        return await self._join(request)
+
+    async def _join(self, request: Join) -> JoinResult:
+        frames, _ = await self._exchange(request)  # room state: see _apply
         info = next(f for f in frames if isinstance(f, RoomInfo))
         history = [f for f in frames if isinstance(f, RoomMessage)]
         gap = next((f for f in frames if isinstance(f, HistoryGap)), None)
         state = self.rooms.setdefault(fold(info.room), RoomState(info.room))
-        state.topic = info.topic
-        state.last_seq = max([info.last_seq, *(m.seq for m in history)])
         try:
             members = await self.list_members(info.room)
         except ChatError:  # rate-limited, say: the join itself stands
@@ -328,11 +341,7 @@ class ChatClient:
     async def send_room(self, room: str, text: str, *, client_msg_id: int | None = None) -> Ok:
         """Post to a room; a resend with the same ``client_msg_id`` is not delivered twice."""
         msg_id = self._next_client_msg_id() if client_msg_id is None else client_msg_id
-        ok = await self._ok(SendRoom, room=room, text=text, client_msg_id=msg_id)
-        state = self.rooms.get(fold(room))
-        if state is not None and ok.seq == state.last_seq + 1:
-            state.last_seq = ok.seq  # our own message: no echo comes back
-        return ok
+        return await self._ok(SendRoom, room=room, text=text, client_msg_id=msg_id)
 
     async def send_private(self, nick: str, text: str, *,
                            client_msg_id: int | None = None) -> Ok:
@@ -467,6 +476,28 @@ class ChatClient:
                 state := self.rooms.get(fold(event.room))) is not None:
             state.topic = event.topic
 
+    def _apply(self, pending: _Pending, ok: Ok) -> None:
+        """Room state changes as the answer is read, before any later frame is
+        dispatched: a live message right behind the OK must find it (no false gap)."""
+        request = pending.request
+        if isinstance(request, Join):
+            info = next(f for f in pending.frames if isinstance(f, RoomInfo))
+            history = [f for f in pending.frames if isinstance(f, RoomMessage)]
+            state = self.rooms.setdefault(fold(info.room), RoomState(info.room))
+            state.name, state.topic = info.room, info.topic
+            state.last_seq = max([info.last_seq, *(m.seq for m in history)])
+            if request.request_id in self._rejoining:  # replayed in order, as events
+                self._rejoining.discard(request.request_id)
+                gap = next((f for f in pending.frames if isinstance(f, HistoryGap)), None)
+                if gap is not None:
+                    self._emit(HistoryGapDetected(info.room, gap.first_seq, gap.last_seq))
+                for message in history:
+                    self._emit(message)
+        elif isinstance(request, SendRoom):
+            sent_to = self.rooms.get(fold(request.room))
+            if sent_to is not None and ok.seq == sent_to.last_seq + 1:
+                sent_to.last_seq = ok.seq  # our own message: no echo comes back
+
     # ------------------------------------------------------------- the reader
 
     async def _read_loop(self, reader: asyncio.StreamReader) -> None:
@@ -486,7 +517,8 @@ class ChatClient:
             reason = f"server broke the protocol: {exc}"
             if self._writer is not None:  # tell it why we hang up (CP-ERR-9)
                 with contextlib.suppress(LocalProtocolError, OSError, RuntimeError):
-                    self._writer.write(self._conn.send(error_message(exc)))
+                    self._writer.write(self._conn.send(
+                        error_message(exc).model_copy(update={"request_id": 0})))
         except (OSError, ssl.SSLError) as exc:
             reason = f"connection lost: {_network_reason(exc)}"
         except asyncio.CancelledError:
@@ -513,6 +545,8 @@ class ChatClient:
         if pending is not None:
             if event.NAME == pending.final or isinstance(event, Error):
                 del self._pending[event.request_id]
+                if isinstance(event, Ok):
+                    self._apply(pending, event)
                 if not pending.future.done():
                     pending.future.set_result((pending.frames, event))
             else:
@@ -542,13 +576,18 @@ class ChatClient:
                 entry.future.set_exception(exc)
 
     def _lost(self, exc: ConnectionLost) -> None:
-        self._writer = None
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()
         self._fail_pending(exc)
         if self._closing or self._finished:
             return
         if self._reconnect_task is not None and not self._reconnect_task.done():
             return  # a reconnection attempt lost its new connection: it tries again
-        gave_up = exc.code is not None and exc.code in _GIVE_UP
+        known = ERROR_REGISTRY.get(ErrorCode(exc.code)) \
+            if exc.code in {int(c) for c in ErrorCode} else None
+        gave_up = exc.code is not None and (
+            exc.code in _GIVE_UP or (known is not None and not known.retriable))
         if self.reconnect and self.welcome is not None and not gave_up:
             self._reconnect_task = asyncio.get_running_loop().create_task(self._reconnect(exc))
         else:
@@ -565,8 +604,9 @@ class ChatClient:
         delay = max(0.5, cause.retry_after_ms / 1000)
         reason = cause.reason
         for attempt in itertools.count(1):
-            # Full jitter, so a restarted server is not hit by every client at once.
-            wait = random.uniform(delay / 2, delay)
+            # Jitter above the delay (never before a shutdown's retry_after_ms), so a
+            # restarted server is not hit by every client at the same instant.
+            wait = random.uniform(delay, delay * 1.5)
             self._emit(Reconnecting(attempt, round(wait, 3), reason))
             await asyncio.sleep(wait)
             try:
@@ -584,17 +624,16 @@ class ChatClient:
             delay = min(self.reconnect_max_delay, delay * 2)
 
     async def _rejoin(self) -> None:
-        rooms, self.rooms = self.rooms, {}
-        for state in rooms.values():
+        # Rooms stay listed until rejoined or refused: a second drop half way
+        # through rejoins them all on the next attempt.
+        for room_fold, state in list(self.rooms.items()):
+            request = self._build(Join, room=state.name, resume=True,
+                                  last_seen_seq=state.last_seq)
+            self._rejoining.add(request.request_id)
             try:
-                result = await self.join(state.name, resume_from=state.last_seq)
+                await self._join(request)
             except ChatError as exc:  # banned meanwhile, too many rooms...
                 log.info("could not rejoin %s: %s", state.name, exc)
-                continue
-            if result.gap is not None:
-                self._emit(HistoryGapDetected(state.name, result.gap.first_seq,
-                                              result.gap.last_seq))
-            for message in result.history:
-                self._emit(message)
+                self.rooms.pop(room_fold, None)
         self._emit(Reconnected(self.nick, tuple(s.name for s in self.rooms.values())))
 
