@@ -26,8 +26,9 @@ async def _run(config: ServerConfig) -> None:
         loop.add_signal_handler(signum, stop.set)
     await server.start()
     if config.log_format == "text":  # JSON logs stay one object per line
-        print(f"chatproto-server listening on {config.host}:{server.port}: connect a chatproto "
-              "client there; Ctrl-C stops the server", file=sys.stderr, flush=True)
+        print(f"chatproto-server listening on {config.host}:{server.port}: connect with "
+              f"`chatproto-client {config.host}:{server.port} --nick NAME`; Ctrl-C stops "
+              "the server", file=sys.stderr, flush=True)
     await stop.wait()
     await server.shutdown()
 
