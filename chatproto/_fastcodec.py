@@ -24,15 +24,19 @@ from typing import Any
 
 from chatproto._errors import ErrorCode, LocalProtocolError, RemoteProtocolError
 from chatproto._fields import FieldError
-from chatproto._schema import BODY_FIELDS, FRAME_HEADER, HEADER_SIZE, MIN_FRAME_LENGTH, BodyField
+from chatproto._schema import (
+    BODY_FIELDS,
+    HEADER_FORMAT,
+    HEADER_SIZE,
+    HEADER_STRUCT,
+    MIN_FRAME_LENGTH,
+    BodyField,
+)
 from chatproto.messages import MESSAGE_TYPES, Message
 
 Decoder = Callable[[bytes | bytearray, int, int, int], Message]
 Encoder = Callable[[Message], bytes]
 
-_HEADER_FORMAT = ">" + "".join(
-    sub.subcon.fmtstr.lstrip("<>=!") for sub in FRAME_HEADER.subcons
-)
 _new_object = object.__new__
 _set_attribute = object.__setattr__
 
@@ -219,7 +223,7 @@ def _encoder_source(
     total = " + ".join([str(fixed_size), *lengths])
 
     parts: list[str] = []
-    run_format = _HEADER_FORMAT
+    run_format = HEADER_FORMAT
     run_values = [f"{total}", str(cls.TYPE), "d['request_id']"]
 
     def flush() -> None:
@@ -269,7 +273,6 @@ def _generate() -> tuple[dict[int, Decoder], dict[int, Encoder], str]:
 DECODERS, ENCODERS, GENERATED_SOURCE = _generate()
 """Generated per-type body decoders and whole-frame encoders, and their source."""
 
-_HEADER = struct.Struct(_HEADER_FORMAT)
 
 
 def decode_body(
@@ -300,7 +303,7 @@ def decode_frame(frame: bytes) -> Message:
     """Decode one whole frame (header included) with the fast codec."""
     if len(frame) < HEADER_SIZE:
         raise RemoteProtocolError(ErrorCode.MALFORMED_FRAME, "shorter than a frame header")
-    length, type_code, request_id = _HEADER.unpack_from(frame)
+    length, type_code, request_id = HEADER_STRUCT.unpack_from(frame)
     if length != len(frame) - 4:
         raise RemoteProtocolError(ErrorCode.MALFORMED_FRAME, "length field does not match")
     return decode_body(type_code, request_id, frame, HEADER_SIZE, len(frame))

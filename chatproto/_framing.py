@@ -12,7 +12,7 @@ import struct
 from dataclasses import dataclass
 
 from chatproto._errors import ErrorCode, RemoteProtocolError
-from chatproto._schema import FRAME_HEADER, HEADER_SIZE, LENGTH_FIELD_SIZE, MIN_FRAME_LENGTH
+from chatproto._schema import HEADER_SIZE, HEADER_STRUCT, LENGTH_FIELD_SIZE, MIN_FRAME_LENGTH
 
 MAX_FRAME_LENGTH = 65536
 """Largest length field in spec v1: what clients accept and servers may advertise."""
@@ -20,9 +20,6 @@ MAX_FRAME_LENGTH = 65536
 PRE_WELCOME_FRAME_LENGTH = 4096
 """Largest length field a client sends before it knows the server's limit."""
 
-_HEADER = struct.Struct(
-    ">" + "".join(sub.subcon.fmtstr.lstrip("<>=!") for sub in FRAME_HEADER.subcons)
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +75,7 @@ class FrameDecoder:
             )
         if available < LENGTH_FIELD_SIZE + length:
             return None
-        _, type_code, request_id = _HEADER.unpack_from(self.buffer, pos)
+        _, type_code, request_id = HEADER_STRUCT.unpack_from(self.buffer, pos)
         end = pos + LENGTH_FIELD_SIZE + length
         self._pos = end
         return RawFrame(type_code, request_id, pos + HEADER_SIZE, end)

@@ -8,6 +8,7 @@ against which the generated fast codec is proven byte-identical.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,10 @@ FRAME_HEADER = cs.Struct(
     "request_id" / cs.Int32ub,
 )
 """Every frame's header. ``length`` counts the octets after itself."""
+
+HEADER_FORMAT = ">" + "".join(sub.subcon.fmtstr.lstrip("<>=!") for sub in FRAME_HEADER.subcons)
+"""The ``struct`` format of ``FRAME_HEADER``, derived from it (``>LHL``)."""
+HEADER_STRUCT = struct.Struct(HEADER_FORMAT)
 
 HEADER_SIZE: int = FRAME_HEADER.sizeof()
 LENGTH_FIELD_SIZE = 4
