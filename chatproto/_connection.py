@@ -25,6 +25,7 @@ from chatproto._schema import BODY_FIELDS, LENGTH_FIELD_SIZE
 from chatproto._state import ERROR_FATAL, ERROR_NONFATAL, TRANSITIONS, State, next_state
 from chatproto.messages import (
     MESSAGE_TYPES,
+    Bye,
     Error,
     Hello,
     Limits,
@@ -194,8 +195,10 @@ class Connection:
             if raw is None:
                 return None
             cls = MESSAGE_TYPES.get(raw.type_code)
-            # A client skips unknown types: servers may add events (CP-EXT-3).
-            if cls is not None or self.role is Sender.SERVER:
+            # A client skips unknown types once welcomed: servers may add events
+            # (CP-EXT-3). Before WELCOME an unknown type ends the connection (CP-STATE-5).
+            if cls is not None or self.role is Sender.SERVER \
+                    or self.state not in (State.READY, State.QUITTING):
                 break
         if cls is None:
             if self.state is not State.READY:
@@ -205,9 +208,11 @@ class Connection:
             return FrameRejected(ErrorCode.UNKNOWN_TYPE, raw.request_id,
                                  f"unknown message type {raw.type_code:#06x}", raw.type_code)
         if not _may_send_type(self.state, sender, cls):
+            # After a BYE a client sends nothing, not even this ERROR (CP-CLOSE-5).
             raise RemoteProtocolError(ErrorCode.STATE_VIOLATION,
                                       f"{cls.NAME} from the {sender} is not allowed in "
-                                      f"state {self.state}", request_id=raw.request_id)
+                                      f"state {self.state}", request_id=raw.request_id,
+                                      silent=cls is Bye and self.role is Sender.CLIENT)
         client_request = sender is Sender.CLIENT and cls.FINAL_RESPONSE is not None
         if client_request and raw.request_id == 0 and cls is not Quit:
             return FrameRejected(ErrorCode.INVALID_REQUEST_ID, 0,

@@ -146,6 +146,20 @@ DETAIL_MAX_BYTES = 255
 """ERROR.detail is a str8."""
 
 
+def utf8_fault(exc: BaseException) -> str:
+    """A detail for INVALID_UTF8 that names the fault but never the bytes.
+
+    Python's (and construct's) own messages quote the offending bytes, which may
+    belong to a password or a message text (spec: CP-ERR-6).
+    """
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, UnicodeDecodeError):
+        cause = cause.__cause__ or cause.__context__
+    if cause is None:
+        return "a text field is not well-formed UTF-8"
+    return f"a text field is not well-formed UTF-8 ({cause.reason} at its byte {cause.start})"
+
+
 def clip_detail(detail: str) -> str:
     """``detail`` cut to what fits in ERROR.detail, on a character boundary."""
     return detail.encode("utf-8")[:DETAIL_MAX_BYTES].decode("utf-8", "ignore")
@@ -170,4 +184,14 @@ class LocalProtocolError(ProtocolError):
 
 
 class RemoteProtocolError(ProtocolError):
-    """The peer sent something the spec forbids; answer it with an ERROR of ``code``."""
+    """The peer sent something the spec forbids; answer it with an ERROR of ``code``.
+
+    ``silent`` is set when the breach is a frame after which nothing may be
+    sent at all, such as a BYE the client did not ask for (CP-CLOSE-5): close
+    without answering.
+    """
+
+    def __init__(self, code: ErrorCode, detail: str = "", *, request_id: int = 0,
+                 silent: bool = False) -> None:
+        super().__init__(code, detail, request_id=request_id)
+        self.silent = silent

@@ -22,7 +22,7 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
-from chatproto._errors import ErrorCode, LocalProtocolError, RemoteProtocolError
+from chatproto._errors import ErrorCode, LocalProtocolError, RemoteProtocolError, utf8_fault
 from chatproto._fields import FieldError
 from chatproto._schema import (
     BODY_FIELDS,
@@ -292,7 +292,7 @@ def decode_body(
     except FieldError as exc:
         raise RemoteProtocolError(exc.code, str(exc), request_id=request_id) from None
     except UnicodeDecodeError as exc:
-        raise RemoteProtocolError(ErrorCode.INVALID_UTF8, str(exc),
+        raise RemoteProtocolError(ErrorCode.INVALID_UTF8, utf8_fault(exc),
                                   request_id=request_id) from None
     except (_Malformed, struct.error, IndexError) as exc:
         raise RemoteProtocolError(ErrorCode.MALFORMED_MESSAGE, str(exc),

@@ -15,7 +15,7 @@ from typing import Any
 import construct as cs
 from pydantic import ValidationError
 
-from chatproto._errors import ErrorCode, LocalProtocolError, RemoteProtocolError
+from chatproto._errors import ErrorCode, LocalProtocolError, RemoteProtocolError, utf8_fault
 from chatproto._fields import FieldError, FieldType
 from chatproto.messages import MESSAGE_TYPES, Message
 
@@ -117,7 +117,8 @@ def construct_decode(frame: bytes) -> Message:
     try:
         parsed = _STRICT_BODY_STRUCTS[cls.TYPE].parse(body)
     except cs.StringError as exc:  # construct's wrapper around UnicodeDecodeError
-        raise RemoteProtocolError(ErrorCode.INVALID_UTF8, str(exc), request_id=request_id) from exc
+        raise RemoteProtocolError(ErrorCode.INVALID_UTF8, utf8_fault(exc),
+                                  request_id=request_id) from exc
     except cs.ConstructError as exc:
         raise RemoteProtocolError(ErrorCode.MALFORMED_MESSAGE, str(exc).splitlines()[0],
                                   request_id=request_id) from exc

@@ -515,7 +515,7 @@ class ChatClient:
             pass
         except RemoteProtocolError as exc:
             reason = f"server broke the protocol: {exc}"
-            if self._writer is not None:  # tell it why we hang up (CP-ERR-9)
+            if self._writer is not None and not exc.silent:  # say why we hang up (CP-ERR-9)
                 with contextlib.suppress(LocalProtocolError, OSError, RuntimeError):
                     self._writer.write(self._conn.send(
                         error_message(exc).model_copy(update={"request_id": 0})))

@@ -690,6 +690,36 @@ def test_client_silently_skips_unknown_types(state: State, type_code: int) -> No
     assert pair.client.state is state
 
 
+@pytest.mark.parametrize("type_code", UNKNOWN_TYPE_CODES, ids=hex)
+def test_client_awaiting_welcome_treats_unknown_type_as_fatal_state_violation(
+    type_code: int
+) -> None:
+    client = pair_in(State.AWAIT_WELCOME).client
+
+    events, exc = receive_until_error(client, raw_frame(type_code, 0, b"event"))
+
+    assert events == []
+    assert (exc.code, exc.fatal, exc.silent) == (ErrorCode.STATE_VIOLATION, True, False)
+
+
+def test_client_that_receives_an_unasked_bye_closes_without_answering() -> None:
+    client = pair_in(State.READY).client
+
+    events, exc = receive_until_error(client, raw_frame(Bye.TYPE, 0, b"\x00"))
+
+    assert events == []
+    assert exc.code is ErrorCode.STATE_VIOLATION
+    assert exc.silent, "CP-CLOSE-5: nothing may be sent after a BYE, not even an ERROR"
+
+
+def test_server_answers_a_bye_from_a_client() -> None:
+    server = pair_in(State.READY).server
+
+    _, exc = receive_until_error(server, raw_frame(Bye.TYPE, 5, b"\x00"))
+
+    assert (exc.code, exc.silent) == (ErrorCode.STATE_VIOLATION, False)  # CP-STATE-2
+
+
 def drive_to_quitting() -> Pair:
     pair = pair_in(State.READY)
     pair.step(CLIENT, "QUIT", request_id=9)

@@ -47,7 +47,9 @@ def test_the_error_registry_cites_only_requirements_that_exist() -> None:
 def test_every_requirement_id_mentioned_anywhere_in_the_tree_exists() -> None:
     known = set(load_requirements())
     sources = [*ROOT.glob("chatproto/**/*.py"), *ROOT.glob("tests/**/*.py"),
-               *ROOT.glob("spec/*.md")]
+               *ROOT.glob("conformance/**/*.py"), *ROOT.glob("reference_server/**/*.py"),
+               *ROOT.glob("reference_client/**/*.py"), *ROOT.glob("spec/*.md"),
+               ROOT / "README.md"]
     for path in sources:
         if path.name == "test_requirements.py":
             continue

@@ -1,0 +1,1079 @@
+"""The kit as a server: the client under test, launched per case, and its connection.
+
+For each case the kit listens on a fresh port of 127.0.0.1, launches the client
+command with ``{host}`` and ``{port}`` replaced, and waits for it to connect.
+The only contract with the client is that it connects and sends HELLO, and that
+closing its standard input asks it to finish (the orderly-close cases).
+
+``ClientLink`` is that connection seen from the server's side. A reader task
+files every frame the client sends, answers the requests a client may make on
+its own (so that any reasonable client keeps going), and runs the monitor: the
+rules that hold for every frame a client sends, in every case (it decodes, it
+fits the frame limit, a request has a nonzero request_id, the state table
+allows it...). A case then sends frames, valid or deliberately broken, and
+waits, with a deadline, for what the spec says must follow. The PING barrier
+works from this side too: the kit PINGs, and the client's PONG proves that it
+read everything sent before and is still in step.
+
+The kit's idea of the client's state comes from the spec's state table, derived
+from the message declarations (who sends what), never from chatproto's own
+state machine: the kit must test other implementations, not agree with ours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import re
+import secrets
+import shlex
+import signal
+import socket
+import time
+from collections.abc import Callable, Collection, Iterator, Sequence
+from enum import StrEnum
+from typing import Any, NoReturn, TypeVar
+
+from chatproto import ERROR_REGISTRY, MESSAGE_TYPES, ErrorCode, Message, Sender, encode, fold
+from chatproto.messages import (
+    Bye,
+    Error,
+    Hello,
+    Join,
+    Ok,
+    Ping,
+    Pong,
+    PrivateMessage,
+    Quit,
+    RoomInfo,
+    RoomMessage,
+    SendPrivate,
+    SendRoom,
+    Welcome,
+)
+from conformance.outcomes import KitError, NotApplicable, Violation
+from conformance.registry import Case, requirement
+from conformance.server_side import KitOptions
+from conformance.transcript import Transcript, describe
+from conformance.wire import LENGTH, MIN_LENGTH, FrameStreamError, Received, decode, read_frame
+
+M = TypeVar("M", bound=Message)
+T = TypeVar("T")
+Matcher = type[Message] | tuple[type[Message], ...] | Callable[[Message], bool]
+
+HOST = "127.0.0.1"
+KIT_SERVER_NAME = "chatproto-conformance"
+KIT_VERSION = 1
+"""The protocol version the kit speaks as a server."""
+PRE_WELCOME_LIMIT = 4096
+"""A client's frame limit until it has received WELCOME (CP-FRAME-5)."""
+CLIENT_MAX_FRAME = 65536
+"""The largest length a client must accept (CP-FRAME-6); beyond it a client must refuse."""
+READ_CAP = 1 << 20
+"""Longest client frame the kit still reads to show it in the report (CP-FRAME-5 is judged
+against the advertised limit, far below)."""
+CONNECT_TIMEOUT_S = 10.0
+"""How long the launched client may take to start and connect (times --timeout-scale)."""
+OUTPUT_CAP = 256 * 1024
+"""Bytes of the client's stdout and of its stderr kept for checks and the report."""
+REPORT_OUTPUT_CHARS = 3000
+BYTE_PACE_S = 0.002
+"""Pause between pieces of a split write, so that each piece travels as its own segment
+(pacing the split, not waiting for the client)."""
+
+FINAL_NAMES = {"WELCOME", "OK", "ERROR", "PONG", "BYE"}
+SAFE_TEXT_FIELDS = {"message-text", "notice-text", "topic", "short-text"}
+"""Semantic types that must hold safe text (CP-FIELD-4)."""
+_UNSAFE_TEXT = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_WIRE_SIZES = {"u8": 1, "u8 enum": 1, "bool": 1, "u16": 2, "u32": 4, "u64": 8}
+
+CLIENT_MESSAGES = frozenset(cls for cls in MESSAGE_TYPES.values()
+                            if cls.SENDER in (Sender.CLIENT, Sender.BOTH))
+SERVER_MESSAGES = frozenset(cls for cls in MESSAGE_TYPES.values()
+                            if cls.SENDER in (Sender.SERVER, Sender.BOTH))
+
+
+def _matches(match: Matcher, message: Message) -> bool:
+    if isinstance(match, type | tuple):
+        return isinstance(message, match)
+    return match(message)
+
+
+def _frame_name(frame: Received) -> str:
+    return describe(frame.message) if frame.message is not None else frame.name
+
+
+def code_name(code: int) -> str:
+    try:
+        return ErrorCode(code).name
+    except ValueError:
+        return f"code {code}"
+
+
+def unchecked(cls: type[Message], **fields: Any) -> bytes:
+    """A frame of ``cls`` encoded without validating its fields: the kit as a faulty server."""
+    return encode(cls.model_construct(**fields))
+
+
+def split_frames(data: bytes) -> list[bytes]:
+    """Whole frames at the start of ``data`` (a partial or broken tail is left out)."""
+    frames, start = [], 0
+    while len(data) - start >= LENGTH.size:
+        (length,) = LENGTH.unpack_from(data, start)
+        end = start + LENGTH.size + length
+        if length < MIN_LENGTH or length > CLIENT_MAX_FRAME or end > len(data):
+            break
+        frames.append(data[start:end])
+        start = end
+    return frames
+
+
+def describe_raw(data: bytes) -> str:
+    """How bytes the kit writes read as frames, for the transcript."""
+    frames = split_frames(data)
+    parts = []
+    for raw in frames:
+        frame = decode(raw)
+        parts.append(describe(frame.message) if frame.message is not None
+                     else f"{frame.name} ({len(raw)} bytes, {frame.fault})")
+    rest = len(data) - sum(len(f) for f in frames)
+    if rest:
+        parts.append(f"{rest} more byte(s): {data[-rest:][:16].hex(' ')}")
+    return "raw: " + " | ".join(parts)
+
+
+def unsafe_text_field(frame: Received) -> str | None:
+    """The name of a safe-text field of ``frame`` that holds a control character, if any.
+
+    Walks the body by the wire kinds of the message's declared fields (the spec's
+    field encodings), so it works on a frame that the strict decoder refused.
+    """
+    cls = MESSAGE_TYPES.get(frame.type_code)
+    if cls is None:
+        return None
+    body, offset = frame.raw[10:], 0
+    try:
+        for name, info in cls.model_fields.items():
+            if name == "request_id":
+                continue
+            field_type = next(m for m in info.metadata if hasattr(m, "wire"))
+            kind: str = field_type.wire.name
+            if kind in _WIRE_SIZES:
+                offset += _WIRE_SIZES[kind]
+                continue
+            if kind == "strlist8":
+                count = body[offset]
+                offset += 1
+                for _ in range(count):
+                    offset += 1 + body[offset]
+                continue
+            width = 2 if kind == "str16" else 1
+            size = int.from_bytes(body[offset:offset + width], "big")
+            value = body[offset + width:offset + width + size]
+            offset += width + size
+            if field_type.name in SAFE_TEXT_FIELDS and _UNSAFE_TEXT.search(
+                    value.decode("utf-8", "replace")):
+                return name
+    except (IndexError, StopIteration):
+        return None
+    return None
+
+
+class Phase(StrEnum):
+    """Where the client's session stands, as the spec's state table says (plus how it ended)."""
+
+    AWAIT_HELLO = "AWAIT_HELLO"
+    AWAIT_WELCOME = "AWAIT_WELCOME"
+    READY = "READY"
+    QUITTING = "QUITTING"
+    REJECTING = "rejecting"
+    """The kit sent something the state table does not allow: the client must close
+    (CP-STATE-5), at most after a fatal ERROR (CP-ERR-9)."""
+    ENDED_BY_SERVER = "ended by the kit's BYE or fatal ERROR"
+    """Nothing more may come from the client (CP-CLOSE-5)."""
+    ENDED_BY_CLIENT = "ended by the client's fatal ERROR"
+    """The client must close right after its fatal ERROR (CP-CLOSE-4)."""
+
+
+def client_may_send(phase: Phase, cls: type[Message], fatal: bool | None) -> bool:
+    """The state table's client rows: may a client send ``cls`` in ``phase``?
+
+    ``fatal`` is the ERROR's flag (None when the frame could not be decoded).
+    """
+    if cls is Error:
+        return fatal is not False and phase in (Phase.AWAIT_HELLO, Phase.AWAIT_WELCOME,
+                                                Phase.READY, Phase.QUITTING, Phase.REJECTING)
+    if phase is Phase.AWAIT_HELLO:
+        return cls in (Hello, Quit)
+    if phase is Phase.READY:
+        return cls in CLIENT_MESSAGES and cls is not Hello
+    return False
+
+
+class ClientMonitor:
+    """The rules every frame a client sends must follow, judged against the session's phase.
+
+    The kit's own frames move the phase (WELCOME, BYE, fatal ERROR, a frame the
+    table forbids); the client's move it too (HELLO, QUIT, its fatal ERROR).
+    Until the client has shown that it read a kit frame that changed the phase
+    (by answering a PING sent after it), frames it sent before reading it are
+    judged against the earlier phase as well.
+    """
+
+    def __init__(self, warn: Callable[[Violation], None]) -> None:
+        self.phase = Phase.AWAIT_HELLO
+        self.frame_limit = PRE_WELCOME_LIMIT
+        self.welcomed = False
+        self.offered: range | None = None
+        self.capabilities_offered: tuple[str, ...] = ()
+        self.ended_by_unknown_code = False
+        self.message_texts: set[str] = set()
+        """Message texts the kit sent; a client's ERROR detail must not repeat them (CP-ERR-6)."""
+        self._warn = warn
+        self._stale: list[tuple[Phase, int]] = []
+        self._kit_frames = 0
+        self._pings: dict[bytes, int] = {}
+        self._outstanding: set[int] = set()
+        self._client_msg_ids: dict[tuple[str, int], str] = {}
+        self._pending = b""
+        self._stream_broken = False
+
+    # ------------------------------------------------------------ the kit's frames
+    def kit_sent(self, data: bytes) -> None:
+        """Bytes the kit wrote: complete frames move the phase as the client will see them."""
+        if self._stream_broken:
+            return
+        self._pending += data
+        while len(self._pending) >= LENGTH.size:
+            (length,) = LENGTH.unpack_from(self._pending)
+            if length < MIN_LENGTH or length > CLIENT_MAX_FRAME:
+                # The client can no longer find frames: it must give up the connection.
+                self._stream_broken = True
+                self._move(Phase.REJECTING)
+                return
+            if len(self._pending) < LENGTH.size + length:
+                return
+            raw = self._pending[:LENGTH.size + length]
+            self._pending = self._pending[LENGTH.size + length:]
+            self._kit_frame(decode(raw))
+
+    def kit_eof(self) -> None:
+        """The kit shut down its sending direction; a frame cut short ends the session."""
+        if self._pending and not self._stream_broken:
+            self._move(Phase.REJECTING)
+
+    def _kit_frame(self, frame: Received) -> None:
+        self._kit_frames += 1
+        message = frame.message
+        if isinstance(message, Ping):
+            self._pings[message.token] = self._kit_frames
+        if isinstance(message, RoomMessage | PrivateMessage) and len(message.text) >= 8:
+            self.message_texts.add(message.text)
+        if message is not None and message.NAME in FINAL_NAMES and message.request_id:
+            self._outstanding.discard(message.request_id)
+        self._move(self._after_kit_frame(frame))
+
+    def _after_kit_frame(self, frame: Received) -> Phase:
+        phase, message = self.phase, frame.message
+        if phase in (Phase.REJECTING, Phase.ENDED_BY_SERVER, Phase.ENDED_BY_CLIENT):
+            return phase
+        cls = MESSAGE_TYPES.get(frame.type_code)
+        if cls is None:  # unknown type: ignored in READY and QUITTING (CP-EXT-3)
+            return phase if phase in (Phase.READY, Phase.QUITTING) else Phase.REJECTING
+        if message is None:  # a malformed body: the client discards it (CP-FRAME-10)
+            return phase
+        if cls not in SERVER_MESSAGES:
+            return Phase.REJECTING
+        if isinstance(message, Error):
+            if message.fatal:
+                self.ended_by_unknown_code = message.error_code is None
+                return Phase.ENDED_BY_SERVER
+            return Phase.AWAIT_HELLO if phase is Phase.AWAIT_WELCOME else phase
+        if isinstance(message, Bye):
+            return Phase.ENDED_BY_SERVER
+        if isinstance(message, Welcome):
+            if phase is Phase.AWAIT_WELCOME and self.offered is not None \
+                    and message.version in self.offered:
+                self.frame_limit = message.max_frame_size
+                self.welcomed = True
+                return Phase.READY
+            return Phase.REJECTING
+        if phase in (Phase.READY, Phase.QUITTING):
+            return phase
+        return Phase.REJECTING
+
+    def _move(self, phase: Phase) -> None:
+        if phase is not self.phase:
+            self._stale.append((self.phase, self._kit_frames))
+            self.phase = phase
+
+    # ------------------------------------------------------------ the client's frames
+    def check(self, frame: Received) -> list[Violation]:
+        """The rules ``frame`` breaks (MUSTs); SHOULDs go to the warning callback."""
+        found: list[Violation] = []
+
+        def breach(req: str, message: str) -> None:
+            found.append(Violation(req, message))
+
+        length = len(frame.raw) - LENGTH.size
+        if length > self.frame_limit:
+            when = ("after WELCOME, above the max_frame_size it advertised" if self.welcomed
+                    else "before WELCOME, above")
+            breach("CP-FRAME-5", f"the client sent {frame.name} with length {length}, {when} "
+                   f"{self.frame_limit}")
+        cls = MESSAGE_TYPES.get(frame.type_code)
+        message = frame.message
+        if frame.type_code >= 0x8000 and self.capabilities_offered:
+            # The kit confirms no capability: extension frames use one it did not confirm.
+            breach("CP-HS-9", f"the client sent a frame of extension type "
+                   f"{frame.type_code:#06x}, although WELCOME confirmed none of the "
+                   f"capabilities it offered ({', '.join(self.capabilities_offered)})")
+            return found
+        if frame.type_code == 0 or frame.type_code >= 0x8000:
+            breach("CP-EXT-1", f"the client sent a frame of type {frame.type_code:#06x}, which "
+                   "is reserved or an extension type that no capability in WELCOME defines")
+            return found
+        if cls is None:
+            breach("CP-STATE-1", f"the client sent a frame of type {frame.type_code:#06x}, "
+                   "which version 1 does not define (the state table allows no such message)")
+            return found
+        if message is None:
+            self._check_undecodable(frame, breach)
+        if isinstance(message, Pong):
+            self._pong_seen(message.token)
+        if isinstance(message, Error):
+            self._check_error(message, breach)
+        fatal = message.fatal if isinstance(message, Error) else None
+        allowed = client_may_send(self.phase, cls, fatal) or any(
+            client_may_send(phase, cls, fatal) for phase, _ in self._stale)
+        if not allowed:
+            breach(*self._disallowed(cls, fatal))
+        if message is not None and message.is_request and message.request_id == 0:
+            breach("CP-REQ-1", f"the client sent {cls.NAME} with request_id 0")
+        if message is not None and message.is_request:
+            self._check_request_should(message)
+        if allowed:
+            self._client_moves(cls, fatal, message)
+        return found
+
+    def _check_undecodable(self, frame: Received, breach: Callable[[str, str], None]) -> None:
+        if frame.fault_code == ErrorCode.MALFORMED_MESSAGE:
+            breach("CP-FRAME-1", f"the client's {frame.name} body does not match its declared "
+                   f"fields: {frame.fault}")
+        elif frame.fault_code == ErrorCode.INVALID_UTF8:
+            breach("CP-FIELD-1", f"the client's {frame.name} has a string that is not "
+                   f"well-formed UTF-8: {frame.fault}")
+        else:
+            field = unsafe_text_field(frame)
+            if field is not None:
+                breach("CP-FIELD-4", f"the client's {frame.name} has a control character in "
+                       f"its safe-text field {field!r}")
+            # Any other broken constraint is for the server to refuse (the kit answers it).
+
+    def _disallowed(self, cls: type[Message], fatal: bool | None) -> tuple[str, str]:
+        what = f"{cls.NAME}{' (non-fatal)' if fatal is False else ''}"
+        if self.phase is Phase.ENDED_BY_SERVER:
+            if self.ended_by_unknown_code:
+                return ("CP-EXT-4", f"the client sent {what} after an ERROR of an unknown code "
+                        "with fatal set, instead of ending the connection")
+            return ("CP-CLOSE-5", f"the client sent {what} after receiving BYE or a fatal ERROR")
+        if self.phase is Phase.ENDED_BY_CLIENT:
+            return ("CP-CLOSE-4", f"the client sent {what} after its own fatal ERROR instead of "
+                    "closing the connection")
+        if self.phase is Phase.REJECTING:
+            return ("CP-STATE-5", f"the client sent {what} after the kit sent a frame the state "
+                    "table does not allow, instead of closing the connection")
+        return ("CP-STATE-1", f"the client sent {what} in state {self.phase.value}, where the "
+                "state table does not allow it from a client")
+
+    def _check_error(self, error: Error, breach: Callable[[str, str], None]) -> None:
+        known = error.error_code
+        if error.code == ErrorCode.TRUNCATED_FRAME:
+            breach("CP-ERR-7", "the client sent ERROR TRUNCATED_FRAME (107), a local-only code")
+        elif known is not None and ERROR_REGISTRY[known].fatal != error.fatal:
+            breach("CP-ERR-1", f"the client sent ERROR {known.name} with fatal={int(error.fatal)}"
+                   f"; the registry says fatal={int(ERROR_REGISTRY[known].fatal)}")
+        if error.request_id != 0:
+            breach("CP-ERR-3", f"the client's ERROR {code_name(error.code)} carries request_id "
+                   f"{error.request_id}; it answers no request, so it must carry 0")
+        if error.retry_after_ms and error.code not in (ErrorCode.RATE_LIMITED,
+                                                       ErrorCode.SERVER_SHUTDOWN):
+            breach("CP-ERR-4", f"the client's ERROR {code_name(error.code)} has retry_after_ms "
+                   f"{error.retry_after_ms}, not 0")
+        leaked = next((t for t in self.message_texts if t in error.detail), None)
+        if leaked is not None:
+            breach("CP-ERR-6", f"the client's ERROR detail {error.detail!r} repeats the text of "
+                   "a message")
+
+    def _check_request_should(self, message: Message) -> None:
+        if message.request_id and message.request_id in self._outstanding:
+            self._warn(Violation("CP-REQ-2", f"the client reused request_id "
+                                 f"{message.request_id} for {message.NAME} while an earlier "
+                                 "request with that id was still waiting for its answer"))
+        self._outstanding.add(message.request_id)
+        if isinstance(message, SendRoom):
+            key = (fold(message.room), message.client_msg_id)
+            if message.client_msg_id == 0:
+                self._warn(Violation("CP-MSG-12", f"the client sent SEND_ROOM to "
+                                     f"{message.room} with client_msg_id 0"))
+            elif self._client_msg_ids.setdefault(key, message.text) != message.text:
+                self._warn(Violation("CP-MSG-12", f"the client reused client_msg_id "
+                                     f"{message.client_msg_id} in {message.room} for a "
+                                     "different text"))
+
+    def _client_moves(self, cls: type[Message], fatal: bool | None,
+                      message: Message | None) -> None:
+        if cls is Error:
+            self.phase = Phase.ENDED_BY_CLIENT
+        elif cls is Hello and self.phase is Phase.AWAIT_HELLO:
+            self.phase = Phase.AWAIT_WELCOME
+            if isinstance(message, Hello):
+                self.offered = range(message.min_version, message.max_version + 1)
+                self.capabilities_offered = message.capabilities
+        elif cls is Quit and self.phase in (Phase.AWAIT_HELLO, Phase.READY):
+            self.phase = Phase.QUITTING
+
+    def _pong_seen(self, token: bytes) -> None:
+        sent_at = self._pings.get(token)
+        if sent_at is not None:
+            # The client read every kit frame before that PING: earlier phases are over.
+            self._stale = [(phase, at) for phase, at in self._stale if at >= sent_at]
+
+
+class ClientLink:
+    """One connection from the client under test, as the server end sees it."""
+
+    def __init__(self, ctx: ClientContext, label: str, reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter) -> None:
+        self.ctx = ctx
+        self.label = label
+        self.connected_at = time.monotonic()
+        self.monitor = ClientMonitor(ctx.warn)
+        self.hello: Hello | None = None
+        self.welcome_sent: Welcome | None = None
+        self.received: list[Received] = []
+        """Every frame the client sent, in order, including those already consumed."""
+        self.auto_respond = True
+        """Answer the requests a client makes on its own (JOIN, LIST_*, SEND_*, PING...)."""
+        self.answer_quit = True
+        """Answer QUIT with BYE and shut down the sending direction."""
+        self.close_note = ""
+        self._unclaimed: list[Message] = []
+        self._faults: list[Violation] = []
+        self._reader = reader
+        self._writer = writer
+        self._changed = asyncio.Event()
+        self._closed = asyncio.Event()
+        self._eof_sent = False
+        self._msg_ids = 0
+        self._seqs: dict[str, int] = {}
+        self._task = asyncio.get_running_loop().create_task(self._read_loop())
+
+    # ------------------------------------------------------------ sending
+    def _write_now(self, data: bytes, note: str | None) -> None:
+        """Write at once; ``note`` None leaves the bytes out of the transcript (a piece of
+        data already recorded whole)."""
+        if note is not None:
+            self.ctx.transcript.add(self.label, "sent", data, note)
+        if self._eof_sent or self._writer.is_closing():
+            self.ctx.transcript.note(self.label, "not written: the connection is shut down")
+            return
+        self.monitor.kit_sent(data)
+        try:
+            self._writer.write(data)
+        except (ConnectionError, OSError, RuntimeError) as exc:
+            self.ctx.transcript.note(self.label, f"write failed: {exc!r}")
+
+    async def _drain(self) -> None:
+        try:
+            await asyncio.wait_for(self._writer.drain(), self.ctx.timeout)
+        except (ConnectionError, TimeoutError, OSError, RuntimeError) as exc:
+            # The client closed or stopped reading; a later wait reports what that breaks.
+            self.ctx.transcript.note(self.label, f"write failed: {exc!r}")
+
+    async def send(self, *messages: Message) -> None:
+        """Send messages as frames, all in one write."""
+        data = b"".join(encode(m) for m in messages)
+        self._write_now(data, " | ".join(describe(m) for m in messages))
+        await self._drain()
+
+    async def send_raw(self, data: bytes, *, chunk_size: int | Sequence[int] | None = None,
+                       note: str | None = None) -> None:
+        """Write bytes as they are: in one write, or in pieces of ``chunk_size`` bytes (a
+        sequence of sizes is used in turn, over and over)."""
+        if chunk_size is None:
+            self._write_now(data, note or describe_raw(data))
+            await self._drain()
+            return
+        sizes = itertools.cycle([chunk_size] if isinstance(chunk_size, int) else chunk_size)
+        self.ctx.transcript.add(self.label, "sent", data, f"in writes of {chunk_size} byte(s): "
+                                f"{note or describe_raw(data)}")
+        start = 0
+        while start < len(data):
+            piece = data[start:start + next(sizes)]
+            self._write_now(piece, None)
+            start += len(piece)
+            await self._drain()
+            # Pacing, not synchronisation: each piece leaves as its own TCP segment.
+            await asyncio.sleep(BYTE_PACE_S)
+
+    def half_close(self) -> None:
+        """Shut down the kit's sending direction (as a server does after BYE or a fatal
+        ERROR, CP-CLOSE-6) and keep reading."""
+        if self._eof_sent:
+            return
+        self._eof_sent = True
+        self.monitor.kit_eof()
+        self.ctx.transcript.note(self.label, "kit shut down its sending direction")
+        with contextlib.suppress(ConnectionError, OSError, RuntimeError):
+            if self._writer.can_write_eof():
+                self._writer.write_eof()
+
+    # ------------------------------------------------------------ the server's part
+    def make_welcome(self, hello: Hello, **fields: Any) -> Welcome:
+        """The WELCOME a correct server sends for ``hello`` (fields may override)."""
+        values: dict[str, Any] = {
+            "request_id": hello.request_id, "version": KIT_VERSION,
+            "server_name": KIT_SERVER_NAME, "nick": hello.nick, "logged_in": False,
+            "casemapping": "ascii", "capabilities": (),
+            # Long keepalive and idle times: the client has no reason to act on its own.
+            "keepalive_interval_s": 300, "idle_timeout_s": 900,
+        }
+        values.update(fields)
+        return Welcome(**values)
+
+    async def expect_hello(self) -> Hello:
+        """The client's HELLO; SKIP when it does not offer version 1."""
+        try:
+            hello = await self.expect_type(Hello, req="CP-STATE-1")
+        except Violation as exc:
+            if exc.kind == "mismatch":
+                self.ctx.mark_broken("handshake", exc)
+                raise
+            refused = [f for f in self.received if f.type_code == Hello.TYPE]
+            why = (f"its HELLO breaks a field constraint ({refused[0].fault}), which a "
+                   "server refuses (the kit did) and no client rule forbids; check the "
+                   "client command" if refused else exc.message)
+            self.ctx.block("handshake", f"{self.ctx.case.id}: the client sent no usable HELLO")
+            raise KitError(f"the client sent no usable HELLO: {why}") from None
+        self.hello = hello
+        if not hello.min_version <= KIT_VERSION <= hello.max_version:
+            await self.send(Error(request_id=hello.request_id,
+                                  code=ErrorCode.UNSUPPORTED_VERSION, fatal=True,
+                                  detail=f"{KIT_VERSION}-{KIT_VERSION}"))
+            self.half_close()
+            raise NotApplicable(f"the client offers versions {hello.min_version}-"
+                                f"{hello.max_version}; the kit speaks version {KIT_VERSION}")
+        return hello
+
+    async def welcome(self, hello: Hello, **fields: Any) -> Welcome:
+        welcome = self.make_welcome(hello, **fields)
+        await self.send(welcome)
+        self.welcome_sent = welcome
+        return welcome
+
+    def _respond(self, message: Message) -> None:
+        """Answer a request the client made on its own, as a plain server would."""
+        rid = message.request_id
+        if isinstance(message, Ping):
+            self._answer(Pong(request_id=rid, token=message.token))
+        elif isinstance(message, Quit):
+            if self.answer_quit:
+                self._answer(Bye(request_id=rid, reason="goodbye"))
+                self.half_close()
+        elif not message.is_request or isinstance(message, Hello) or rid == 0:
+            return
+        elif isinstance(message, Join):
+            self._answer(RoomInfo(request_id=rid, room=message.room, topic="", member_count=1,
+                                  last_seq=self._seqs.get(fold(message.room), 0)))
+            self._answer(Ok(request_id=rid))
+        elif isinstance(message, SendRoom):
+            room = fold(message.room)
+            self._seqs[room] = self._seqs.get(room, 0) + 1
+            self._msg_ids += 1
+            self._answer(Ok(request_id=rid, msg_id=self._msg_ids, seq=self._seqs[room],
+                            timestamp_ms=int(time.time() * 1000)))
+        elif isinstance(message, SendPrivate):
+            self._msg_ids += 1
+            self._answer(Ok(request_id=rid, msg_id=self._msg_ids,
+                            timestamp_ms=int(time.time() * 1000)))
+        else:
+            self._answer(Ok(request_id=rid))
+
+    def _answer(self, message: Message) -> None:
+        self._write_now(encode(message), describe(message))
+
+    def _refuse_undecodable(self, frame: Received) -> None:
+        """A request the kit cannot decode is refused the way a server refuses it."""
+        cls = MESSAGE_TYPES.get(frame.type_code)
+        if not self.auto_respond or cls is None or cls.FINAL_RESPONSE is None:
+            return
+        if cls is Quit:  # every QUIT is answered with BYE (CP-CLOSE-2)
+            if self.answer_quit:
+                self._answer(Bye(request_id=frame.request_id, reason="goodbye"))
+                self.half_close()
+            return
+        if frame.request_id == 0 or frame.fault_code is None:
+            return
+        code = ErrorCode(frame.fault_code)
+        self._answer(Error(request_id=frame.request_id, code=code,
+                           fatal=ERROR_REGISTRY[code].fatal, detail=f"{cls.NAME} refused"))
+
+    # ------------------------------------------------------------ receiving
+    async def _read_loop(self) -> None:
+        try:
+            while True:
+                try:
+                    frame = await read_frame(self._reader, READ_CAP)
+                except FrameStreamError as exc:
+                    self._stream_fault(exc)
+                    break
+                if frame is None:
+                    self.close_note = "the client closed the connection"
+                    break
+                self._file(frame)
+        except (ConnectionError, OSError) as exc:
+            self.close_note = f"connection reset ({exc.__class__.__name__})"
+        finally:
+            self.ctx.transcript.note(self.label, f"closed: {self.close_note}")
+            self._closed.set()
+            self._changed.set()
+
+    def _stream_fault(self, exc: FrameStreamError) -> None:
+        self.ctx.transcript.add(self.label, "received", exc.data, f"bad stream: {exc}")
+        self.close_note = "the client's byte stream could not be split into frames"
+        if len(exc.data) == LENGTH.size and LENGTH.unpack(exc.data)[0] > READ_CAP:
+            self._fault(Violation("CP-FRAME-5", f"the client sent a frame with length "
+                                  f"{LENGTH.unpack(exc.data)[0]}, above every frame limit"))
+        else:
+            self._fault(Violation("CP-FRAME-2", f"the client's length field does not count "
+                                  f"the bytes that follow it: {exc}"))
+
+    def _file(self, frame: Received) -> None:
+        self.received.append(frame)
+        if frame.message is not None:
+            text = describe(frame.message)
+        else:
+            text = f"undecodable {frame.name}: {frame.fault}"
+        self.ctx.transcript.add(self.label, "received", frame.raw, text)
+        violations = self.monitor.check(frame)
+        for violation in violations:
+            self._fault(violation)
+        if frame.message is not None:
+            self._unclaimed.append(frame.message)
+            if self.auto_respond and not violations:
+                self._respond(frame.message)
+        elif not violations:
+            self._refuse_undecodable(frame)
+        self._changed.set()
+
+    def _fault(self, violation: Violation) -> None:
+        if requirement(violation.requirement).level.value == "MUST":
+            self._faults.append(violation)
+        else:
+            self.ctx.warn(violation)
+
+    def raise_fault(self) -> None:
+        """Raise the first MUST the monitor found broken, if any."""
+        if self._faults:
+            raise self._faults[0]
+
+    @property
+    def closed(self) -> bool:
+        """The client closed its end (the kit read EOF) or the connection broke."""
+        return self._closed.is_set()
+
+    def mark(self) -> int:
+        """A position in ``received``, for 'nothing after this' checks."""
+        return len(self.received)
+
+    # ------------------------------------------------------------ waiting
+    def _deadline(self, timeout: float | None) -> float:
+        seconds = self.ctx.timeout if timeout is None else timeout * self.ctx.options.timeout_scale
+        return asyncio.get_running_loop().time() + seconds
+
+    async def _until(self, deadline: float) -> bool:
+        """Wait for news until ``deadline``; False once it has passed."""
+        remaining = deadline - asyncio.get_running_loop().time()
+        if remaining <= 0:
+            return False
+        self._changed.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), remaining)
+        return True
+
+    async def _wait(self, found: Callable[[], T | None], deadline: float, req: str,
+                    what: str) -> T:
+        while True:
+            self.raise_fault()
+            result = found()
+            if result is not None:
+                return result
+            if self.closed:
+                raise Violation(req, f"{self.close_note} while the kit waited for {what}",
+                                "closed")
+            if not await self._until(deadline):
+                raise Violation(req, f"no {what} from the client in time", "timeout")
+
+    async def expect(self, match: Matcher, *, req: str, what: str | None = None,
+                     timeout: float | None = None) -> Message:
+        """Wait for (and consume) the first unclaimed client frame that matches."""
+        def find() -> Message | None:
+            for index, message in enumerate(self._unclaimed):
+                if _matches(match, message):
+                    return self._unclaimed.pop(index)
+            return None
+        label = what or (match.__name__ if isinstance(match, type) else "the expected frame")
+        return await self._wait(find, self._deadline(timeout), req, label)
+
+    async def expect_type(self, cls: type[M], *, req: str, where: Callable[[M], bool] | None = None,
+                          timeout: float | None = None) -> M:
+        def match(message: Message) -> bool:
+            return isinstance(message, cls) and (where is None or where(message))
+        found = await self.expect(match, req=req, what=cls.NAME, timeout=timeout)
+        assert isinstance(found, cls)
+        return found
+
+    def take(self, match: Matcher) -> list[Message]:
+        """Consume and return every unclaimed frame that matches (no waiting)."""
+        taken = [m for m in self._unclaimed if _matches(match, m)]
+        self._unclaimed = [m for m in self._unclaimed if not _matches(match, m)]
+        return taken
+
+    async def expect_pong(self, token: bytes, *, req: str = "CP-KEEP-1",
+                          timeout: float | None = None) -> Pong:
+        """The client's PONG to the kit's PING with ``token``, which must echo request_id 0."""
+        pong = await self.expect_type(Pong, req=req, where=lambda p: p.token == token,
+                                      timeout=timeout)
+        if pong.request_id != 0:
+            raise Violation("CP-KEEP-1", f"the client answered the kit's PING (request_id 0, "
+                            f"token {token.hex()}) with a PONG carrying request_id "
+                            f"{pong.request_id}")
+        return pong
+
+    async def expect_ignored(self, mark: int, token: bytes, *, req: str, what: str,
+                             request_ids: Collection[int] = ()) -> None:
+        """Wait for the PONG to the PING with ``token``, written behind frames (sent since
+        ``mark``) that the client must ignore: an answer to them (an ERROR, or a frame with
+        one of their ``request_ids``), a close or a missing PONG breaks ``req``."""
+        def answers() -> list[Received]:
+            return [f for f in self.received[mark:] if isinstance(f.message, Error)
+                    or (f.request_id != 0 and f.request_id in request_ids)]
+        try:
+            try:
+                await self.expect_pong(token)
+            except Violation as exc:
+                if exc.kind in ("timeout", "closed"):
+                    raise Violation(req, f"after {what}: {exc.message}", exc.kind) from None
+                raise
+        except Violation:
+            if answers():  # the answer is the fault, whatever else it breaks
+                raise Violation(req, f"the client answered {what} with "
+                                f"{_frame_name(answers()[0])}") from None
+            raise
+        found = answers()
+        if found:
+            raise Violation(req, f"the client answered {what} with {_frame_name(found[0])}")
+
+    async def barrier(self, *, req: str = "CP-KEEP-1", timeout: float | None = None) -> None:
+        """The PING barrier: when it returns, the client has read everything sent before it
+        and is still in step."""
+        token = secrets.token_bytes(8)
+        await self.send(Ping(token=token))
+        await self.expect_pong(token, req=req, timeout=timeout)
+
+    async def first_barrier(self) -> None:
+        """The barrier right behind WELCOME; a lost PING is told apart from a lost frame.
+
+        The PING follows WELCOME at once, so both often arrive in one read. When it
+        goes unanswered, a second PING sent on its own tells a client that does not
+        answer PINGs (CP-KEEP-1) from one that lost the frame behind WELCOME (CP-FRAME-8).
+        """
+        try:
+            await self.barrier()
+        except Violation as exc:
+            if exc.kind != "timeout" or self.closed:
+                raise
+            token = secrets.token_bytes(8)
+            self.ctx.transcript.note(self.label, "no PONG: asking again with a PING on its own")
+            await self.send(Ping(token=token))
+            try:
+                await self.expect_pong(token)
+            except Violation:
+                raise exc from None
+            raise Violation("CP-FRAME-8", "the client answered a PING written on its own but "
+                            "not the PING written right behind WELCOME (two frames in one "
+                            "read?)") from None
+
+    async def expect_closed(self, *, req: str, after: str,
+                            timeout: float | None = None) -> None:
+        """Wait for the client to close the connection (``req`` requires it, ``after`` says
+        after what)."""
+        deadline = self._deadline(timeout)
+        while not self.closed:
+            self.raise_fault()
+            if not await self._until(deadline):
+                raise Violation(req, f"the client did not close the connection within "
+                                f"{self.ctx.timeout:.1f} s after {after}", "timeout")
+        self.raise_fault()
+
+    async def silent_since(self, mark: int, *, req: str, after: str,
+                           timeout: float | None = None,
+                           ignore: Callable[[Received], bool] | None = None) -> bool:
+        """No frame from the client since ``mark``, until it closes or the window ends.
+
+        Returns True when the client closed the connection within the window.
+        """
+        deadline = self._deadline(timeout)
+        while True:
+            extra = [f for f in self.received[mark:] if ignore is None or not ignore(f)]
+            if extra:  # the very fault checked, before anything the monitor found in it
+                raise Violation(req, f"the client sent {_frame_name(extra[0])} after {after}")
+            self.raise_fault()
+            if self.closed:
+                return True
+            if not await self._until(deadline):
+                return False
+
+    # ------------------------------------------------------------ lifecycle
+    async def close(self) -> None:
+        """Close the kit's end; never raises."""
+        with contextlib.suppress(Exception):
+            if not self._writer.is_closing():
+                self._writer.close()
+            await asyncio.wait_for(self._writer.wait_closed(), 1.0)
+        self._task.cancel()
+        with contextlib.suppress(BaseException):
+            await self._task
+
+
+class ClientContext:
+    """What a client-suite case works with: the launched client, its connection, checks."""
+
+    def __init__(self, case: Case, command: list[str], options: KitOptions,
+                 broken: dict[str, str]) -> None:
+        self.case = case
+        self.command = list(command)
+        self.options = options
+        self.timeout = 3.0 * options.timeout_scale
+        """Seconds any single wait may take before it counts as 'never'."""
+        self.transcript = Transcript()
+        self.warnings: list[Violation] = []
+        self.links: list[ClientLink] = []
+        self.host = HOST
+        self.port = 0
+        self._broken = broken
+        self._server: asyncio.Server | None = None
+        self._process: asyncio.subprocess.Process | None = None
+        self._stdout = bytearray()
+        self._stderr = bytearray()
+        self._pumps: list[asyncio.Task[None]] = []
+        self._arrivals: asyncio.Queue[ClientLink] = asyncio.Queue()
+        self._warned: set[str] = set()
+
+    # ------------------------------------------------------------ the client process
+    async def _on_connect(self, reader: asyncio.StreamReader,
+                          writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        label = "client" if not self.links else f"client{len(self.links) + 1}"
+        link = ClientLink(self, label, reader, writer)
+        self.links.append(link)
+        peer = writer.get_extra_info("peername")
+        self.transcript.note(label, f"the client connected from {peer}")
+        self._arrivals.put_nowait(link)
+
+    async def launch(self) -> ClientLink:
+        """Listen on a fresh port, launch the client, and return its first connection."""
+        for fundamental in ("launch", "handshake"):
+            self.require_working(fundamental)
+        if self._server is not None:
+            raise KitError("a case launches the client once")
+        self._server = await asyncio.start_server(self._on_connect, HOST, 0,
+                                                  limit=2 * CLIENT_MAX_FRAME)
+        self.port = self._server.sockets[0].getsockname()[1]
+        argv = [part.replace("{host}", HOST).replace("{port}", str(self.port))
+                for part in self.command]
+        self.transcript.note("process", f"listening on {HOST}:{self.port}; launching "
+                             f"{shlex.join(argv)}")
+        try:
+            self._process = await asyncio.create_subprocess_exec(
+                *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE, start_new_session=True)
+        except OSError as exc:
+            self.block("launch", f"the client command could not start: {exc}")
+            raise KitError(f"cannot launch the client {shlex.join(argv)}: {exc}") from None
+        assert self._process.stdout is not None and self._process.stderr is not None
+        loop = asyncio.get_running_loop()
+        self._pumps = [loop.create_task(self._pump(self._process.stdout, self._stdout)),
+                       loop.create_task(self._pump(self._process.stderr, self._stderr))]
+        link = await self.next_connection(CONNECT_TIMEOUT_S)
+        if link is None:
+            status = self._process.returncode
+            limit = CONNECT_TIMEOUT_S * self.options.timeout_scale
+            why = (f"exited with status {status} before connecting" if status is not None
+                   else f"did not connect within {limit:.0f} s")
+            stderr = bytes(self._stderr[-500:]).decode("utf-8", "replace").strip()
+            self.block("launch", f"the client {why}")
+            raise KitError(f"the client {why}" + (f"; its stderr: {stderr}" if stderr else ""))
+        return link
+
+    async def next_connection(self, timeout: float) -> ClientLink | None:
+        """The next connection the client opens within ``timeout`` seconds (scaled), or None
+        (also when the client process exits first)."""
+        if not self._arrivals.empty():
+            return self._arrivals.get_nowait()
+        assert self._process is not None
+        arrival = asyncio.ensure_future(self._arrivals.get())
+        exit_ = asyncio.ensure_future(self._process.wait())
+        try:
+            await asyncio.wait({arrival, exit_}, timeout=timeout * self.options.timeout_scale,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            exit_.cancel()
+            if not arrival.done():
+                arrival.cancel()
+        if arrival.done() and not arrival.cancelled():
+            return arrival.result()
+        if not self._arrivals.empty():  # the client connected and exited at once
+            return self._arrivals.get_nowait()
+        return None
+
+    async def _pump(self, stream: asyncio.StreamReader, into: bytearray) -> None:
+        with contextlib.suppress(Exception):
+            while chunk := await stream.read(65536):
+                if len(into) < OUTPUT_CAP:
+                    into += chunk[:OUTPUT_CAP - len(into)]
+
+    async def welcomed(self, **welcome_fields: Any) -> ClientLink:
+        """Launch the client, check and welcome its HELLO, and pass a PING barrier."""
+        self.require_working("ping")
+        link = await self.launch()
+        hello = await link.expect_hello()
+        await link.welcome(hello, **welcome_fields)
+        try:
+            await link.first_barrier()
+        except Violation as exc:
+            self.mark_broken("ping" if exc.requirement == "CP-KEEP-1" else "handshake", exc)
+            raise
+        return link
+
+    def finish_client(self) -> None:
+        """Ask the client to finish: close its standard input (the documented contract)."""
+        if self._process is not None and self._process.stdin is not None \
+                and not self._process.stdin.is_closing():
+            self._process.stdin.close()
+            self.transcript.note("process", "kit closed the client's stdin (asking it to finish)")
+
+    async def wait_exit(self, timeout: float | None = None) -> int | None:
+        """The client's exit status, or None if it is still running after ``timeout`` s."""
+        if self._process is None:
+            return None
+        seconds = self.timeout if timeout is None else timeout * self.options.timeout_scale
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._process.wait()), seconds)
+        return self._process.returncode
+
+    async def output(self) -> bytes:
+        """What the client wrote to stdout and stderr so far (pipes drained after exit)."""
+        if self._process is not None and self._process.returncode is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*self._pumps), 1.0)
+        return bytes(self._stdout) + bytes(self._stderr)
+
+    async def close_all(self) -> None:
+        for link in self.links:
+            await link.close()
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 1.0)
+        await self._stop_process()
+        self._report_process()
+
+    async def _stop_process(self) -> None:
+        """Let the client exit on its own (its connection is closed), then TERM, then KILL."""
+        process = self._process
+        if process is None:
+            return
+        self.finish_client()
+        for sig, grace in ((None, 1.0), (signal.SIGTERM, 2.0), (signal.SIGKILL, 2.0)):
+            if sig is not None and process.returncode is None:
+                self.transcript.note("process", f"sending {sig.name} to the client")
+                self._signal(process.pid, sig)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(process.wait(), grace)
+            if process.returncode is not None:
+                break
+        # Children the client started live in its process group; end them too.
+        self._signal(process.pid, signal.SIGKILL)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*self._pumps, return_exceptions=True), 1.0)
+        for pump in self._pumps:
+            pump.cancel()
+
+    @staticmethod
+    def _signal(pid: int, sig: signal.Signals) -> None:
+        # start_new_session made the client the leader of its own process group.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, sig)
+
+    def _report_process(self) -> None:
+        if self._process is None:
+            return
+        self.transcript.note("process", f"client exit status: {self._process.returncode}")
+        for name, data in (("stdout", self._stdout), ("stderr", self._stderr)):
+            if data:
+                text = bytes(data).decode("utf-8", "backslashreplace")
+                if len(text) > REPORT_OUTPUT_CHARS:
+                    text = text[:REPORT_OUTPUT_CHARS] + f"... ({len(data)} bytes in all)"
+                self.transcript.note("process", f"client {name}: {text!r}")
+
+    # ------------------------------------------------------------ verdicts
+    def warn(self, violation: Violation) -> None:
+        """Record a broken SHOULD (once per requirement and case)."""
+        if violation.requirement not in self._warned:
+            self._warned.add(violation.requirement)
+            self.warnings.append(violation)
+
+    def check(self, condition: bool, req: str, message: str) -> None:
+        """A requirement holds, or the case records it as broken (a MUST ends the case)."""
+        if condition:
+            return
+        violation = Violation(req, message)
+        if requirement(req).level.value == "MUST":
+            raise violation
+        self.warn(violation)
+
+    def fail(self, req: str, message: str) -> None:
+        self.check(False, req, message)
+
+    def skip(self, reason: str) -> NoReturn:
+        raise NotApplicable(reason)
+
+    @contextlib.contextmanager
+    def attribute(self, req: str) -> Iterator[None]:
+        """Inside this block, a wait that times out or ends in a close breaks ``req``."""
+        try:
+            yield
+        except Violation as exc:
+            if exc.kind in ("timeout", "closed"):
+                raise Violation(req, exc.message, exc.kind) from exc
+            raise
+
+    # ------------------------------------------------------------ fundamentals
+    def mark_broken(self, fundamental: str, exc: Violation) -> None:
+        """Record that something every case relies on is broken, so later cases skip."""
+        self.block(fundamental, f"{self.case.id} failed on {exc.requirement}")
+
+    def block(self, fundamental: str, reason: str) -> None:
+        self._broken.setdefault(fundamental, reason)
+
+    def require_working(self, fundamental: str) -> None:
+        if fundamental in self._broken:
+            raise NotApplicable(f"blocked: the {fundamental} does not work "
+                                f"({self._broken[fundamental]})")

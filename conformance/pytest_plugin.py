@@ -1,0 +1,68 @@
+"""The kit as a pytest plugin: ``pytest --pyargs conformance --target HOST:PORT``.
+
+Installed with the package through the ``pytest11`` entry point, so the options
+exist before pytest parses the command line; it adds nothing to other test
+suites but the option group.
+
+For implementers who already run pytest: every case becomes a pytest test
+named by its case ID, so ``-k``, ``-x``, ``--junitxml`` and the rest work as
+usual. A broken MUST fails the test, a broken SHOULD passes it with a
+``ConformanceWarning``, and a case that cannot run here is skipped.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+import pytest
+
+from conformance.registry import all_cases, select
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("chatproto-conformance")
+    group.addoption("--target", metavar="HOST:PORT",
+                    help="run the server suite against the chatproto server at HOST:PORT")
+    group.addoption("--client-command", metavar="COMMAND",
+                    help="run the client suite against this client command (one shell-quoted "
+                         "string; {host} and {port} are replaced)")
+    group.addoption("--oper", metavar="NAME:PASSWORD",
+                    help="operator credentials configured on the target server")
+    group.addoption("--tls", action="store_true", help="the target server serves TLS")
+    group.addoption("--cafile", metavar="PEM",
+                    help="CA certificates for the target (implies --tls)")
+    group.addoption("--timeout-scale", type=float, default=1.0, metavar="FACTOR",
+                    help="multiply every wait of the kit by FACTOR")
+    group.addoption("--req", action="append", default=[], metavar="PATTERN",
+                    help="only cases checking a requirement matching PATTERN (repeatable)")
+    group.addoption("--skip-slow", action="store_true",
+                    help="skip the slow cases (keepalive, idle timeout)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: a slow conformance case (keepalive, idle timeout)")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "conformance_case" not in metafunc.fixturenames:
+        return
+    config = metafunc.config
+    suites = []
+    if config.getoption("--target"):
+        suites.append("server")
+    if config.getoption("--client-command"):
+        suites.append("client")
+    if config.getoption("--client-command") is not None:
+        shlex.split(config.getoption("--client-command"))  # fail early on bad quoting
+    cases = [c for suite in suites
+             for c in select(all_cases(), suite=suite,  # type: ignore[arg-type]
+                             requirement_patterns=config.getoption("--req"))]
+    if config.getoption("--skip-slow"):
+        cases = [c for c in cases if not c.slow]
+    params = [pytest.param(c, id=c.id, marks=[pytest.mark.slow] if c.slow else [])
+              for c in cases]
+    if not params:
+        params = [pytest.param(None, id="no-target", marks=pytest.mark.skip(
+            reason="give --target HOST:PORT (server suite) or --client-command CMD "
+                   "(client suite)"))]
+    metafunc.parametrize("conformance_case", params)
