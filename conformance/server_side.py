@@ -43,7 +43,15 @@ from chatproto.messages import (
 from conformance.outcomes import KitError, NotApplicable, Violation
 from conformance.registry import Case, requirement
 from conformance.transcript import Transcript, describe
-from conformance.wire import FrameStreamError, Received, decode, read_frame
+from conformance.wire import (
+    HEADER,
+    LENGTH,
+    MIN_LENGTH,
+    FrameStreamError,
+    Received,
+    decode,
+    read_frame,
+)
 
 M = TypeVar("M", bound=Message)
 T = TypeVar("T")
@@ -56,6 +64,11 @@ MESSAGE_BUCKET = {"SEND_ROOM", "SEND_PRIVATE"}
 UNCOUNTED = {"HELLO", "PING", "QUIT", "PONG"}
 """Requests no bucket applies to (spec: Rate limits)."""
 KIT_CLIENT_NAME = "chatproto-conformance"
+ZERO_ID_ERRORS = frozenset({
+    ErrorCode.IDLE_TIMEOUT, ErrorCode.SLOW_CONSUMER, ErrorCode.SERVER_SHUTDOWN,
+    ErrorCode.MALFORMED_FRAME, ErrorCode.FRAME_TOO_LARGE, ErrorCode.INVALID_REQUEST_ID})
+"""ERROR codes that rightly carry request_id 0 whatever the kit sent: events that answer
+no request, faults of a frame header (CP-ERR-3), and the refusal of request_id 0 (CP-REQ-3)."""
 
 
 def _matches(match: Matcher, message: Message) -> bool:
@@ -151,6 +164,8 @@ class Peer:
         self.stream_tail = b""
         """When the stream broke: the bytes after the last whole frame (a cut or garbled frame)."""
         self._next_id = 0
+        self._sent_id_zero = False
+        """The kit sent a frame with request_id 0, which an ERROR with request_id 0 may answer."""
         self._buckets: dict[str, _Bucket] = {}
         self._task = asyncio.get_running_loop().create_task(self._read_loop())
 
@@ -172,6 +187,7 @@ class Peer:
         if pace:
             await self._pace(message)
         data = encode(message)
+        self._sent_id_zero |= message.request_id == 0
         self.ctx.transcript.add(self.label, "sent", data, describe(message))
         await self._write(data)
         return message
@@ -187,6 +203,7 @@ class Peer:
                 await self._pace(message)
             sent.append(message)
         chunks = [encode(message) for message in sent]
+        self._sent_id_zero |= any(message.request_id == 0 for message in sent)
         for message, data in zip(sent, chunks, strict=True):
             self.ctx.transcript.add(self.label, "sent", data, describe(message))
         await self._write(b"".join(chunks))
@@ -201,6 +218,7 @@ class Peer:
         """
         if pace is not None:
             await self._pace(pace)
+        self._sent_id_zero |= self._holds_id_zero(data)
         self.ctx.transcript.add(self.label, "sent", data, note or self._describe_raw(data))
         if chunk_size is None:
             await self._write(data)
@@ -209,6 +227,19 @@ class Peer:
             await self._write(data[start:start + chunk_size])
             # Let the kernel send this piece on its own before the next one.
             await asyncio.sleep(0)
+
+    @staticmethod
+    def _holds_id_zero(data: bytes) -> bool:
+        """Raw bytes hold a frame header with request_id 0, or cannot be split to tell."""
+        offset = 0
+        while offset < len(data):
+            if len(data) - offset < HEADER.size:
+                return True
+            length, _, request_id = HEADER.unpack_from(data, offset)
+            if request_id == 0 or length < MIN_LENGTH:
+                return True
+            offset += LENGTH.size + length
+        return False
 
     def _describe_raw(self, data: bytes) -> str:
         """How raw bytes read, when they happen to be exactly one decodable frame."""
@@ -365,8 +396,31 @@ class Peer:
                                        if m.request_id != request_id] + self._unclaimed[index + 1:]
                     return Answer(tuple(frames), message)
             return None
-        return await self._wait(find, self._deadline(timeout), req,
-                                f"final response to {name} (request {request_id})")
+        try:
+            return await self._wait(find, self._deadline(timeout), req,
+                                    f"final response to {name} (request {request_id})")
+        except Violation as exc:
+            if exc.kind in ("timeout", "closed"):
+                self._raise_uncorrelated_refusal(exc, request_id, name)
+            raise
+
+    def _raise_uncorrelated_refusal(self, unanswered: Violation, request_id: int,
+                                    name: str) -> None:
+        """A request went unanswered, but an ERROR with request_id 0 came: CP-ERR-2.
+
+        Not for an ERROR that rightly carries 0: an event, a header fault, or the
+        answer to a frame the kit itself sent with request_id 0.
+        """
+        if request_id == 0 or self._sent_id_zero:
+            return
+        for message in self._unclaimed:
+            if not isinstance(message, Error) or message.request_id != 0 \
+                    or message.code in ZERO_ID_ERRORS:
+                continue
+            raise Violation("CP-ERR-2", f"{self.label}: {name} (request {request_id}) got no "
+                            f"final response, but {describe(message)} arrived; an ERROR that "
+                            "refuses a request carries that request's request_id "
+                            f"({unanswered.message})")
 
     async def request(self, message: Message, *, req: str = "CP-REQ-4",
                       timeout: float | None = None) -> Answer:

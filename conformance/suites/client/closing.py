@@ -41,6 +41,18 @@ async def quit_then_nothing_after_bye(ctx: ClientContext) -> None:
     await link.silent_since(mark, req="CP-CLOSE-5", after="the BYE answering its QUIT")
 
 
+@client_case("CP-CLOSE-5", "CP-STATE-5")
+async def unsolicited_bye_ends_session(ctx: ClientContext) -> None:
+    """A BYE in READY that answers no QUIT: the client sends nothing more and closes."""
+    link = await ctx.welcomed()
+    mark = link.mark()
+    # The kit keeps its end open: closing is the client's own doing.
+    await link.send(Bye(request_id=0, reason="kit: goodbye, unasked"))
+    closed = await link.silent_since(mark, req="CP-CLOSE-5", after="a BYE it did not ask for")
+    ctx.check(closed, "CP-STATE-5", f"the client did not close the connection within "
+              f"{ctx.timeout:.1f} s after a BYE in READY, which the state table does not allow")
+
+
 @client_case("CP-EXT-3")
 async def unknown_type_while_quitting_ignored(ctx: ClientContext) -> None:
     """A frame of an unknown type between QUIT and BYE is ignored: no answer, no close."""

@@ -11,9 +11,13 @@ from __future__ import annotations
 import secrets
 import time
 
+from chatproto import MESSAGE_TYPES
 from chatproto.messages import Error, Join, Ping, RoomMessage
 from conformance.client_side import ClientContext
 from conformance.registry import client_case
+from conformance.wire import frame_bytes
+
+UNDEFINED_TYPE = next(code for code in range(0x0D00, 0x7FFF) if code not in MESSAGE_TYPES)
 
 
 @client_case("CP-STATE-5")
@@ -50,6 +54,19 @@ async def ping_before_welcome_closes(ctx: ClientContext) -> None:
     await link.expect_hello()
     await link.send(Ping(token=b"too early"))
     await link.expect_closed(req="CP-STATE-5", after="a PING before WELCOME")
+
+
+@client_case("CP-STATE-5")
+async def unknown_type_before_welcome_closes(ctx: ClientContext) -> None:
+    """A frame of a type version 1 does not define, instead of WELCOME: the client closes."""
+    link = await ctx.launch()
+    await link.expect_hello()
+    # Ignoring unknown types (CP-EXT-3) is for a session in READY; before WELCOME the
+    # client cannot know what the frame would have meant.
+    await link.send_raw(frame_bytes(UNDEFINED_TYPE, 0, b"kit frame from a later version"))
+    await link.expect_closed(req="CP-STATE-5",
+                             after=f"a frame of undefined type {UNDEFINED_TYPE:#06x} before "
+                                   "WELCOME")
 
 
 @client_case("CP-STATE-5")

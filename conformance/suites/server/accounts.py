@@ -180,13 +180,13 @@ async def register_with_empty_password_refused(ctx: ServerContext) -> None:
                         req="CP-ACCT-3", timeout=AUTH_TIMEOUT)
     answer = await alice.request(Register(password=new_password()), req="CP-ACCT-1",
                                  timeout=AUTH_TIMEOUT)
-    if isinstance(answer.final, Error) and answer.final.code == ErrorCode.ALREADY_REGISTERED:
+    final = answer.final
+    if isinstance(final, Error) and final.code == ErrorCode.ALREADY_REGISTERED:
         raise Violation("CP-ACCT-3", "a REGISTER with an empty password was refused, yet a "
                         "later REGISTER found the nick already registered")
-    if not isinstance(answer.final, Error):
-        return
-    raise Violation("CP-ACCT-1", f"REGISTER with a non-empty password was answered with "
-                    f"{_outcome(answer.final)}, not OK")
+    if isinstance(final, Error):
+        raise Violation("CP-ACCT-1", f"REGISTER with a non-empty password was answered with "
+                        f"{_outcome(final)}, not OK")
 
 
 @server_case("CP-ACCT-2")

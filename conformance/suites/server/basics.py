@@ -39,13 +39,27 @@ async def still_served(peer: Peer, req: str) -> None:
     """The server still answers this connection: a PING gets its PONG.
 
     ``req`` is the rule that says the connection goes on. Unlike the barrier,
-    a failure here does not mark PING as broken for later cases.
+    a failure here does not mark PING as broken for later cases; a case that
+    relies on this proves PING works first (``ping_works``).
     """
+    peer.ctx.require_working("ping")
     ping = await peer.send(Ping(token=secrets.token_bytes(4)), pace=False)
     answer = await peer.response(ping.request_id, "PING", req=req)
     if not isinstance(answer.final, Pong):
         raise Violation(req, f"{peer.label}: PING was answered with {describe(answer.final)}, "
                         "so the connection is no longer served")
+
+
+async def ping_works(ctx: ServerContext) -> None:
+    """PING is answered at all, shown on a fresh connection before a case relies on it.
+
+    A case that judges its own rule by a PONG (the connection still served, a
+    frame after a bad one read) would otherwise blame that rule on a server
+    that never answers PING: that is CP-KEEP-1, which fails here, and marks
+    PING as broken so that later such cases are skipped.
+    """
+    probe = await ctx.client("probe")
+    await probe.barrier()
 
 
 async def maybe(wait: Awaitable[T]) -> T | None:
@@ -88,12 +102,18 @@ async def ping_answered_with_same_token_and_request_id(ctx: ServerContext) -> No
     alice = await ctx.client("alice")
     token = secrets.token_bytes(12)
     ping = await alice.send(Ping(request_id=4242, token=token))
-    answer = await alice.response(ping.request_id, "PING", req="CP-KEEP-1")
-    ctx.check(isinstance(answer.final, Pong), "CP-KEEP-1",
-              f"PING was answered with {answer.final.NAME}")
-    assert isinstance(answer.final, Pong)
-    ctx.check(answer.final.token == token, "CP-KEEP-1",
-              f"PONG carried token {answer.final.token.hex()}, not {token.hex()}")
+    try:
+        answer = await alice.response(ping.request_id, "PING", req="CP-KEEP-1")
+        ctx.check(isinstance(answer.final, Pong), "CP-KEEP-1",
+                  f"PING was answered with {answer.final.NAME}")
+        assert isinstance(answer.final, Pong)
+        ctx.check(answer.final.token == token, "CP-KEEP-1",
+                  f"PONG carried token {answer.final.token.hex()}, not {token.hex()}")
+    except Violation as exc:
+        # As the barrier does: every case that relies on PING is skipped from now on.
+        if exc.requirement == "CP-KEEP-1" and exc.kind != "closed":
+            ctx.mark_broken("ping", exc)
+        raise
 
 
 @server_case("CP-KEEP-1")
@@ -161,6 +181,7 @@ async def pong_comes_after_frames_queued_before_the_ping(ctx: ServerContext) -> 
 async def unsolicited_pong_is_ignored(ctx: ServerContext) -> None:
     """PONGs that answer no server PING get no answer, no ERROR, and the connection goes on."""
     alice = await ctx.client("alice")
+    await alice.barrier()  # the PING probe below works at all (else CP-KEEP-1 fails here)
     await alice.send(Pong(request_id=0, token=b"kit-unsolicited"), pace=False)
     await alice.send(Pong(request_id=777777, token=secrets.token_bytes(255)), pace=False)
     await alice.send_raw(frame_bytes(Pong.TYPE, 777778, b"\x00"), note="raw PONG (empty token)")

@@ -14,8 +14,10 @@ from __future__ import annotations
 import asyncio
 import math
 import secrets
+import string
 import struct
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from chatproto import ErrorCode, Message, encode, fold
 from chatproto.messages import (
@@ -86,26 +88,43 @@ async def _fill(ctx: ServerContext, room: str, count: int, text: str) -> list[Pe
     return fillers
 
 
-async def _probe(ctx: ServerContext, talker: Peer, observer: Peer, room: str,
-                 number: int) -> int:
+async def _probe(ctx: ServerContext, flood: Flood, number: int) -> int:
     """talker says something and observer hears it, promptly (CP-FLOW-4); returns its size."""
     text = f"probe {number} {secrets.token_hex(4)}"
     with ctx.attribute("CP-FLOW-4"):
-        await talker.say(room, text)
-        message = await observer.expect_type(RoomMessage, req="CP-FLOW-4",
-                                             where=lambda m: m.text == text)
+        await flood.talker.say(flood.room, text)
+        message = await flood.observer.expect_type(RoomMessage, req="CP-FLOW-4",
+                                                   where=lambda m: m.text == text)
     return len(encode(message))
 
 
-@server_case("CP-FLOW-1", "CP-FLOW-2", "CP-FLOW-3", "CP-FLOW-4", "CP-CLOSE-9")
-async def slow_reader_dropped_without_stalling_others(ctx: ServerContext) -> None:
-    """A client that stops reading is dropped before the flood budget; others are not delayed."""
+@dataclass
+class Flood:
+    """The room, its members, and the slow connection that stopped reading."""
+
+    room: str
+    page: int
+    text: str
+    observer: Peer
+    talker: Peer
+    fillers: list[Peer]
+    slow: Peer
+    answer_bytes: int
+    """Bytes of one answer to HISTORY with limit ``page``, measured while still reading."""
+    message_bytes: int
+    """Bytes of one ROOM_MESSAGE with ``text``."""
+    histories: list[int] = field(default_factory=list)
+    """request_ids of the HISTORY requests sent while not reading."""
+    directed: int = 0
+    """Bytes the kit has caused the server to send to the slow connection."""
+
+
+async def _prepare(ctx: ServerContext) -> Flood:
     observer = await ctx.client("observer")
     limits = observer.welcome
     assert limits is not None
-    budget = ctx.options.flood_budget
     room = ctx.room("flood")
-    text = "".join(secrets.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(16))
+    text = "".join(secrets.choice(string.ascii_lowercase) for _ in range(16))
     text = (text * (limits.max_message_length // len(text) + 1))[:limits.max_message_length]
     page = limits.history_page_max
     fillers = await _fill(ctx, room, min(FILL_CAP, max(page, limits.history_on_join, 1)), text)
@@ -115,59 +134,71 @@ async def slow_reader_dropped_without_stalling_others(ctx: ServerContext) -> Non
     slow = await ctx.client("slow", receive_buffer=RECEIVE_BUFFER)
     await slow.join(room)
     sample = await slow.ok(History(room=room, limit=page), req="CP-HIST-10")
-    answer_bytes = sum(len(encode(frame)) for frame in sample.frames)
-    message_bytes = len(encode(RoomMessage(room=room, seq=1, msg_id=1, timestamp_ms=1,
-                                           sender=fillers[0].nick, text=text)))
-    # Small history pages cannot carry the flood alone: the fillers talk as well.
-    live = answer_bytes < 64 * 1024
-    slow.stop_reading()
-    ctx.transcript.note(slow.label, "the kit stops reading this connection")
+    message = RoomMessage(room=room, seq=1, msg_id=1, timestamp_ms=1, sender=fillers[0].nick,
+                          text=text)
+    return Flood(room, page, text, observer, talker, fillers, slow,
+                 sum(len(encode(frame)) for frame in sample.frames), len(encode(message)))
 
+
+async def _flood(ctx: ServerContext, flood: Flood) -> MemberLeft | None:
+    """Ask for large answers on the slow connection, probing the others, until it is dropped.
+
+    Returns the MEMBER_LEFT the observer received for it, or None when the
+    budget is spent (or the slow connection was closed) without one.
+    """
+    budget = ctx.options.flood_budget
+    # Small history pages cannot carry the flood alone: the fillers talk as well.
+    live = flood.answer_bytes < 64 * 1024
+    step = flood.answer_bytes + (flood.message_bytes * len(flood.fillers) if live else 0)
+    if step > budget:
+        ctx.skip(f"--flood-budget ({budget} bytes) is smaller than one round of the flood "
+                 f"({step} bytes)")
     loop = asyncio.get_running_loop()
     deadline = loop.time() + FLOOD_TIME_S * ctx.options.timeout_scale
-    directed = 0
-    histories: list[int] = []
-    left: MemberLeft | None = None
-    number = 0
-    while directed < budget:
+    slow = flood.slow
+    slow.stop_reading()
+    ctx.transcript.note(slow.label, "the kit stops reading this connection")
+    while flood.directed + step <= budget and not slow.closed:
         if loop.time() > deadline:
             ctx.skip(f"in {FLOOD_TIME_S * ctx.options.timeout_scale:.0f} s the kit directed "
-                     f"only {directed} of the {budget} bytes of --flood-budget at the client "
-                     "that does not read, and the server has not dropped it yet")
-        number += 1
-        sent = await slow.send(History(room=room, limit=page))
-        histories.append(sent.request_id)
-        directed += answer_bytes
+                     f"only {flood.directed} of the {budget} bytes of --flood-budget at the "
+                     "client that does not read, and the server has not dropped it yet")
+        sent = await slow.send(History(room=flood.room, limit=flood.page))
+        flood.histories.append(sent.request_id)
+        flood.directed += flood.answer_bytes
         if live:
-            await asyncio.gather(*(filler.say(room, text) for filler in fillers))
-            directed += message_bytes * len(fillers)
-        directed += await _probe(ctx, talker, observer, room, number)
-        found = observer.take(_left(slow.nick))
+            await asyncio.gather(*(f.say(flood.room, flood.text) for f in flood.fillers))
+            flood.directed += flood.message_bytes * len(flood.fillers)
+        flood.directed += await _probe(ctx, flood, len(flood.histories))
+        found = flood.observer.take(_left(slow.nick))
         if found:
             assert isinstance(found[0], MemberLeft)
-            left = found[0]
-            break
-        if slow.closed:  # our writes met a closed connection; the room heard nothing
-            break
+            return found[0]
+    # The budget is spent (or our writes met a closed connection): a last chance.
+    try:
+        late = await flood.observer.expect(_left(slow.nick), req="CP-FLOW-1",
+                                           what=f"MEMBER_LEFT for {slow.nick!r}")
+    except Violation as exc:
+        if exc.kind != "timeout":
+            raise
+        return None
+    assert isinstance(late, MemberLeft)
+    return late
 
+
+@server_case("CP-FLOW-1", "CP-FLOW-2", "CP-FLOW-3", "CP-FLOW-4", "CP-CLOSE-9")
+async def slow_reader_dropped_without_stalling_others(ctx: ServerContext) -> None:
+    """A client that stops reading is dropped before the flood budget; others are not delayed."""
+    flood = await _prepare(ctx)
+    left = await _flood(ctx, flood)
     if left is None:
-        # The budget is spent; give the server a last chance to act on it.
-        try:
-            found_late = await observer.expect(_left(slow.nick), req="CP-FLOW-1",
-                                               what=f"MEMBER_LEFT for {slow.nick!r}")
-        except Violation as exc:
-            if exc.kind != "timeout":
-                raise
-            await _judge_undropped(ctx, slow, histories, directed)
-            return
-        assert isinstance(found_late, MemberLeft)
-        left = found_late
+        await _judge_undropped(ctx, flood)
+        return
     ctx.check(left.kind == LeaveKind.DISCONNECT, "CP-CLOSE-9",
               f"the slow client's removal reached the room as {describe(left)}; a connection "
               "that ends without QUIT leaves with kind DISCONNECT")
-    with ctx.attribute("CP-FLOW-4"):
-        await _probe(ctx, talker, observer, room, number + 1)
-    await _judge_dropped(ctx, slow)
+    await _probe(ctx, flood, len(flood.histories) + 1)
+    await _judge_dropped(ctx, flood.slow)
 
 
 async def _judge_dropped(ctx: ServerContext, slow: Peer) -> None:
@@ -200,9 +231,9 @@ async def _judge_dropped(ctx: ServerContext, slow: Peer) -> None:
                         f"{describe(after)}; it must close the connection")
 
 
-async def _judge_undropped(ctx: ServerContext, slow: Peer, histories: list[int],
-                           directed: int) -> None:
+async def _judge_undropped(ctx: ServerContext, flood: Flood) -> None:
     """The budget is spent and the room heard nothing: bounded or not, closed or not?"""
+    slow, histories, directed = flood.slow, flood.histories, flood.directed
     slow.resume_reading()
     ctx.transcript.note(slow.label, "the kit reads this connection again")
     token = secrets.token_bytes(8)

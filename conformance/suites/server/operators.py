@@ -87,9 +87,24 @@ async def _expect_removal(ctx: ServerContext, peer: Peer, req: str, *, room: str
               f"{peer.label} received {describe(left)}; the removed user holds {nick!r}")
 
 
-async def _operator(ctx: ServerContext, label: str = "op") -> Peer:
+async def operator_client(ctx: ServerContext, label: str = "op") -> Peer:
+    """A welcomed connection made operator with the credentials given to the kit.
+
+    Skipped without ``--oper``, and when a plain-TCP OPER with them meets
+    AUTH_FAILED: a server may refuse OPER without TLS (CP-SEC-8).
+    """
+    name, password = ctx.need_oper()
     peer = await ctx.client(label)
-    await peer.oper()
+    answer = await peer.request(Oper(name=name, password=password), req="CP-OPER-1",
+                                timeout=AUTH_TIMEOUT)
+    final = answer.final
+    if isinstance(final, Error) and final.code == ErrorCode.AUTH_FAILED and \
+            not ctx.options.tls:
+        ctx.skip("OPER with the credentials given to the kit was refused with AUTH_FAILED on a "
+                 "connection without TLS, which CP-SEC-8 allows; run the kit with --tls")
+    if isinstance(final, Error):
+        raise Violation("CP-OPER-1", f"OPER with the configured credentials was answered "
+                        f"with {_outcome(final)}, not OK")
     return peer
 
 
@@ -102,7 +117,7 @@ async def oper_with_configured_credentials_grants_operator(ctx: ServerContext) -
     room = ctx.room("oper")
     bob = await ctx.client("bob")
     await bob.join(room)
-    op = await _operator(ctx)
+    op = await operator_client(ctx)
 
     async def still_operator(when: str) -> None:
         answer = await op.request(Unban(room=room, nick=ctx.nick("nobody")), req="CP-OPER-7")
@@ -197,7 +212,7 @@ async def kick_by_operator_outside_room(ctx: ServerContext) -> None:
     mallory = await ctx.client("mallory")
     bob = await ctx.client("bob")
     await _room_with(room, mallory, bob)
-    op = await _operator(ctx)
+    op = await operator_client(ctx)
     reason = "flooding \u2014 cool down"
     await op.ok(Kick(room=room, nick=mallory.nick, reason=reason), req="CP-OPER-4")
     for peer in (mallory, bob):
@@ -220,7 +235,7 @@ async def kick_by_operator_outside_room(ctx: ServerContext) -> None:
 async def kick_by_member_operator_spares_the_operator(ctx: ServerContext) -> None:
     """A member operator KICKs a nick's case variant: all but the operator get MEMBER_LEFT."""
     room = ctx.room("kick2")
-    op = await _operator(ctx)
+    op = await operator_client(ctx)
     mallory = await ctx.client("mallory")
     bob = await ctx.client("bob")
     await _room_with(room, op, mallory, bob)
@@ -241,7 +256,7 @@ async def kick_of_non_member_refused(ctx: ServerContext) -> None:
     alice = await ctx.client("alice")
     outsider = await ctx.client("outsider")
     await alice.join(room)
-    op = await _operator(ctx)
+    op = await operator_client(ctx)
     await op.refused(Kick(room=room, nick=ctx.nick("ghost"), reason=""),
                      ErrorCode.NO_SUCH_NICK, req="CP-OPER-5")
     await op.refused(Kick(room=room, nick=outsider.nick, reason=""), ErrorCode.NOT_IN_ROOM,
@@ -260,7 +275,7 @@ async def kick_of_non_member_refused(ctx: ServerContext) -> None:
 async def ban_removes_member_and_blocks_rejoin(ctx: ServerContext) -> None:
     """BAN of a member: OK, MEMBER_LEFT (BAN) to target and room; its JOIN is then refused."""
     room = ctx.room("ban")
-    op = await _operator(ctx)
+    op = await operator_client(ctx)
     mallory = await ctx.client("mallory")
     bob = await ctx.client("bob")
     await _room_with(room, op, mallory, bob)
@@ -284,7 +299,7 @@ async def ban_of_absent_nick_blocks_later_join(ctx: ServerContext) -> None:
     room = ctx.room("ban2")
     bob = await ctx.client("bob")
     await bob.join(room)
-    op = await _operator(ctx)
+    op = await operator_client(ctx)
     ghost = ctx.nick("ghost")
     await op.ok(Ban(room=room, nick=ghost.upper(), reason="pre-emptive"), req="CP-OPER-6")
     await bob.assert_none(MemberLeft, req="CP-OPER-6",
@@ -312,7 +327,7 @@ async def unban_lifts_ban_and_is_ok_without_one(ctx: ServerContext) -> None:
     room = ctx.room("unban")
     bob = await ctx.client("bob")
     await bob.join(room)
-    op = await _operator(ctx)
+    op = await operator_client(ctx)
     await op.ok(Unban(room=room, nick=ctx.nick("never")), req="CP-OPER-7")
     mallory = await ctx.client("mallory")
     await op.ok(Ban(room=room, nick=mallory.nick, reason=""), req="CP-OPER-6")
@@ -346,7 +361,7 @@ async def _expect_mute_changed(ctx: ServerContext, peer: Peer, *, room: str, nic
 async def mute_tells_members_and_silences(ctx: ServerContext) -> None:
     """MUTE: OK, MUTE_CHANGED to all members but the operator; the muted get MUTED; unmute."""
     room = ctx.room("mute")
-    op = await _operator(ctx)
+    op = await operator_client(ctx)
     mallory = await ctx.client("mallory")
     bob = await ctx.client("bob")
     await _room_with(room, op, mallory, bob)
@@ -376,7 +391,7 @@ async def mute_tells_members_and_silences(ctx: ServerContext) -> None:
 async def mute_is_per_room_and_by_fold(ctx: ServerContext) -> None:
     """A mute (by a case variant) holds in its room only, and also for a nick that joins later."""
     muted_room, free_room = ctx.room("mute2"), ctx.room("free")
-    op = await _operator(ctx)
+    op = await operator_client(ctx)
     mallory = await ctx.client("mallory")
     bob = await ctx.client("bob")
     await _room_with(muted_room, mallory, bob)
@@ -419,7 +434,7 @@ async def mute_outlasts_leaving_the_room(ctx: ServerContext) -> None:
     bob = await ctx.client("bob")
     mallory = await ctx.client("mallory")
     await _room_with(room, bob, mallory)
-    op = await _operator(ctx)
+    op = await operator_client(ctx)
     await op.ok(Mute(room=room, nick=ctx.nick("never"), muted=False), req="CP-OPER-8")
     await op.ok(Mute(room=room, nick=mallory.nick, muted=True), req="CP-OPER-8")
     await mallory.part(room)

@@ -118,6 +118,7 @@ async def every_request_gets_exactly_one_final_response(ctx: ServerContext) -> N
     """A pipelined batch of successful and refused requests: one final each, of the right kind."""
     room, other = ctx.room("one"), ctx.room("other")
     (alice,) = await room_with(ctx, room, "alice")
+    await alice.barrier()  # the batch's PINGs are answered at all (else CP-KEEP-1 fails here)
     sent = await alice.send_together(_batch(room, other))
     await alice.response(sent[-1].request_id, "PING", req="CP-REQ-4")
     await alice.barrier()
@@ -255,9 +256,11 @@ async def pipelined_requests_each_see_the_earlier_ones(ctx: ServerContext) -> No
     ctx.check("pipelined text" in history, "CP-REQ-8",
               f"HISTORY right after the SEND_ROOM returned {history}, without that message")
     last = answers[-1].final
-    ctx.check(isinstance(last, Error) and last.code == ErrorCode.NOT_IN_ROOM, "CP-REQ-8",
+    # That the PART was seen is all that matters here; which code refuses a non-member's
+    # SEND_ROOM is CP-ROOM-8's business, judged by its own case.
+    ctx.check(isinstance(last, Error), "CP-REQ-8",
               f"a SEND_ROOM pipelined after PART was answered with {outcome(last)}; the PART "
-              "came first, so it is ERROR NOT_IN_ROOM")
+              "came first, so alice is no longer a member and it is refused")
     await bob.expect_type(RoomMessage, req="CP-MSG-1", where=text_is("pipelined text"))
 
 

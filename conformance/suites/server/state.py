@@ -31,7 +31,7 @@ from chatproto.messages import (
 from conformance.outcomes import Violation
 from conformance.registry import server_case
 from conformance.server_side import KIT_CLIENT_NAME, Peer, ServerContext
-from conformance.suites.server.basics import fit_topic, outcome, room_with
+from conformance.suites.server.basics import fit_topic, outcome, ping_works, room_with
 from conformance.suites.server.framing import hello_body
 from conformance.transcript import describe
 from conformance.wire import frame_bytes
@@ -149,6 +149,7 @@ async def after_a_refused_hello_only_hello_is_allowed(ctx: ServerContext) -> Non
 @server_case("CP-STATE-4")
 async def hello_and_requests_in_one_write_all_served(ctx: ServerContext) -> None:
     """HELLO, JOIN and PING written together: WELCOME, then the JOIN and PING served in READY."""
+    await ping_works(ctx)
     peer = await ctx.connect("alice")
     room = ctx.room("pipe")
     await peer.send_raw(_hello(1, ctx.nick("alice")) + encode(Join(request_id=2, room=room))
@@ -197,6 +198,7 @@ async def second_hello_in_the_same_write_is_state_violation(ctx: ServerContext) 
 async def unknown_types_in_ready_answered_and_skipped(ctx: ServerContext) -> None:
     """Undefined, 0x0000 and extension types get UNKNOWN_TYPE with their request_id; then PONG."""
     alice = await ctx.client("alice")
+    await alice.barrier()  # PING is answered at all (else CP-KEEP-1 fails here)
     codes = (*UNASSIGNED_TYPES, 0x0000, *EXTENSION_TYPES)
     stream = b"".join(frame_bytes(code, 500 + i, secrets.token_bytes(i))
                       for i, code in enumerate(codes))

@@ -27,6 +27,7 @@ from conformance.suites.server.accounts import (
     new_password,
     registered_account,
 )
+from conformance.suites.server.operators import operator_client
 from conformance.transcript import describe
 
 
@@ -186,9 +187,8 @@ async def user_info_follows_nick_changes(ctx: ServerContext) -> None:
 async def user_info_shows_operator(ctx: ServerContext) -> None:
     """operator is set in USER_INFO (LIST_USERS and LIST_MEMBERS) for a connection after OPER."""
     room = ctx.room("oper")
-    op = await ctx.client("op")
+    op = await operator_client(ctx)
     bob = await ctx.client("bob")
-    await op.oper()
     await op.join(room)
     await bob.join(room)
     infos = await _users(bob)

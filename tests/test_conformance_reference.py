@@ -1,0 +1,166 @@
+"""The conformance kit against the unmodified reference server: everything passes.
+
+The kit runs as its users run it (``python -m conformance server HOST:PORT``)
+against ``python -m reference_server``: every case, the slow ones included
+(keepalive and idle timeout, with the server's timers shortened so they take
+seconds), then the TLS cases against the server serving TLS with a throw-away
+CA (trustme). Every case must PASS or be skipped, with exit status 0, and the
+JUnit, JSON and HTML reports must say which kit, which spec and which target.
+
+That the kit also fails what it should is shown by test_conformance_faults.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+from conftest import MakeServerProcess
+from server_harness import HOST, ROOT
+
+import conformance
+from chatproto import PROTOCOL_VERSION
+
+OPER = "kitop:kitpass"
+KIT_TIMEOUT_S = 500.0
+BAD_OUTCOMES = ("FAIL", "WARN", "ERROR", "FLAKY")
+
+
+@dataclass
+class Reports:
+    status: int
+    output: str
+    json: dict[str, Any]
+    junit: Path
+    html: Path
+
+    def bad_cases(self) -> list[str]:
+        """The cases that did not pass or skip, with the kit's messages."""
+        lines = []
+        for case in self.json["cases"]:
+            if case["outcome"] in BAD_OUTCOMES:
+                lines.append(f"{case['outcome']} {case['id']}")
+                lines += [f"    {v['requirement']}: {v['message']}" for v in case["violations"]]
+                if case["detail"]:
+                    lines.append("    " + case["detail"].strip().replace("\n", "\n    "))
+        return lines
+
+
+def run_kit(target: str, out: Path, *options: str) -> Reports:
+    """``python -m conformance server TARGET`` with every report written into ``out``."""
+    junit, report, html = out / "kit.xml", out / "kit.json", out / "kit.html"
+    command = [sys.executable, "-m", "conformance", "server", target, "--oper", OPER,
+               "-q", "--junit", str(junit), "--json", str(report), "--html", str(html),
+               *options]
+    kit = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
+                         timeout=KIT_TIMEOUT_S, check=False)
+    output = kit.stdout + kit.stderr
+    assert report.exists(), f"the kit wrote no JSON report (exit {kit.returncode}):\n{output}"
+    return Reports(kit.returncode, output, json.loads(report.read_text(encoding="utf-8")),
+                   junit, html)
+
+
+def assert_all_passed(reports: Reports) -> None:
+    bad = reports.bad_cases()
+    assert not bad, "the reference server should pass every case:\n" + "\n".join(bad)
+    assert reports.status == 0, f"kit exit status {reports.status}:\n{reports.output[-3000:]}"
+    outcomes = {info["outcome"] for info in reports.json["requirements"].values()}
+    assert not outcomes & set(BAD_OUTCOMES), reports.json["requirements"]
+
+
+def assert_reports_name_kit_spec_and_target(reports: Reports, target: str) -> None:
+    data = reports.json
+    assert (data["kit_version"], data["spec_version"], data["target"]) == (
+        conformance.__version__, PROTOCOL_VERSION, target)
+    assert data["exit_status"] == 0 and data["suite"] == "server"
+    properties = {p.get("name"): p.get("value")
+                  for p in ET.parse(reports.junit).getroot().iter("property")}
+    assert properties == {"kit_version": conformance.__version__,
+                          "spec_version": str(PROTOCOL_VERSION), "target": target}
+    page = reports.html.read_text(encoding="utf-8")
+    for text in (f"chatproto-conformance {conformance.__version__}",
+                 f"chatproto v{PROTOCOL_VERSION}", target):
+        assert text in page, f"the HTML report does not say {text!r}"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(KIT_TIMEOUT_S + 60)
+def test_kit_passes_the_reference_server_every_case(
+        make_server_process: MakeServerProcess, tmp_path: Path) -> None:
+    server = make_server_process("--oper", OPER, "--keepalive-interval-s", "1",
+                                 "--idle-timeout-s", "3")
+    asyncio.run(server.start())
+    target = f"{HOST}:{server.port}"
+    reports = run_kit(target, tmp_path)
+    assert_all_passed(reports)
+    cases = reports.json["cases"]
+    assert any(case["outcome"] == "PASS" for case in cases)
+    slow = [case["id"] for case in cases if case["outcome"] == "SKIP"
+            and "--skip-slow" in case["detail"]]
+    assert not slow, f"slow cases were skipped: {slow}"
+    assert reports.json["counts"]["PASS"] >= len(cases) // 2, reports.json["counts"]
+    assert_reports_name_kit_spec_and_target(reports, target)
+
+
+@dataclass(frozen=True)
+class Pki:
+    ca_pem: Path
+    cert: Path
+    key: Path
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    directory = tmp_path_factory.mktemp("pki")
+    ca = trustme.CA()
+    issued = ca.issue_cert(HOST)  # an IP address SAN for 127.0.0.1
+    ca_pem, cert, key = directory / "ca.pem", directory / "cert.pem", directory / "key.pem"
+    ca.cert_pem.write_to_path(str(ca_pem))
+    cert.write_bytes(b"".join(blob.bytes() for blob in issued.cert_chain_pems))
+    issued.private_key_pem.write_to_path(str(key))
+    return Pki(ca_pem, cert, key)
+
+
+@pytest.mark.timeout(KIT_TIMEOUT_S + 60)
+def test_kit_passes_the_reference_server_over_tls(
+        make_server_process: MakeServerProcess, pki: Pki, tmp_path: Path) -> None:
+    server = make_server_process("--oper", OPER, "--tls-cert", str(pki.cert),
+                                 "--tls-key", str(pki.key))
+    asyncio.run(server.start())
+    target = f"{HOST}:{server.port}"
+    reports = run_kit(target, tmp_path, "--cafile", str(pki.ca_pem), "--req", "CP-SEC-*",
+                      "--req", "CP-HS-*", "--req", "CP-KEEP-1")
+    assert_all_passed(reports)
+    passed = {req for req, info in reports.json["requirements"].items()
+              if info["outcome"] == "PASS"}
+    assert {"CP-HS-1", "CP-KEEP-1"} <= passed, sorted(passed)
+    assert any(req.startswith("CP-SEC-") for req in passed), (
+        f"no CP-SEC requirement was checked over TLS; passed: {sorted(passed)}")
+    assert_reports_name_kit_spec_and_target(reports, target)
+
+
+@pytest.mark.timeout(KIT_TIMEOUT_S + 60)
+def test_kit_passes_the_reference_client_every_case(tmp_path: Path) -> None:
+    """The client suite, as its users run it, against ``python -m reference_client``."""
+    report = tmp_path / "client.json"
+    command = [sys.executable, "-m", "conformance", "client", "-q", "--json", str(report),
+               "--", sys.executable, "-m", "reference_client", "{host}:{port}",
+               "--nick", "kitclient", "--json"]
+    kit = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
+                         timeout=KIT_TIMEOUT_S, check=False)
+    output = kit.stdout + kit.stderr
+    assert report.exists(), f"the kit wrote no JSON report (exit {kit.returncode}):\n{output}"
+    reports = Reports(kit.returncode, output, json.loads(report.read_text(encoding="utf-8")),
+                      tmp_path / "none.xml", tmp_path / "none.html")
+    assert_all_passed(reports)
+    data = reports.json
+    assert data["suite"] == "client" and "reference_client" in data["target"]
+    assert data["counts"]["PASS"] >= len(data["cases"]) - 2, data["counts"]
