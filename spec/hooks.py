@@ -1,0 +1,164 @@
+"""MkDocs hooks that build the spec site from the code (``mkdocs.yml``: ``hooks``).
+
+This file is build code, not a page: ``mkdocs.yml`` excludes it from the site.
+
+Nothing on the site that describes the wire is copied by hand. At build time:
+
+* every ``<!-- generated:NAME ARG -->`` block of every page (message reference,
+  state table and diagram, error registry, limits) is rendered again from the
+  live schema, so the site cannot show a stale table even if nobody ran
+  ``python -m chatproto.specgen``;
+* ``requirements.md`` is generated: every requirement with its level, its text,
+  a link to where it stands and the conformance cases that check it;
+* every requirement paragraph gets a permalink anchor named by its ID
+  (``framing.md#CP-FRAME-3``);
+* the test vectors under ``vectors/`` are written from the schema;
+* every page carries the spec version it belongs to.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from chatproto import MESSAGE_TYPES, PROTOCOL_VERSION, _schema
+from chatproto._specdoc import SpecContext, fill_markers
+from chatproto._vectors import render_vectors
+from chatproto.requirements import load_requirements, parse_requirements
+
+REQUIREMENTS_PAGE = "requirements.md"
+_REQUIREMENT_START = re.compile(r"^(\s*(?:[-*]\s+)?)\*\*(CP-[A-Z]+-\d+)\*\*", re.MULTILINE)
+_LEVEL_CLASS = {"MUST": "must", "SHOULD": "should", "MAY": "may"}
+_FIELDS_BLOCK = re.compile(r"^<!-- generated:fields ([A-Z_]+) -->$(.*?)^```text$",
+                           re.MULTILINE | re.DOTALL)
+_FIXED_SHAPES = {"uint", "bool", "enum"}
+
+_context: SpecContext | None = None
+
+
+def _spec_pages(docs_dir: Path) -> dict[str, str]:
+    return {path.name: path.read_text(encoding="utf-8") for path in sorted(docs_dir.glob("*.md"))}
+
+
+def on_config(config: Any) -> Any:
+    global _context
+    _context = SpecContext.from_pages(_spec_pages(Path(config["docs_dir"])))
+    config["extra"]["spec_version"] = PROTOCOL_VERSION
+    return config
+
+
+def on_files(files: Any, config: Any) -> Any:
+    from mkdocs.structure.files import File
+
+    files.append(File.generated(config, REQUIREMENTS_PAGE,
+                                content=render_requirements_index(Path(config["docs_dir"]))))
+    return files
+
+
+def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
+    name = page.file.src_uri
+    if "/" not in name and name != REQUIREMENTS_PAGE:
+        markdown = fill_markers(markdown, context=_context, where=name)
+        markdown = _FIELDS_BLOCK.sub(_with_layout_diagram, markdown)
+        markdown = _REQUIREMENT_START.sub(_anchor_requirement, markdown)
+    return markdown
+
+
+def _anchor_requirement(match: re.Match[str]) -> str:
+    prefix, requirement_id = match.groups()
+    level = load_requirements()[requirement_id].level.value
+    # attr_list puts the id on the link itself: the ID is its own permalink.
+    return (f'{prefix}[**{requirement_id}**](#{requirement_id})'
+            f'{{ #{requirement_id} .cp-requirement .cp-{_LEVEL_CLASS[level]} }}')
+
+
+def _with_layout_diagram(match: re.Match[str]) -> str:
+    # The drawing goes between the field table and the offset listing.
+    before_listing = match.group(0)[: -len("```text")]
+    return f"{before_listing}{layout_diagram(match.group(1))}\n\n```text"
+
+
+def layout_diagram(name: str) -> str:
+    """The frame of message ``name`` drawn as a row of boxes, one per field.
+
+    Fixed-size fields are as wide as their octets; a length-prefixed field
+    shows its prefix and its variable part.
+    """
+    cls = next(c for c in MESSAGE_TYPES.values() if c.NAME == name)
+    boxes = [(sub.name, f"u{8 * sub.sizeof()}", sub.sizeof(), "header")
+             for sub in _schema.FRAME_HEADER.subcons]
+    for body_field in _schema.BODY_FIELDS[cls.TYPE]:
+        wire = body_field.field_type.wire
+        prefix = struct.calcsize(wire.prefix_format)
+        if wire.shape in _FIXED_SHAPES:
+            boxes.append((body_field.name, wire.name, prefix, "fixed"))
+        else:
+            unit = "count" if wire.shape == "strlist" else "length"
+            boxes.append((f"{body_field.name} {unit}", f"u{8 * prefix}", prefix, "prefix"))
+            boxes.append((body_field.name, f"{wire.name} data", 0, "variable"))
+    cells = []
+    for label, wire_name, size, kind in boxes:
+        width = f"flex: {size} 0 {size * 2.2}rem" if size else "flex: 3 0 5rem"
+        octets = f"{size} octet{'s' if size != 1 else ''}" if size else "n octets"
+        cells.append(f'<div class="cp-box cp-{kind}" style="{width}">'
+                     f"<code>{escape(label)}</code><span>{escape(wire_name)} · {octets}</span>"
+                     "</div>")
+    return (f'<div class="cp-layout" role="img" aria-label="byte layout of {name}">'
+            + "".join(cells) + "</div>")
+
+
+def on_page_content(html: str, page: Any, config: Any, files: Any) -> str:
+    badge = (f'<p class="cp-spec-version">chatproto specification, '
+             f'<strong>version {PROTOCOL_VERSION}</strong></p>')
+    return badge + html
+
+
+def on_post_build(config: Any) -> None:
+    site = Path(config["site_dir"]) / "vectors"
+    site.mkdir(parents=True, exist_ok=True)
+    for name, text in render_vectors(Path(config["docs_dir"])).items():
+        (site / name).write_text(text, encoding="utf-8")
+
+
+def render_requirements_index(docs_dir: Path) -> str:
+    """The requirements index page, in Markdown."""
+    from conformance.coverage import NOT_CHECKABLE, cases_by_requirement
+
+    covered = cases_by_requirement()
+    lines = [
+        "# Requirements index",
+        "",
+        "Every numbered requirement of chatproto version "
+        f"{PROTOCOL_VERSION}, in the order of the pages, with its level, its text, "
+        "where it stands and the conformance "
+        "cases that check it. Generated from the spec pages and the kit at build time.",
+        "",
+    ]
+    counts: dict[str, int] = {}
+    rows: list[str] = []
+    for page, text in _spec_pages(docs_dir).items():
+        for req in parse_requirements(text, page):
+            counts[req.level.value] = counts.get(req.level.value, 0) + 1
+            cases = covered.get(req.id, [])
+            if cases:
+                checked = "<br>".join(f"`{case.id}`" for case in cases)
+            elif req.id in NOT_CHECKABLE:
+                checked = f"not checkable over the network: {NOT_CHECKABLE[req.id]}"
+            else:
+                checked = "no case"
+            # Links within the requirement's own page must name that page here.
+            statement = _cell(req.text.replace("](#", f"]({page}#"))
+            rows.append(f"| [{req.id}]({page}#{req.id}) | {req.level.value} | "
+                        f"{statement} | {checked} |")
+    summary = ", ".join(f"{counts[level]} {level}" for level in ("MUST", "SHOULD", "MAY")
+                        if level in counts)
+    lines += [f"{sum(counts.values())} requirements: {summary}.", "",
+              "| Requirement | Level | Text | Checked by |", "|---|---|---|---|", *rows, ""]
+    return "\n".join(lines)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")

@@ -1,0 +1,490 @@
+"""The published spec site: ``mkdocs build --strict`` over ``spec/`` with its hooks.
+
+The site is built here as it is published, so a broken link, anchor or page
+fails the suite. The tests then check what the hooks promise (spec/hooks.py):
+the wire tables and vectors follow the live schema with no hand edit, every
+requirement ID is an anchor and the requirements index lists them all with the
+cases that check them, and every page names the spec version. A headless
+Chromium (Debian's, driven by Playwright) opens the served site with every
+request off 127.0.0.1 blocked, and ``mike`` publishes two versions into a
+throwaway git repository.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from html.parser import HTMLParser
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urljoin, urlsplit
+
+import pytest
+from schema_patch import retype_field
+
+from chatproto import ERROR_REGISTRY, MESSAGE_TYPES, PROTOCOL_VERSION, Limits, _vectors
+from chatproto._fields import UINT32
+from chatproto.messages import SendRoom
+from chatproto.requirements import load_requirements, spec_dir
+from conformance.coverage import NOT_CHECKABLE, cases_by_requirement
+
+ROOT = Path(__file__).resolve().parent.parent
+MKDOCS_YML = ROOT / "mkdocs.yml"
+SPEC_DIR = spec_dir()
+ARTIFACTS = ROOT / "artifacts"
+# Material prints an end-of-life banner unless this is set; it is not a build warning.
+QUIET_ENV = {"NO_MKDOCS_2_WARNING": "1"}
+VERSION_BADGE = (f'<p class="cp-spec-version">chatproto specification, '
+                 f"<strong>version {PROTOCOL_VERSION}</strong></p>")
+
+
+def _page_html(site: Path, page: str) -> Path:
+    """Where ``mkdocs`` (directory URLs) writes the page built from ``page`` (``a/b.md``)."""
+    path = Path(page).with_suffix("")
+    if path.name in ("index", "README"):
+        return site / path.parent / "index.html"
+    return site / path / "index.html"
+
+
+def _section(html: str, heading_id: str) -> str:
+    """The HTML from the heading with ``heading_id`` up to the next heading of any level."""
+    start = html.index(f'id="{heading_id}"')
+    end = re.compile(r"<h[1-6][ >]").search(html, start)
+    return html[start:end.start() if end else len(html)]
+
+
+class _PageParser(HTMLParser):
+    """The ids of a page, and the rows of its tables (cell text and the links in each cell)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: set[str] = set()
+        self.rows: list[list[tuple[str, list[str]]]] = []
+        self._cell: tuple[list[str], list[str]] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        if attributes.get("id"):
+            self.ids.add(str(attributes["id"]))
+        if tag == "tr":
+            self.rows.append([])
+        elif tag in ("td", "th"):
+            self._cell = ([], [])
+        elif tag == "a" and self._cell is not None and attributes.get("href"):
+            self._cell[1].append(str(attributes["href"]))
+        elif tag == "br" and self._cell is not None:
+            self._cell[0].append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th") and self._cell is not None:
+            self.rows[-1].append(("".join(self._cell[0]).strip(), self._cell[1]))
+            self._cell = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell[0].append(data)
+
+
+@functools.cache
+def _parse(path: Path) -> _PageParser:
+    parser = _PageParser()
+    parser.feed(path.read_text(encoding="utf-8"))
+    return parser
+
+
+def _build_in_process(site_dir: Path, monkeypatch: pytest.MonkeyPatch,
+                      docs_dir: Path | None = None) -> None:
+    """``mkdocs build --strict`` through MkDocs' Python API, in this process."""
+    from mkdocs.commands.build import build
+    from mkdocs.config import load_config
+
+    # pymdownx.snippets' base_path is relative to the working directory.
+    monkeypatch.chdir(ROOT)
+    for name, value in QUIET_ENV.items():
+        monkeypatch.setenv(name, value)
+    overrides: dict[str, Any] = {"site_dir": str(site_dir), "strict": True}
+    if docs_dir is not None:
+        overrides["docs_dir"] = str(docs_dir)
+    build(load_config(str(MKDOCS_YML), **overrides))
+
+
+# ---------------------------------------------------------------- the build
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The site as ``mkdocs build --strict`` builds it from the working tree."""
+    out = tmp_path_factory.mktemp("site")
+    result = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file", str(MKDOCS_YML),
+         "--site-dir", str(out)],
+        cwd=ROOT, env={**os.environ, **QUIET_ENV}, capture_output=True, text=True, timeout=110)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "WARNING" not in result.stderr, result.stderr
+    return out
+
+
+def test_strict_build_writes_every_page(site: Path) -> None:
+    pages = [path.relative_to(SPEC_DIR).as_posix() for path in SPEC_DIR.rglob("*.md")]
+    for page in [*pages, "requirements.md"]:
+        assert _page_html(site, page).is_file(), page
+    for name in ("messages.json", "invalid.json", "nickfold.json"):
+        assert (site / "vectors" / name).is_file()
+    assert (site / "search" / "search_index.json").is_file()
+
+
+def test_a_broken_link_fails_the_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                       caplog: pytest.LogCaptureFixture) -> None:
+    from mkdocs.exceptions import Abort
+
+    docs = tmp_path / "spec"
+    shutil.copytree(SPEC_DIR, docs, ignore=shutil.ignore_patterns("__pycache__"))
+    page = docs / "framing.md"
+    page.write_text(page.read_text(encoding="utf-8") + "\nSee [gone](no-such-page.md).\n",
+                    encoding="utf-8")
+    with pytest.raises(Abort, match="warnings"):
+        _build_in_process(tmp_path / "site", monkeypatch, docs_dir=docs)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "no-such-page.md" in warnings[0], warnings
+
+
+# ------------------------------------------------- generated from the schema
+
+
+def test_a_schema_change_changes_the_site(site: Path, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    checked_in = [SPEC_DIR / "messages.md", SPEC_DIR / "vectors" / "messages.json"]
+    before = {path: path.read_bytes() for path in checked_in}
+    retype_field(monkeypatch, SendRoom.TYPE, "client_msg_id", UINT32)
+    patched = tmp_path / "site"
+    _build_in_process(patched, monkeypatch)
+
+    # Nobody edited the pages: they still say u64, the site says u32.
+    assert {path: path.read_bytes() for path in checked_in} == before
+    page = before[checked_in[0]].decode()
+    block = page[page.index("<!-- generated:fields SEND_ROOM -->"):
+                 page.index("<!-- /generated:fields SEND_ROOM -->")]
+    assert "| `client_msg_id` | `u64` | 8 |" in block
+
+    old_html = _page_html(site, "messages.md").read_text(encoding="utf-8")
+    new_html = _page_html(patched, "messages.md").read_text(encoding="utf-8")
+    old, new = _section(old_html, "send_room-0x0301"), _section(new_html, "send_room-0x0301")
+    row = "<td><code>client_msg_id</code></td>\n<td><code>{}</code></td>\n<td>{}</td>"
+    assert row.format("u64", 8) in old and row.format("u32", 4) in new
+    assert row.format("u64", 8) not in new
+    assert "<code>client_msg_id</code><span>u64 · 8 octets" in old
+    assert "<code>client_msg_id</code><span>u32 · 4 octets" in new  # the layout diagram
+    assert "length = 46" in old and "length = 42" in new  # the typical frame's hex dump
+    # Only SEND_ROOM moved: the message declared next to it is untouched.
+    assert (_section(old_html, "send_private-0x0302")
+            == _section(new_html, "send_private-0x0302"))
+
+    def send_room(site_dir: Path) -> dict[str, Any]:
+        vectors = json.loads((site_dir / "vectors" / "messages.json").read_text("utf-8"))
+        return next(m for m in vectors["messages"] if m["name"] == "SEND_ROOM")
+
+    old_vector, new_vector = send_room(site), send_room(patched)
+    assert {f["name"]: f["wire"] for f in old_vector["fields"]}["client_msg_id"] == "u64"
+    assert {f["name"]: f["wire"] for f in new_vector["fields"]}["client_msg_id"] == "u32"
+    old_typical, new_typical = old_vector["cases"][0], new_vector["cases"][0]
+    assert old_typical["case"] == new_typical["case"] == "typical"
+    assert new_typical["length"] == old_typical["length"] - 4
+    assert bytes.fromhex(new_typical["hex"]) == _vectors.message_case(SendRoom, "typical").frame
+
+
+# -------------------------------------------------------------- requirements
+
+
+def test_every_requirement_is_an_anchor_on_its_page(site: Path) -> None:
+    requirements = load_requirements()
+    assert requirements
+    for req in requirements.values():
+        assert req.id in _parse(_page_html(site, req.page)).ids, f"{req.id} on {req.page}"
+
+
+def test_requirements_index_lists_every_requirement(site: Path) -> None:
+    index = _page_html(site, "requirements.md")
+    index_url = "http://site/requirements/"
+    rows = {cells[0][0]: cells for cells in _parse(index).rows if len(cells) == 4}
+    requirements = load_requirements()
+    covered = cases_by_requirement()
+    assert set(rows) - {"Requirement"} == set(requirements)
+    for req in requirements.values():
+        (_, links), (level, _), _, (checked_by, _) = rows[req.id]
+        assert level == req.level.value, req.id
+        assert len(links) == 1, req.id
+        # The link resolves: its page was built and holds an element with that id.
+        target = urlsplit(urljoin(index_url, links[0]))
+        page = site / unquote(target.path).lstrip("/") / "index.html"
+        assert target.fragment == req.id and req.id in _parse(page).ids, links[0]
+        cases = [case.id for case in covered[req.id]]
+        if cases:
+            assert checked_by.split("\n") == cases, req.id
+        elif req.id in NOT_CHECKABLE:
+            assert checked_by.startswith("not checkable over the network"), req.id
+        else:
+            assert checked_by == "no case", req.id
+
+
+def test_every_page_shows_the_spec_version(site: Path) -> None:
+    pages = [path.relative_to(SPEC_DIR).as_posix() for path in SPEC_DIR.rglob("*.md")]
+    for page in [*pages, "requirements.md"]:
+        html = _page_html(site, page).read_text(encoding="utf-8")
+        assert html.count(VERSION_BADGE) == 1, page
+
+
+def test_changelog_has_an_entry_per_version_that_matches_the_code() -> None:
+    text = (SPEC_DIR / "changelog.md").read_text(encoding="utf-8")
+    headings = re.findall(r"^## Version (\d+)$", text, re.MULTILINE)
+    assert headings == [str(v) for v in range(PROTOCOL_VERSION, 0, -1)]  # newest first
+    entry = text.split(f"## Version {PROTOCOL_VERSION}\n")[1].split("\n## ")[0]
+    entry = " ".join(entry.split())
+    levels = Counter(req.level.value for req in load_requirements().values())
+    for stated, actual in [
+        (r"(\d+) message types", len(MESSAGE_TYPES)),
+        (r"(\d+) error codes", len(ERROR_REGISTRY)),
+        (r"(\d+) advertised limits", len(Limits.model_fields)),
+        (r"(\d+) numbered requirements", len(load_requirements())),
+        (r"(\d+) MUST", levels["MUST"]),
+        (r"(\d+) SHOULD", levels["SHOULD"]),
+        (r"(\d+) MAY", levels["MAY"]),
+    ]:
+        match = re.search(stated, entry)
+        assert match and int(match.group(1)) == actual, (stated, actual)
+
+
+# ------------------------------------------------------------------- browser
+
+
+CHROMIUM_ENV = "CHATPROTO_CHROMIUM"
+CHROMIUM_HINT = (
+    "The site's browser test needs Chromium. On Debian or Ubuntu: "
+    "`sudo apt-get install chromium` (the test does this itself when it runs as root); "
+    f"elsewhere set {CHROMIUM_ENV} to a Chromium or Chrome binary.")
+APT_TIMEOUT_S = {"update": 150, "install": 360}
+CHROMIUM_ARGS = [
+    # Chromium's own background traffic (updates, sync, field trials) is not
+    # the site's: keep it off so that the route below sees only the page.
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-first-run", "--disable-gpu", "--disable-quic",
+]
+OPTIONAL_EXTERNAL = {
+    # Material loads Mermaid from this CDN on a page holding a diagram (the
+    # state diagram of lifecycle.md). Blocked, the diagram's source stays on
+    # the page as text, next to the state table that says the same.
+    re.compile(r"https://unpkg\.com/mermaid@\d+/dist/mermaid\.min\.js"),
+}
+
+
+def _find_chromium() -> str | None:
+    configured = os.environ.get(CHROMIUM_ENV)
+    if configured:
+        return configured
+    for name in ("chromium", "chromium-browser"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def _install_chromium() -> str:
+    """Debian's chromium, installed with apt-get when running as root."""
+    if not (hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get")):
+        pytest.fail(f"No Chromium found. {CHROMIUM_HINT}")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for step, command in (("update", ["apt-get", "update"]),
+                          ("install", ["apt-get", "install", "-y", "chromium"])):
+        try:
+            subprocess.run(command, env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                           text=True, timeout=APT_TIMEOUT_S[step], check=True)
+        except subprocess.CalledProcessError as exc:
+            pytest.fail(f"`{' '.join(command)}` failed: {exc.stderr[-2000:]}\n{CHROMIUM_HINT}")
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"`{' '.join(command)}` took over {APT_TIMEOUT_S[step]} s. "
+                        f"{CHROMIUM_HINT}")
+    found = _find_chromium()
+    if found is None:
+        pytest.fail(f"apt-get installed chromium but no binary was found. {CHROMIUM_HINT}")
+    return found
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def served_site(site: Path) -> Iterator[str]:
+    """The built site over HTTP on 127.0.0.1; its base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0),
+                                 functools.partial(_QuietHandler, directory=str(site)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def _hex_dump_bytes(text: str) -> bytes:
+    """The octets of a hex dump block: the hex pairs at the start of each line."""
+    pairs = re.findall(r"^((?:[0-9a-f]{2} ?)+)", text, re.MULTILINE)
+    return bytes.fromhex("".join(pairs).replace(" ", ""))
+
+
+@pytest.mark.timeout(600)  # room for apt-get when Chromium is missing
+def test_site_in_a_browser(served_site: str) -> None:
+    from playwright.sync_api import Request, Route, expect, sync_playwright
+
+    chromium = _find_chromium() or _install_chromium()
+    attempted_external: list[str] = []
+    page_errors: list[str] = []
+
+    def only_loopback(route: Route, request: Request) -> None:
+        if request.url.startswith(served_site):
+            route.continue_()
+        else:
+            attempted_external.append(request.url)
+            route.abort("blockedbyclient")
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 900},
+                                          color_scheme="light", service_workers="block")
+            context.route("**/*", only_loopback)
+            page = context.new_page()
+            page.on("pageerror", lambda error: page_errors.append(str(error)))
+            page.goto(served_site + "messages/")
+            page.wait_for_load_state("networkidle")
+
+            # The version badge and the field tables: the index, then one per message.
+            expect(page.locator(".cp-spec-version")).to_have_text(
+                f"chatproto specification, version {PROTOCOL_VERSION}")
+            tables = page.locator("article table")
+            expect(tables).to_have_count(len(MESSAGE_TYPES) + 1)
+            for index in range(tables.count()):
+                expect(tables.nth(index)).to_be_visible()
+            send_room = page.locator("//h3[@id='send_room-0x0301']/following::table[1]")
+            expect(send_room.locator("thead")).to_contain_text("Wire type")
+            expect(send_room.locator("tbody tr")).to_have_count(6)
+            expect(send_room).to_contain_text("client_msg_id")
+
+            # The byte-layout diagram: one box per header field, prefix and field.
+            layout = page.get_by_role("img", name="byte layout of SEND_ROOM")
+            expect(layout).to_be_visible()
+            expect(layout.locator(".cp-box")).to_have_count(8)
+            box = layout.bounding_box()
+            assert box is not None and box["width"] > 400 and box["height"] > 20, box
+
+            # The typical frame's hex dump, byte for byte the vector.
+            dump = page.locator(
+                "//h3[@id='send_room-0x0301']/following::pre[contains(., 'type = 769')][1]")
+            expect(dump).to_be_visible()
+            assert _hex_dump_bytes(dump.inner_text()) == \
+                _vectors.message_case(SendRoom, "typical").frame
+
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "site-messages.png"), full_page=True)
+
+            # Search finds a message type and links to its section.
+            page.locator("input.md-search__input").click()
+            page.locator("input.md-search__input").press_sequentially("SEND_PRIVATE")
+            hit = page.locator(".md-search-result__item a[href*='messages/']",
+                               has_text="SEND_PRIVATE").first
+            expect(hit).to_be_visible(timeout=15_000)
+            hit.click()
+            page.wait_for_url(re.compile(r"/messages/(\?[^#]*)?#send_private-0x0302$"))
+            expect(page.locator("#send_private-0x0302")).to_be_in_viewport()
+
+            # The palette toggle switches to dark and back.
+            body = page.locator("body")
+            expect(body).to_have_attribute("data-md-color-scheme", "default")
+            page.get_by_title("Switch to dark mode").click()
+            expect(body).to_have_attribute("data-md-color-scheme", "slate")
+            page.get_by_title("Switch to light mode").click()
+            expect(body).to_have_attribute("data-md-color-scheme", "default")
+            assert attempted_external == [], attempted_external
+            assert page_errors == [], page_errors
+
+            # The one page with a Mermaid diagram asks for the CDN, and no more;
+            # Material reports the blocked script as an error and shows the source.
+            page.goto(served_site + "lifecycle/")
+            page.wait_for_load_state("networkidle")
+            source = page.locator("pre", has_text="stateDiagram-v2")
+            expect(source).to_be_visible()
+            assert attempted_external, "the state diagram no longer loads Mermaid?"
+            unexpected = [url for url in attempted_external
+                          if not any(p.fullmatch(url) for p in OPTIONAL_EXTERNAL)]
+            unexpected += [error for error in page_errors
+                           if not any(p.search(error) for p in OPTIONAL_EXTERNAL)]
+            assert unexpected == [], unexpected
+        finally:
+            browser.close()
+
+
+# ---------------------------------------------------------------- publishing
+
+
+def test_mike_publishes_latest_and_dev(tmp_path: Path) -> None:
+    """Two versions with ``mike``, in a throwaway repository that has no remote."""
+    git = shutil.which("git")
+    if git is None:
+        pytest.fail("mike publishes through git, and no git binary was found")
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    shutil.copy(MKDOCS_YML, repo / "mkdocs.yml")
+    shutil.copy(ROOT / ".gitignore", repo / ".gitignore")
+    shutil.copytree(SPEC_DIR, repo / "spec", ignore=shutil.ignore_patterns("__pycache__"))
+    env = {key: value for key, value in os.environ.items() if not key.startswith("GIT_")}
+    env.update(QUIET_ENV, GIT_CONFIG_GLOBAL=os.devnull, GIT_CONFIG_NOSYSTEM="1",
+               GIT_CEILING_DIRECTORIES=str(tmp_path),
+               GIT_AUTHOR_NAME="site test", GIT_AUTHOR_EMAIL="site-test@localhost",
+               GIT_COMMITTER_NAME="site test", GIT_COMMITTER_EMAIL="site-test@localhost",
+               # mike runs `mkdocs`, which sits beside this interpreter's mike.
+               PATH=os.pathsep.join([sysconfig.get_path("scripts"), env.get("PATH", "")]))
+    mike = shutil.which("mike", path=sysconfig.get_path("scripts")) or shutil.which("mike")
+    assert mike is not None, "mike is part of the dev extra: pip install -e '.[dev]'"
+
+    def run(*command: str) -> str:
+        result = subprocess.run(command, cwd=repo, env=env, stdin=subprocess.DEVNULL,
+                                capture_output=True, text=True, timeout=100)
+        assert result.returncode == 0, f"{command}: {result.stdout}{result.stderr}"
+        return result.stdout
+
+    run(git, "init", "--quiet", "--initial-branch", "main")
+    run(git, "add", "--all")
+    run(git, "commit", "--quiet", "--message", "spec")
+    source = run(git, "rev-parse", "main")
+
+    run(mike, "deploy", "--update-aliases", "1", "latest")
+    run(mike, "deploy", "dev")
+    run(mike, "set-default", "latest")
+
+    versions = json.loads(run(git, "show", "gh-pages:versions.json"))
+    assert {v["version"]: v["aliases"] for v in versions} == {"1": ["latest"], "dev": []}
+    assert json.loads(run(mike, "list", "--json")) == versions
+    published = set(run(git, "ls-tree", "-r", "--name-only", "gh-pages").split())
+    for version in ("1", "dev"):
+        assert {f"{version}/messages/index.html", f"{version}/requirements/index.html",
+                f"{version}/vectors/messages.json"} <= published
+    assert "latest" in published  # a symlink to 1/
+    assert "latest/" in run(git, "show", "gh-pages:index.html")  # the default version
+    badge = run(git, "show", "gh-pages:1/messages/index.html")
+    assert VERSION_BADGE in badge
+    # Nothing else moved: the source branch, the working tree, and no remote to push to.
+    assert run(git, "rev-parse", "main") == source
+    assert run(git, "status", "--porcelain") == ""
+    assert run(git, "remote") == ""
