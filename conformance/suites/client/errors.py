@@ -11,7 +11,8 @@ import secrets
 
 from chatproto import ERROR_REGISTRY, ErrorCode
 from chatproto.messages import Error, Ping
-from conformance.client_side import ClientContext, code_name
+from conformance.client_monitor import code_name
+from conformance.client_side import ClientContext
 from conformance.registry import client_case
 
 UNKNOWN_CODES = (999, 0x8123)
