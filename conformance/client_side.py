@@ -10,10 +10,11 @@ files every frame the client sends, answers the requests a client may make on
 its own (so that any reasonable client keeps going), and runs the monitor
 (``conformance.client_monitor``): the rules that hold for every frame a client
 sends, in every case (it decodes, it fits the frame limit, a request has a
-nonzero request_id, the state table allows it...). A case then sends frames, valid or deliberately broken, and
-waits, with a deadline, for what the spec says must follow. The PING barrier
-works from this side too: the kit PINGs, and the client's PONG proves that it
-read everything sent before and is still in step.
+nonzero request_id, the state table allows it...). A case then sends frames,
+valid or deliberately broken, and waits, with a deadline, for what the spec
+says must follow. The PING barrier works from this side too: the kit PINGs,
+and the client's PONG proves that it read everything sent before and is still
+in step.
 
 The kit's idea of the client's state comes from the spec's state table, derived
 from the message declarations (who sends what), never from chatproto's own

@@ -333,6 +333,18 @@ async def login_with_unknown_nick_or_wrong_password_refused(ctx: ServerContext) 
     await bob.ok(Login(nick=nick, password=password), req="CP-ACCT-6", timeout=AUTH_TIMEOUT)
 
 
+@server_case("CP-ACCT-7", "CP-NICK-4")
+async def login_to_a_held_nick_checks_credentials_first(ctx: ServerContext) -> None:
+    """LOGIN to a held nick: AUTH_FAILED with a wrong password, NICK_IN_USE with the right one."""
+    nick, password = await registered_account(ctx, "held")
+    holder = await _logged_in(ctx, "holder", nick, password)
+    bob = await ctx.client("bob")
+    await bob.refused(Login(nick=holder.nick, password=new_password()), ErrorCode.AUTH_FAILED,
+                      req="CP-ACCT-7", timeout=AUTH_TIMEOUT)
+    await bob.refused(Login(nick=holder.nick, password=password), ErrorCode.NICK_IN_USE,
+                      req="CP-NICK-4", timeout=AUTH_TIMEOUT)
+
+
 # ------------------------------------------------------------------ passwords
 
 
