@@ -20,12 +20,13 @@ from pathlib import Path
 
 import conformance
 from chatproto import DEFAULT_PORT, PROTOCOL_VERSION
+from conformance.options import KitOptions
 from conformance.outcomes import Outcome
 from conformance.registry import Case, all_cases, select
 from conformance.reports import html_report, json_report, junit_report
 from conformance.reports.terminal import TerminalReporter
 from conformance.runner import CaseResult, ContextFactory, RunReport, run_cases, skipped
-from conformance.server_side import KitOptions, ServerContext
+from conformance.server_side import ServerContext
 
 EXIT_OK, EXIT_FAILED, EXIT_KIT_ERROR = 0, 1, 2
 

@@ -54,9 +54,9 @@ from conformance.client_monitor import (
     ClientMonitor,
     frame_name,
 )
+from conformance.options import KitOptions
 from conformance.outcomes import KitError, NotApplicable, Violation
 from conformance.registry import Case, requirement
-from conformance.server_side import KitOptions
 from conformance.transcript import Transcript, describe
 from conformance.wire import LENGTH, MIN_LENGTH, FrameStreamError, Received, decode, read_frame
 

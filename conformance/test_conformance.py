@@ -9,10 +9,11 @@ import warnings
 import pytest
 
 from conformance.cli import _target
+from conformance.options import KitOptions
 from conformance.outcomes import Outcome
 from conformance.registry import Case
 from conformance.runner import CaseContext, run_case
-from conformance.server_side import KitOptions, ServerContext
+from conformance.server_side import ServerContext
 
 
 class ConformanceWarning(UserWarning):
