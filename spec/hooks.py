@@ -26,7 +26,7 @@ from typing import Any
 
 from chatproto import MESSAGE_TYPES, PROTOCOL_VERSION, _schema
 from chatproto._specdoc import SpecContext, fill_markers
-from chatproto._vectors import render_vectors
+from chatproto._vectors import FIXED_SHAPES, render_vectors
 from chatproto.requirements import load_requirements, parse_requirements
 
 REQUIREMENTS_PAGE = "requirements.md"
@@ -34,7 +34,6 @@ _REQUIREMENT_START = re.compile(r"^(\s*(?:[-*]\s+)?)\*\*(CP-[A-Z]+-\d+)\*\*", re
 _LEVEL_CLASS = {"MUST": "must", "SHOULD": "should", "MAY": "may"}
 _FIELDS_BLOCK = re.compile(r"^<!-- generated:fields ([A-Z_]+) -->$(.*?)^```text$",
                            re.MULTILINE | re.DOTALL)
-_FIXED_SHAPES = {"uint", "bool", "enum"}
 
 _context: SpecContext | None = None
 
@@ -46,7 +45,6 @@ def _spec_pages(docs_dir: Path) -> dict[str, str]:
 def on_config(config: Any) -> Any:
     global _context
     _context = SpecContext.from_pages(_spec_pages(Path(config["docs_dir"])))
-    config["extra"]["spec_version"] = PROTOCOL_VERSION
     return config
 
 
@@ -93,7 +91,7 @@ def layout_diagram(name: str) -> str:
     for body_field in _schema.BODY_FIELDS[cls.TYPE]:
         wire = body_field.field_type.wire
         prefix = struct.calcsize(wire.prefix_format)
-        if wire.shape in _FIXED_SHAPES:
+        if wire.shape in FIXED_SHAPES:
             boxes.append((body_field.name, wire.name, prefix, "fixed"))
         else:
             unit = "count" if wire.shape == "strlist" else "length"
