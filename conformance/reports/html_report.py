@@ -8,11 +8,12 @@ and received (time, hex and decoded), and the command that replays it.
 
 from __future__ import annotations
 
+import re
 from html import escape
 from pathlib import Path
 
 from chatproto.requirements import load_requirements
-from conformance.outcomes import Outcome
+from conformance.outcomes import SEVERITY, Outcome
 from conformance.runner import CaseResult, RunReport
 
 _STYLE = """
@@ -30,6 +31,16 @@ details{margin:.4rem 0 1rem}summary{cursor:pointer}
 .frames td{font:12px/1.3 ui-monospace,monospace}.sent{color:#0b4fa0}.received{color:#1f6b2a}
 .note{color:#6b6b6b}.muted{color:#6b6b6b}
 """
+
+
+_MARKDOWN_LINK = re.compile(r"\[([^\]]+)\]\([^)]+\)")
+_MARKDOWN_CODE = re.compile(r"`([^`]+)`")
+
+
+def _spec_text(text: str) -> str:
+    """A requirement's Markdown as HTML text: links become their words, code stays code."""
+    plain = escape(_MARKDOWN_LINK.sub(r"\1", text))
+    return _MARKDOWN_CODE.sub(r"<code>\1</code>", plain)
 
 
 def _badge(outcome: Outcome) -> str:
@@ -85,12 +96,17 @@ def render(report: RunReport) -> str:
         "<h2>Requirements</h2><table><tr><th>requirement</th><th>level</th>"
         "<th>outcome</th><th>text</th><th>cases</th></tr>",
     ]
-    for req_id, (outcome, results) in report.by_requirement().items():
+    table = report.by_requirement()
+    # Broken requirements first, each group in the spec's order.
+    order = sorted(table, key=lambda r: -SEVERITY[table[r][0]])
+    for req_id in order:
+        outcome, results = table[req_id]
         req = requirements[req_id]
         links = " ".join(f'<a href="#{escape(r.case.id)}">{escape(r.case.id.split(".")[-1])}</a>'
                          for r in results)
         out.append(f"<tr><td><code>{req_id}</code></td><td>{req.level.value}</td>"
-                   f"<td>{_badge(outcome)}</td><td>{escape(req.text)}</td><td>{links}</td></tr>")
+                   f"<td>{_badge(outcome)}</td><td>{_spec_text(req.text)}</td>"
+                   f"<td>{links}</td></tr>")
     out.append("</table><h2>Cases</h2>")
     ordered = sorted(report.results, key=lambda r: (r.outcome in (Outcome.PASS, Outcome.SKIP),
                                                     r.case.id))
