@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
-from server_harness import HOST, ChatTestClient, HarnessError, ServerProcess
+from server_harness import HOST, SERVER_ENTRY, ChatTestClient, HarnessError, ServerProcess
 
 from chatproto import Limits
 
@@ -256,14 +256,16 @@ MakeServerProcess = Callable[..., ServerProcess]
 
 @pytest.fixture
 def make_server_process(tmp_path: Path) -> Iterator[MakeServerProcess]:
-    """``make_server_process(*cli_args, data_dir=None)``: a ServerProcess, not started yet."""
+    """``make_server_process(*cli_args, data_dir=None, entry=...)``: a ServerProcess, not
+    started yet (``entry`` replaces ``-m reference_server``)."""
     processes: list[ServerProcess] = []
 
-    def make(*args: str, data_dir: Path | None = None) -> ServerProcess:
+    def make(*args: str, data_dir: Path | None = None,
+             entry: Sequence[str] = SERVER_ENTRY) -> ServerProcess:
         if data_dir is None:
             data_dir = tmp_path / f"process{len(processes) + 1}"
         data_dir.mkdir(parents=True, exist_ok=True)
-        process = ServerProcess(data_dir, *args)
+        process = ServerProcess(data_dir, *args, entry=entry)
         processes.append(process)
         return process
 

@@ -1,13 +1,15 @@
 """Tooling for the reference server's integration tests (this is not a test module).
 
-* ``ChatTestClient``: an asyncio client over a real TCP socket, built on the
-  sans-IO ``chatproto.Connection(Sender.CLIENT)``. It numbers requests, sorts
-  every incoming frame into "part of the answer to request N" or "event", keeps
-  the events it has not handed out yet in a queue, answers server PINGs, and
-  offers the PING barrier (spec: "The PING barrier") so that tests never sleep.
-* ``ServerProcess``: ``python -m reference_server`` as a child process, its bound
-  port read from the "listening on HOST:PORT" line on its stderr, stopped with
-  SIGTERM (SIGKILL as a last resort) whatever happens to the test.
+* ``ChatTestClient``: an asyncio client over a real TCP socket (TLS with an
+  ``ssl.SSLContext``), built on the sans-IO ``chatproto.Connection(Sender.CLIENT)``.
+  It numbers requests, sorts every incoming frame into "part of the answer to
+  request N" or "event", keeps the events it has not handed out yet in a queue,
+  answers server PINGs, and offers the PING barrier (spec: "The PING barrier")
+  so that tests never sleep.
+* ``ServerProcess``: ``python -m reference_server`` (or another ``entry``) as a
+  child process, its bound port read from the "listening on HOST:PORT" line on
+  its stderr, stopped with SIGTERM (SIGKILL as a last resort) whatever happens to
+  the test; ``run_to_exit`` for command lines that end by themselves.
 
 Every wait here is bounded by an asyncio (or subprocess) timeout; nothing sleeps
 for a fixed time.
@@ -22,6 +24,7 @@ import re
 import secrets
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -167,6 +170,7 @@ class ChatTestClient:
         drop: Iterable[type[Message]] = (),
         rcvbuf: int | None = None,
         source_host: str | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -175,6 +179,8 @@ class ChatTestClient:
         self.drop = tuple(drop)
         self.rcvbuf = rcvbuf
         self.source_host = source_host
+        self.tls = tls
+        """Speak TLS with this context (the certificate must name ``host``); None: plain TCP."""
         self.conn = Connection(Sender.CLIENT)
         self.welcome: Welcome | None = None
         self.nick: str | None = None
@@ -210,9 +216,12 @@ class ChatTestClient:
     # ------------------------------------------------------------ connection
 
     async def connect(self, timeout: float = DEFAULT_TIMEOUT) -> ChatTestClient:
+        """Open the connection (and do the TLS handshake with ``tls``); no HELLO yet."""
+        server_hostname = self.host if self.tls is not None else None
         async with asyncio.timeout(timeout):
             if self.rcvbuf is None and self.source_host is None:
-                self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+                self._reader, self._writer = await asyncio.open_connection(
+                    self.host, self.port, ssl=self.tls, server_hostname=server_hostname)
             else:
                 sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
                 sock.setblocking(False)
@@ -226,12 +235,21 @@ class ChatTestClient:
                 except BaseException:
                     sock.close()
                     raise
-                self._reader, self._writer = await asyncio.open_connection(sock=sock)
+                self._reader, self._writer = await asyncio.open_connection(
+                    sock=sock, ssl=self.tls, server_hostname=server_hostname)
         self._writer.get_extra_info("socket").setsockopt(
             socket.IPPROTO_TCP, socket.TCP_NODELAY, 1
         )
         self._task = asyncio.create_task(self._read_loop(), name=f"reader {self!r}")
         return self
+
+    @property
+    def ssl_object(self) -> ssl.SSLObject | None:
+        """The TLS session (``version()``, ``getpeercert()``) of a ``tls`` connection."""
+        if self._writer is None:
+            return None
+        ssl_object = self._writer.get_extra_info("ssl_object")
+        return ssl_object if isinstance(ssl_object, ssl.SSLObject) else None
 
     @property
     def closed(self) -> bool:
@@ -624,10 +642,16 @@ class ChatTestClient:
 # ----------------------------------------------------------------- processes
 
 _LISTENING = re.compile(r"listening on \[?([^\]\s]+?)\]?:(\d+)")
+SERVER_ENTRY = ("-m", "reference_server")
+"""What follows the interpreter on a server's command line by default."""
 
 
 class ServerProcess:
     """``python -m reference_server`` as a child process.
+
+    ``entry`` replaces ``-m reference_server`` (``("-c", CODE)`` for a wrapped
+    server); the options ``--host``, ``--port 0``, ``--data-dir`` and ``args``
+    follow it.
 
     ``start`` waits for "listening on HOST:PORT" on stderr and sets ``port``;
     every stderr line is kept in ``stderr_lines`` (a thread drains the pipe, so
@@ -637,11 +661,13 @@ class ServerProcess:
     """
 
     def __init__(self, data_dir: Path, *args: str, host: str = HOST,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None,
+                 entry: Sequence[str] = SERVER_ENTRY) -> None:
         self.data_dir = data_dir
         self.host = host
         self.args = list(args)
         self.env = env
+        self.entry = tuple(entry)
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
         self.stderr_lines: list[str] = []
@@ -650,7 +676,7 @@ class ServerProcess:
 
     @property
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "reference_server", "--host", self.host, "--port", "0",
+        return [sys.executable, *self.entry, "--host", self.host, "--port", "0",
                 "--data-dir", str(self.data_dir), *self.args]
 
     @property
@@ -669,10 +695,8 @@ class ServerProcess:
         """Start the process and wait until it is listening."""
         self._listening.clear()
         self.port = 0
-        env = dict(os.environ if self.env is None else self.env)
-        env.setdefault("PYTHONUNBUFFERED", "1")
         self.proc = subprocess.Popen(
-            self.command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
+            self.command, cwd=ROOT, env=self._environment(), stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
         self._drainer = threading.Thread(target=self._drain, args=(self.proc,), daemon=True)
@@ -685,6 +709,20 @@ class ServerProcess:
             raise HarnessError(f"server did not report 'listening on' within {timeout} s "
                                f"({state}); stderr:\n{self.stderr_text()}")
         return self
+
+    def run_to_exit(self, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+        """Run the command until it exits by itself (a usage error, a port in use...).
+
+        Its stdout and stderr are captured as text; no ``port``, nothing to stop.
+        """
+        return subprocess.run(self.command, cwd=ROOT, env=self._environment(),
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=timeout)
+
+    def _environment(self) -> dict[str, str]:
+        env = dict(os.environ if self.env is None else self.env)
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        return env
 
     def _wait_listening(self, timeout: float) -> bool:
         assert self.proc is not None
@@ -737,13 +775,15 @@ class ServerProcess:
         return self.proc.returncode
 
     async def wait(self, timeout: float = 15.0) -> int:
-        """Wait for the process to exit by itself."""
+        """Wait for the process to exit by itself; ``stderr_lines`` is then complete."""
         assert self.proc is not None
         proc = self.proc
         try:
-            return await asyncio.to_thread(proc.wait, timeout)
+            status = await asyncio.to_thread(proc.wait, timeout)
         except subprocess.TimeoutExpired:
             raise HarnessError(f"server still running after {timeout} s") from None
+        await asyncio.to_thread(self._join_drainer)
+        return status
 
     def kill(self) -> None:
         """SIGKILL, and reap the process."""

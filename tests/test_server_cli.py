@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import getpass
 import os
 import pty
-import re
 import select
 import signal
 import socket
@@ -15,111 +13,87 @@ import subprocess
 import sys
 import termios
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
-from server_tools import HOST, ROOT, CliServer, WireClient, server_command
+from conftest import ClientFactory, MakeServerProcess
+from server_harness import HOST, ROOT, ServerProcess
 
 import reference_server.__main__ as server_main
 from chatproto import ErrorCode, Limits
-from chatproto.messages import Bye, Error, Oper, Quit, Welcome
+from chatproto.messages import Error, Oper, Welcome
 from reference_server.passwords import is_hash, verify_password
 
 
-def _run(scenario: Callable[[], Awaitable[None]]) -> None:
-    """Run an async scenario in a fresh loop, bounded in time."""
-
-    async def bounded() -> None:
-        async with asyncio.timeout(60):
-            await scenario()
-
-    asyncio.run(bounded())
-
-
-def _assert_clean_stderr(stderr: str) -> None:
-    assert "Traceback" not in stderr, stderr
+def _assert_clean_stderr(lines: Iterable[str]) -> None:
+    text = "\n".join(lines)
+    assert "Traceback" not in text, text
 
 
 # ------------------------------------------------------------------- serving
 
 
-def test_listening_line_and_welcome(tmp_path: Path) -> None:
-    with CliServer(tmp_path) as server:
-        listening = [line for line in server.stderr_lines if "listening on" in line]
-        assert listening and f"listening on {HOST}:{server.port}" in listening[0]
-        assert server.port != 0
+async def test_listening_line_and_welcome(make_server_process: MakeServerProcess,
+                                          client_factory: ClientFactory) -> None:
+    server = await make_server_process().start()
+    listening = [line for line in server.stderr_lines if "listening on" in line]
+    assert listening and f"listening on {HOST}:{server.port}" in listening[0]
+    assert server.port != 0
 
-        async def scenario() -> None:
-            client = await WireClient.connect(server.port)
-            try:
-                welcome = await client.hello("alice")
-                assert welcome.nick == "alice"
-                assert welcome.version == 1
-                assert not welcome.logged_in
-                limits = {name: getattr(welcome, name) for name in Limits.model_fields}
-                assert limits == Limits().model_dump()
-            finally:
-                await client.close()
+    client = await client_factory(None, server=server)
+    welcome = await client.hello("alice")
+    assert welcome.nick == "alice"
+    assert welcome.version == 1
+    assert not welcome.logged_in
+    limits = {name: getattr(welcome, name) for name in Limits.model_fields}
+    assert limits == Limits().model_dump()
+    await client.close()
 
-        _run(scenario)
-        server.send_signal(signal.SIGTERM)
-        assert server.wait() == 0
-    _assert_clean_stderr(server.stderr_text())
-    assert (tmp_path / "chatproto.sqlite3").exists()
+    assert await server.stop() == 0
+    _assert_clean_stderr(server.stderr_lines)
+    assert (server.data_dir / "chatproto.sqlite3").exists()
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_signal_shuts_down_gracefully(tmp_path: Path, signum: int) -> None:
-    with CliServer(tmp_path) as server:
-
-        async def scenario() -> None:
-            clients = [await WireClient.connect(server.port) for _ in range(3)]
-            try:
-                await clients[0].hello("alice")
-                await clients[1].hello("bob")
-                # clients[2] has not said HELLO: it is told too.
-                server.send_signal(signum)
-                for client in clients:
-                    frames = await client.read_until_eof(timeout=15)
-                    errors = [f for f in frames if isinstance(f, Error)]
-                    assert len(errors) == 1, frames
-                    error = errors[0]
-                    assert frames[-1] is error, "nothing may follow a fatal ERROR"
-                    assert error.code == 502
-                    assert ErrorCode(error.code) is ErrorCode.SERVER_SHUTDOWN
-                    assert error.fatal
-                    assert error.request_id == 0
-            finally:
-                for client in clients:
-                    await client.close()
-
-        _run(scenario)
-        assert server.wait() == 0
-    _assert_clean_stderr(server.stderr_text())
+async def test_signal_shuts_down_gracefully(make_server_process: MakeServerProcess,
+                                            client_factory: ClientFactory, signum: int) -> None:
+    server = await make_server_process().start()
+    clients = [await client_factory(None, server=server) for _ in range(3)]
+    await clients[0].hello("alice")
+    await clients[1].hello("bob")
+    # clients[2] has not said HELLO: it is told too.
+    server.send_signal(signum)
+    for client in clients:
+        frames = await client.read_until_closed(timeout=15)
+        errors = [f for f in frames if isinstance(f, Error)]
+        assert len(errors) == 1, frames
+        error = errors[0]
+        assert frames[-1] is error, "nothing may follow a fatal ERROR"
+        assert error.code == 502
+        assert ErrorCode(error.code) is ErrorCode.SERVER_SHUTDOWN
+        assert error.fatal
+        assert error.request_id == 0
+    assert await server.wait() == 0
+    _assert_clean_stderr(server.stderr_lines)
 
 
-async def _settled(port: int) -> None:
+async def _settled(client_factory: ClientFactory, server: ServerProcess) -> None:
     """One HELLO/QUIT round trip: the server has run past its start-up (signal handlers)."""
-    client = await WireClient.connect(port)
-    try:
-        await client.hello("probe")
-        answer = await client.request(Quit(reason="done"))
-        assert isinstance(answer[-1], Bye), answer
-        await client.read_until_eof()
-    finally:
-        await client.close()
+    probe = await client_factory("probe", server=server)
+    await probe.quit("done")
 
 
-def test_signal_with_no_clients(tmp_path: Path) -> None:
-    with CliServer(tmp_path) as server:
-        _run(lambda: _settled(server.port))
-        started = time.monotonic()
-        server.send_signal(signal.SIGINT)
-        assert server.wait() == 0
-        # With nobody to tell, shutdown does not wait for the grace period (5 s).
-        assert time.monotonic() - started < 4
-    _assert_clean_stderr(server.stderr_text())
+async def test_signal_with_no_clients(make_server_process: MakeServerProcess,
+                                      client_factory: ClientFactory) -> None:
+    server = await make_server_process().start()
+    await _settled(client_factory, server)
+    started = time.monotonic()
+    server.send_signal(signal.SIGINT)
+    assert await server.wait() == 0
+    # With nobody to tell, shutdown does not wait for the grace period (5 s).
+    assert time.monotonic() - started < 4
+    _assert_clean_stderr(server.stderr_lines)
 
 
 _PROBE = """
@@ -137,42 +111,38 @@ sys.exit(entry.main(sys.argv[1:]))
 """
 
 
-def test_signal_handlers_are_in_place_when_listening_is_announced(tmp_path: Path) -> None:
-    with CliServer(tmp_path, entry=("-c", _PROBE)) as server:
-        probes = [line for line in server.stderr_lines if line.startswith("PROBE ")]
-        assert probes == ["PROBE sigterm_default=False"], server.stderr_text()
-        # A signal sent right after the line must still mean a graceful stop.
-        server.send_signal(signal.SIGTERM)
-        assert server.wait() == 0
+async def test_signal_handlers_are_in_place_when_listening_is_announced(
+        make_server_process: MakeServerProcess) -> None:
+    server = await make_server_process(entry=("-c", _PROBE)).start()
+    probes = [line for line in server.stderr_lines if line.startswith("PROBE ")]
+    assert probes == ["PROBE sigterm_default=False"], server.stderr_text()
+    # A signal sent right after the line must still mean a graceful stop.
+    assert await server.stop(signum=signal.SIGTERM) == 0
 
 
 @pytest.mark.parametrize("level", [
     "DEBUG", "INFO",
     "WARNING", "ERROR",
 ])
-def test_listening_line_at_every_log_level(tmp_path: Path, level: str) -> None:
-    # Ready once any line names the bound port; then the documented line must be there.
-    server = CliServer(tmp_path, "--log-level", level,
-                       ready=re.compile(r"127\.0\.0\.1:(?P<port>\d+)"))
-    try:
-        server.start()
-        _run(lambda: _settled(server.port))
-        assert f"listening on {HOST}:{server.port}" in server.stderr_text()
-    finally:
-        server.close()
+async def test_listening_line_at_every_log_level(make_server_process: MakeServerProcess,
+                                                 client_factory: ClientFactory,
+                                                 level: str) -> None:
+    server = await make_server_process("--log-level", level).start()
+    await _settled(client_factory, server)
+    assert any(f"listening on {HOST}:{server.port}" in line for line in server.stderr_lines), \
+        server.stderr_text()
 
 
 # -------------------------------------------------------------------- errors
 
 
-def test_port_in_use(tmp_path: Path) -> None:
+def test_port_in_use(make_server_process: MakeServerProcess) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
         holder.bind((HOST, 0))
         holder.listen()
         port = holder.getsockname()[1]
-        command = server_command(tmp_path, "--port", str(port))  # the later --port wins
-        result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60,
-                                stdin=subprocess.DEVNULL)
+        # The later --port wins over the harness's --port 0.
+        result = make_server_process("--port", str(port)).run_to_exit()
     assert result.returncode == 1, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
@@ -180,11 +150,10 @@ def test_port_in_use(tmp_path: Path) -> None:
     assert str(port) in lines[0] or "in use" in lines[0]
 
 
-def test_missing_tls_files_are_a_one_line_error(tmp_path: Path) -> None:
-    command = server_command(tmp_path, "--tls-cert", str(tmp_path / "no-cert.pem"),
-                             "--tls-key", str(tmp_path / "no-key.pem"))
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60,
-                            stdin=subprocess.DEVNULL)
+def test_missing_tls_files_are_a_one_line_error(make_server_process: MakeServerProcess,
+                                                tmp_path: Path) -> None:
+    result = make_server_process("--tls-cert", str(tmp_path / "no-cert.pem"),
+                                 "--tls-key", str(tmp_path / "no-key.pem")).run_to_exit()
     assert result.returncode == 1, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("chatproto-server: "), result.stderr
@@ -192,19 +161,19 @@ def test_missing_tls_files_are_a_one_line_error(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("args", [["--no-such-flag"], ["--port", "abc"],
                                   ["--log-level", "LOUD"]])
-def test_bad_flag_is_a_usage_error(tmp_path: Path, args: list[str]) -> None:
-    result = subprocess.run(server_command(tmp_path, *args), cwd=ROOT, capture_output=True,
-                            text=True, timeout=60, stdin=subprocess.DEVNULL)
+def test_bad_flag_is_a_usage_error(make_server_process: MakeServerProcess,
+                                   args: list[str]) -> None:
+    result = make_server_process(*args).run_to_exit()
     assert result.returncode == 2
-    _assert_clean_stderr(result.stderr)
+    _assert_clean_stderr(result.stderr.splitlines())
     assert "usage:" in result.stderr
 
 
 @pytest.mark.parametrize("args", [["--max-frame-size", "100"], ["--idle-timeout-s", "1"],
                                   ["--oper", "nocolon"], ["--tls-cert", "only-cert.pem"]])
-def test_invalid_setting_is_a_one_line_error(tmp_path: Path, args: list[str]) -> None:
-    result = subprocess.run(server_command(tmp_path, *args), cwd=ROOT, capture_output=True,
-                            text=True, timeout=60, stdin=subprocess.DEVNULL)
+def test_invalid_setting_is_a_one_line_error(make_server_process: MakeServerProcess,
+                                             args: list[str]) -> None:
+    result = make_server_process(*args).run_to_exit()
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("chatproto-server: "), result.stderr
@@ -293,50 +262,34 @@ def test_hash_password_from_a_terminal(tmp_path: Path) -> None:
             os.close(slave)
 
 
-def test_operator_with_a_hashed_password_can_oper(tmp_path: Path) -> None:
+async def test_operator_with_a_hashed_password_can_oper(
+        make_server_process: MakeServerProcess, client_factory: ClientFactory) -> None:
     stored = subprocess.run(
         [sys.executable, "-c",
          "import getpass, reference_server.__main__ as m; "
          "getpass.getpass = lambda prompt='': 'oper-secret'; m.main(['hash-password'])"],
         cwd=ROOT, capture_output=True, text=True, timeout=60, check=True).stdout.strip()
     assert is_hash(stored)
-    with CliServer(tmp_path, "--oper", f"admin:{stored}") as server:
-
-        async def scenario() -> None:
-            client = await WireClient.connect(server.port)
-            try:
-                await client.hello("opal")
-                refused = await client.request(Oper(name="admin", password=stored))
-                # The hash itself is not the password.
-                assert isinstance(refused[-1], Error)
-                assert refused[-1].code == ErrorCode.AUTH_FAILED
-                wrong = await client.request(Oper(name="admin", password="oper-secreT"))
-                assert isinstance(wrong[-1], Error)
-                assert wrong[-1].code == ErrorCode.AUTH_FAILED
-                await client.ok(Oper(name="admin", password="oper-secret"))
-            finally:
-                await client.close()
-
-        _run(scenario)
-        server.send_signal(signal.SIGTERM)
-        assert server.wait() == 0
-    assert "oper-secret" not in server.stderr_text()
+    server = await make_server_process("--oper", f"admin:{stored}").start()
+    client = await client_factory("opal", server=server)
+    # The hash itself is not the password.
+    await client.error(Oper(name="admin", password=stored), ErrorCode.AUTH_FAILED)
+    await client.error(Oper(name="admin", password="oper-secreT"), ErrorCode.AUTH_FAILED)
+    await client.ok(Oper(name="admin", password="oper-secret"))
+    await client.close()
+    assert await server.stop() == 0
+    assert not any("oper-secret" in line for line in server.stderr_lines)
 
 
-def test_operator_hash_from_a_config_file(tmp_path: Path) -> None:
+async def test_operator_hash_from_a_config_file(tmp_path: Path,
+                                                make_server_process: MakeServerProcess,
+                                                client_factory: ClientFactory) -> None:
     from reference_server.passwords import hash_password
 
     config = tmp_path / "server.toml"
     config.write_text(f'[operators]\nroot = "{hash_password("from-file")}"\n', encoding="utf-8")
-    with CliServer(tmp_path, "--config", str(config)) as server:
-
-        async def scenario() -> None:
-            client = await WireClient.connect(server.port)
-            try:
-                welcome = await client.hello("rooty")
-                assert isinstance(welcome, Welcome)
-                await client.ok(Oper(name="root", password="from-file"))
-            finally:
-                await client.close()
-
-        _run(scenario)
+    server = await make_server_process("--config", str(config)).start()
+    client = await client_factory(None, server=server)
+    welcome = await client.hello("rooty")
+    assert isinstance(welcome, Welcome)
+    await client.ok(Oper(name="root", password="from-file"))

@@ -10,31 +10,24 @@ import asyncio
 import json
 import logging
 import re
-import signal
-from collections.abc import Awaitable, Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
-from server_tools import HOST, CliServer, WireClient
+from conftest import ClientFactory, MakeServer, MakeServerProcess, RunningServer
+from server_harness import HelloRefused, ServerProcess
 
 from chatproto import ErrorCode
 from chatproto.messages import (
-    Bye,
-    Error,
-    Hello,
     Join,
     Login,
     Oper,
     PrivateMessage,
-    Quit,
     Register,
     RoomMessage,
     SendPrivate,
     SendRoom,
 )
-from reference_server.config import ServerConfig
 from reference_server.logs import JsonFormatter, configure_logging
-from reference_server.server import ChatServer
 
 ALICE_PASSWORD = "Alice-Pw-q7Zx41"
 BOB_PASSWORD = "Bob-Pw-m3Kd92"
@@ -48,82 +41,45 @@ SECRETS = (ALICE_PASSWORD, BOB_PASSWORD, OPER_PASSWORD, *WRONG_PASSWORDS, ROOM_T
 FRAGMENTS = ("q7Zx41", "m3Kd92", "w8Yt55", "p2Lr67", "j5Hs03", "c9Vn28", "8f3e21", "5b7c90")
 
 
-def _run(scenario: Callable[[], Awaitable[None]]) -> None:
-    async def bounded() -> None:
-        async with asyncio.timeout(60):
-            await scenario()
-
-    asyncio.run(bounded())
-
-
-async def _refused(client: WireClient, request: Hello | Oper | Login, code: ErrorCode) -> None:
-    answer = await client.request(request)
-    assert isinstance(answer[-1], Error) and answer[-1].code == code, answer
-
-
-async def _quit(client: WireClient) -> None:
-    answer = await client.request(Quit(reason="bye now"))
-    assert isinstance(answer[-1], Bye), answer
-    await client.read_until_eof()
-
-
-async def _session(port: int) -> None:
+async def _session(client_factory: ClientFactory, server: RunningServer | ServerProcess) -> None:
     """Every request that carries a password or a message text, and a failure of each."""
-    clients: list[WireClient] = []
+    alice = await client_factory("alice", server=server)
+    await alice.ok(Register(password=ALICE_PASSWORD))
+    await alice.quit("bye now")
 
-    async def connect() -> WireClient:
-        client = await WireClient.connect(port)
-        clients.append(client)
-        return client
+    wrong = await client_factory(None, server=server)
+    with pytest.raises(HelloRefused) as refused:
+        await wrong.hello("alice", WRONG_PASSWORDS[0])
+    assert refused.value.error.code == ErrorCode.AUTH_FAILED
+    await wrong.close()
 
-    try:
-        alice = await connect()
-        await alice.hello("alice")
-        await alice.ok(Register(password=ALICE_PASSWORD))
-        await _quit(alice)
-
-        wrong = await connect()
-        await _refused(wrong, Hello(min_version=1, max_version=1, nick="alice",
-                                    password=WRONG_PASSWORDS[0], client_name="t"),
-                       ErrorCode.AUTH_FAILED)
-        await wrong.close()
-
-        alice = await connect()
-        assert (await alice.hello("alice", ALICE_PASSWORD)).logged_in
-        bob = await connect()
-        await bob.hello("bob")
-        await bob.ok(Register(password=BOB_PASSWORD))
-        await _refused(bob, Login(nick="alice", password=WRONG_PASSWORDS[2]),
-                       ErrorCode.AUTH_FAILED)
-        await _refused(alice, Oper(name="admin", password=WRONG_PASSWORDS[1]),
-                       ErrorCode.AUTH_FAILED)
-        await alice.ok(Oper(name="admin", password=OPER_PASSWORD))
-        await alice.ok(Join(room="#logs"))
-        await bob.ok(Join(room="#logs"))
-        await alice.ok(SendRoom(room="#logs", text=ROOM_TEXT, client_msg_id=1))
-        room_message = await bob.expect(lambda f: isinstance(f, RoomMessage))
-        assert isinstance(room_message, RoomMessage) and room_message.text == ROOM_TEXT
-        await alice.ok(SendPrivate(nick="bob", text=PRIVATE_TEXT, client_msg_id=2))
-        private = await bob.expect(lambda f: isinstance(f, PrivateMessage))
-        assert isinstance(private, PrivateMessage) and private.text == PRIVATE_TEXT
-        await _quit(alice)
-        await _quit(bob)
-    finally:
-        for client in clients:
-            await client.close()
+    alice = await client_factory("alice", ALICE_PASSWORD, server=server)
+    assert alice.welcome is not None and alice.welcome.logged_in
+    bob = await client_factory("bob", server=server)
+    await bob.ok(Register(password=BOB_PASSWORD))
+    await bob.error(Login(nick="alice", password=WRONG_PASSWORDS[2]), ErrorCode.AUTH_FAILED)
+    await alice.error(Oper(name="admin", password=WRONG_PASSWORDS[1]), ErrorCode.AUTH_FAILED)
+    await alice.ok(Oper(name="admin", password=OPER_PASSWORD))
+    await alice.ok(Join(room="#logs"))
+    await bob.ok(Join(room="#logs"))
+    await alice.ok(SendRoom(room="#logs", text=ROOM_TEXT, client_msg_id=1))
+    room_message = await bob.expect(RoomMessage)
+    assert room_message.text == ROOM_TEXT
+    await alice.ok(SendPrivate(nick="bob", text=PRIVATE_TEXT, client_msg_id=2))
+    private = await bob.expect(PrivateMessage)
+    assert private.text == PRIVATE_TEXT
+    await alice.quit("bye now")
+    await bob.quit("bye now")
 
 
-async def _serve_session(data_dir: Path) -> None:
-    server = ChatServer(ServerConfig(host=HOST, port=0, data_dir=data_dir,
-                                     operators={"admin": OPER_PASSWORD}, shutdown_grace_s=1.0))
-    await server.start()
-    try:
-        await _session(server.port)
-        async with asyncio.timeout(10):  # let the server see every close
-            while server.sessions:
-                await asyncio.sleep(0.01)
-    finally:
-        await server.shutdown()
+async def _serve_session(make_server: MakeServer, client_factory: ClientFactory) -> None:
+    """``_session`` against an in-process server, which is shut down afterwards."""
+    server = await make_server(operators={"admin": OPER_PASSWORD})
+    await _session(client_factory, server)
+    async with asyncio.timeout(10):  # let the server see every close
+        while server.server.sessions:
+            await asyncio.sleep(0.01)
+    await server.shutdown()
 
 
 def _leaks(text: str) -> list[str]:
@@ -131,11 +87,12 @@ def _leaks(text: str) -> list[str]:
 
 
 @pytest.mark.parametrize("level", [logging.INFO, logging.DEBUG], ids=["INFO", "DEBUG"])
-def test_log_has_connections_but_no_passwords_or_texts(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture, level: int) -> None:
+async def test_log_has_connections_but_no_passwords_or_texts(
+        make_server: MakeServer, client_factory: ClientFactory,
+        caplog: pytest.LogCaptureFixture, level: int) -> None:
     caplog.set_level(level)
     caplog.set_level(level, logger="chatproto.server")
-    _run(lambda: _serve_session(tmp_path))
+    await _serve_session(make_server, client_factory)
 
     server_records = [r for r in caplog.records if r.name == "chatproto.server"]
     messages = [r.getMessage() for r in server_records]
@@ -175,11 +132,12 @@ def _log_samples() -> None:
         log.exception("with a traceback")
 
 
-def test_json_format_is_one_object_per_line(tmp_path: Path, restore_root_logging: None,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+async def test_json_format_is_one_object_per_line(
+        make_server: MakeServer, client_factory: ClientFactory, restore_root_logging: None,
+        capsys: pytest.CaptureFixture[str]) -> None:
     configure_logging("INFO", "json")
     _log_samples()
-    _run(lambda: _serve_session(tmp_path))
+    await _serve_session(make_server, client_factory)
     err = capsys.readouterr().err
     lines = err.splitlines()
     entries = [json.loads(line) for line in lines]
@@ -199,10 +157,11 @@ def test_json_format_is_one_object_per_line(tmp_path: Path, restore_root_logging
     assert not _leaks(err)
 
 
-def test_text_format_is_one_line_per_plain_record(tmp_path: Path, restore_root_logging: None,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+async def test_text_format_is_one_line_per_plain_record(
+        make_server: MakeServer, client_factory: ClientFactory, restore_root_logging: None,
+        capsys: pytest.CaptureFixture[str]) -> None:
     configure_logging("INFO", "text")
-    _run(lambda: _serve_session(tmp_path))
+    await _serve_session(make_server, client_factory)
     lines = capsys.readouterr().err.splitlines()
     assert lines
     pattern = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (INFO|WARNING|ERROR) \S")
@@ -219,11 +178,12 @@ def test_json_formatter_directly() -> None:
     assert "exception" not in entry
 
 
-def test_json_log_format_of_the_process(tmp_path: Path) -> None:
-    with CliServer(tmp_path, "--log-format", "json", "--oper", f"admin:{OPER_PASSWORD}") as server:
-        _run(lambda: _session(server.port))
-        server.send_signal(signal.SIGTERM)
-        assert server.wait() == 0
+async def test_json_log_format_of_the_process(make_server_process: MakeServerProcess,
+                                             client_factory: ClientFactory) -> None:
+    server = await make_server_process("--log-format", "json",
+                                       "--oper", f"admin:{OPER_PASSWORD}").start()
+    await _session(client_factory, server)
+    assert await server.stop() == 0
     lines = [line for line in server.stderr_lines if line.strip()]
     # The start-up banner for people ("chatproto-server: connect ... to HOST:PORT") is
     # printed, not logged; every other line is a JSON record.

@@ -5,20 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import trustme
-from server_tools import HOST, CliServer, WireClient
+from conftest import ClientFactory, MakeServer, MakeServerProcess, RunningServer
+from server_harness import HOST, ChatTestClient
 
 from chatproto import encode
 from chatproto.messages import Hello, Join, Ok, RoomMessage, SendRoom
-from reference_server.config import ServerConfig
-from reference_server.server import ChatServer
 
 
 @dataclass(frozen=True)
@@ -44,110 +41,77 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     return Pki(ca, cert, key)
 
 
-@contextlib.asynccontextmanager
-async def _tls_server(pki: Pki, data_dir: Path) -> AsyncIterator[ChatServer]:
-    server = ChatServer(ServerConfig(host=HOST, port=0, data_dir=data_dir, tls_cert=pki.cert,
-                                     tls_key=pki.key, shutdown_grace_s=1.0))
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.shutdown()
+async def _tls_server(make_server: MakeServer, pki: Pki) -> RunningServer:
+    """An in-process server that speaks only TLS, with the certificate of ``pki``."""
+    return await make_server(tls_cert=pki.cert, tls_key=pki.key)
 
 
-def _run(scenario: Callable[[], Awaitable[None]]) -> None:
-    async def bounded() -> None:
-        async with asyncio.timeout(60):
-            await scenario()
-
-    asyncio.run(bounded())
+def _tls_version(client: ChatTestClient) -> str | None:
+    assert client.ssl_object is not None, f"{client!r} does not speak TLS"
+    return client.ssl_object.version()
 
 
-def _tls_version(client: WireClient) -> str | None:
-    ssl_object = client.writer.get_extra_info("ssl_object")
-    assert isinstance(ssl_object, ssl.SSLObject)
-    return ssl_object.version()
+async def test_hello_and_room_message_over_tls(pki: Pki, make_server: MakeServer,
+                                               client_factory: ClientFactory) -> None:
+    server = await _tls_server(make_server, pki)
+    alice = await client_factory(None, server=server, tls=pki.client_context())
+    bob = await client_factory(None, server=server, tls=pki.client_context())
+    assert _tls_version(alice) in ("TLSv1.2", "TLSv1.3")
+    assert alice.ssl_object is not None
+    peer_cert = alice.ssl_object.getpeercert()
+    assert peer_cert is not None and ("IP Address", HOST) in peer_cert["subjectAltName"]
+    assert (await alice.hello("alice")).nick == "alice"
+    assert (await bob.hello("bob")).nick == "bob"
+    await alice.ok(Join(room="#secure"))
+    await bob.ok(Join(room="#secure"))
+    answer = await alice.ok(SendRoom(room="#secure", text="over TLS", client_msg_id=1))
+    ok = answer[-1]
+    assert isinstance(ok, Ok) and ok.seq == 1
+    event = await bob.expect(RoomMessage)
+    assert (event.sender, event.text, event.seq) == ("alice", "over TLS", 1)
 
 
-def test_hello_and_room_message_over_tls(pki: Pki, tmp_path: Path) -> None:
-    async def scenario() -> None:
-        async with _tls_server(pki, tmp_path) as server:
-            alice = await WireClient.connect(server.port, tls=pki.client_context())
-            bob = await WireClient.connect(server.port, tls=pki.client_context())
-            try:
-                assert _tls_version(alice) in ("TLSv1.2", "TLSv1.3")
-                peer_cert = alice.writer.get_extra_info("peercert")
-                assert ("IP Address", HOST) in peer_cert["subjectAltName"]
-                assert (await alice.hello("alice")).nick == "alice"
-                assert (await bob.hello("bob")).nick == "bob"
-                await alice.ok(Join(room="#secure"))
-                await bob.ok(Join(room="#secure"))
-                answer = await alice.ok(SendRoom(room="#secure", text="over TLS", client_msg_id=1))
-                ok = answer[-1]
-                assert isinstance(ok, Ok) and ok.seq == 1
-                event = await bob.expect(lambda f: isinstance(f, RoomMessage))
-                assert isinstance(event, RoomMessage)
-                assert (event.sender, event.text, event.seq) == ("alice", "over TLS", 1)
-            finally:
-                await alice.close()
-                await bob.close()
-
-    _run(scenario)
-
-
-def test_client_without_the_ca_is_refused_by_its_own_check(pki: Pki, tmp_path: Path) -> None:
+async def test_client_without_the_ca_is_refused_by_its_own_check(
+        pki: Pki, make_server: MakeServer, client_factory: ClientFactory) -> None:
     """Sanity check of the set-up: the certificate is only trusted through the test CA."""
-    async def scenario() -> None:
-        async with _tls_server(pki, tmp_path) as server:
-            with pytest.raises(ssl.SSLCertVerificationError):
-                await WireClient.connect(server.port, tls=ssl.create_default_context())
-
-    _run(scenario)
+    server = await _tls_server(make_server, pki)
+    with pytest.raises(ssl.SSLCertVerificationError):
+        await client_factory(None, server=server, tls=ssl.create_default_context())
 
 
-def test_plain_tcp_client_fails_cleanly_and_the_server_keeps_serving(pki: Pki,
-                                                                     tmp_path: Path) -> None:
-    async def scenario() -> None:
-        async with _tls_server(pki, tmp_path) as server:
-            reader, writer = await asyncio.open_connection(HOST, server.port)
-            try:
-                writer.write(encode(Hello(request_id=1, min_version=1, max_version=1,
-                                          nick="plain", client_name="plain-tcp")))
-                await writer.drain()
-                received = b""
-                with contextlib.suppress(ConnectionError):
-                    async with asyncio.timeout(10):
-                        while chunk := await reader.read(4096):
-                            received += chunk
-                # At most a TLS alert record (content type 21), never a chatproto frame.
-                assert not received or received[0] == 21, received[:40]
-            finally:
-                writer.close()
-                with contextlib.suppress(OSError):
-                    await writer.wait_closed()
-            assert not server.sessions
-            client = await WireClient.connect(server.port, tls=pki.client_context())
-            try:
-                assert (await client.hello("after")).nick == "after"
-            finally:
-                await client.close()
-
-    _run(scenario)
+async def test_plain_tcp_client_fails_cleanly_and_the_server_keeps_serving(
+        pki: Pki, make_server: MakeServer, client_factory: ClientFactory) -> None:
+    server = await _tls_server(make_server, pki)
+    # A raw socket, not a ChatTestClient: what comes back is a TLS record, not a frame.
+    reader, writer = await asyncio.open_connection(HOST, server.port)
+    try:
+        writer.write(encode(Hello(request_id=1, min_version=1, max_version=1,
+                                  nick="plain", client_name="plain-tcp")))
+        await writer.drain()
+        received = b""
+        with contextlib.suppress(ConnectionError):
+            async with asyncio.timeout(10):
+                while chunk := await reader.read(4096):
+                    received += chunk
+        # At most a TLS alert record (content type 21), never a chatproto frame.
+        assert not received or received[0] == 21, received[:40]
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+    assert not server.server.sessions
+    client = await client_factory(None, server=server, tls=pki.client_context())
+    assert (await client.hello("after")).nick == "after"
 
 
-def test_tls_1_2_is_accepted(pki: Pki, tmp_path: Path) -> None:
-    async def scenario() -> None:
-        async with _tls_server(pki, tmp_path) as server:
-            context = pki.client_context()
-            context.maximum_version = ssl.TLSVersion.TLSv1_2
-            client = await WireClient.connect(server.port, tls=context)
-            try:
-                assert _tls_version(client) == "TLSv1.2"
-                await client.hello("twelve")
-            finally:
-                await client.close()
-
-    _run(scenario)
+async def test_tls_1_2_is_accepted(pki: Pki, make_server: MakeServer,
+                                   client_factory: ClientFactory) -> None:
+    server = await _tls_server(make_server, pki)
+    context = pki.client_context()
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    client = await client_factory(None, server=server, tls=context)
+    assert _tls_version(client) == "TLSv1.2"
+    await client.hello("twelve")
 
 
 def _old_tls_client_context(pki: Pki) -> ssl.SSLContext:
@@ -194,42 +158,32 @@ async def _local_openssl_offers_tls_1_1(pki: Pki) -> bool:
 
 
 @pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1:DeprecationWarning")
-def test_tls_older_than_1_2_is_refused(pki: Pki, tmp_path: Path) -> None:
-    if not asyncio.run(_local_openssl_offers_tls_1_1(pki)):
+async def test_tls_older_than_1_2_is_refused(pki: Pki, make_server: MakeServer,
+                                             client_factory: ClientFactory) -> None:
+    if not await _local_openssl_offers_tls_1_1(pki):
         pytest.skip("the local OpenSSL cannot negotiate TLS 1.1 even when allowed")
-
-    async def scenario() -> None:
-        async with _tls_server(pki, tmp_path) as server:
-            with pytest.raises((ssl.SSLError, ConnectionError)):
-                client = await WireClient.connect(server.port, tls=_old_tls_client_context(pki))
-                await client.close()
-            # The refused handshake did not hurt the server.
-            client = await WireClient.connect(server.port, tls=pki.client_context())
-            try:
-                await client.hello("modern")
-            finally:
-                await client.close()
-
-    _run(scenario)
+    server = await _tls_server(make_server, pki)
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        await client_factory(None, server=server, tls=_old_tls_client_context(pki))
+    # The refused handshake did not hurt the server.
+    client = await client_factory(None, server=server, tls=pki.client_context())
+    await client.hello("modern")
 
 
-def test_tls_clients_come_and_go_without_warnings(pki: Pki, tmp_path: Path,
-                                                  caplog: pytest.LogCaptureFixture) -> None:
+async def test_tls_clients_come_and_go_without_warnings(
+        pki: Pki, make_server: MakeServer, client_factory: ClientFactory,
+        caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
+    server = await _tls_server(make_server, pki)
+    for nick in ("first", "second"):
+        client = await client_factory(None, server=server, tls=pki.client_context())
+        await client.hello(nick)
+        await client.close()
+    async with asyncio.timeout(10):
+        while server.server.sessions:
+            await asyncio.sleep(0.01)
+    await server.shutdown()  # its records count too
 
-    async def scenario() -> None:
-        async with _tls_server(pki, tmp_path) as server:
-            for nick in ("first", "second"):
-                client = await WireClient.connect(server.port, tls=pki.client_context())
-                try:
-                    await client.hello(nick)
-                finally:
-                    await client.close()
-            async with asyncio.timeout(10):
-                while server.sessions:
-                    await asyncio.sleep(0.01)
-
-    _run(scenario)
     disconnects = [r for r in caplog.records if r.getMessage().startswith("disconnect ")]
     assert len(disconnects) == 2
     warnings = [f"{r.name}: {r.getMessage()}" for r in caplog.records
@@ -237,20 +191,15 @@ def test_tls_clients_come_and_go_without_warnings(pki: Pki, tmp_path: Path,
     assert not warnings
 
 
-def test_tls_from_the_command_line(pki: Pki, tmp_path: Path) -> None:
-    with CliServer(tmp_path, "--tls-cert", str(pki.cert), "--tls-key", str(pki.key)) as server:
-        assert any(f"listening on {HOST}:{server.port} (TLS)" in line
-                   for line in server.stderr_lines), server.stderr_text()
-
-        async def scenario() -> None:
-            client = await WireClient.connect(server.port, tls=pki.client_context())
-            try:
-                assert _tls_version(client) in ("TLSv1.2", "TLSv1.3")
-                assert (await client.hello("cli")).nick == "cli"
-                await client.ok(Join(room="#cli"))
-            finally:
-                await client.close()
-
-        _run(scenario)
-        server.send_signal(signal.SIGTERM)
-        assert server.wait() == 0
+async def test_tls_from_the_command_line(pki: Pki, make_server_process: MakeServerProcess,
+                                         client_factory: ClientFactory) -> None:
+    server = await make_server_process("--tls-cert", str(pki.cert),
+                                       "--tls-key", str(pki.key)).start()
+    assert any(f"listening on {HOST}:{server.port} (TLS)" in line
+               for line in server.stderr_lines), server.stderr_text()
+    client = await client_factory(None, server=server, tls=pki.client_context())
+    assert _tls_version(client) in ("TLSv1.2", "TLSv1.3")
+    assert (await client.hello("cli")).nick == "cli"
+    await client.ok(Join(room="#cli"))
+    await client.close()
+    assert await server.stop() == 0
