@@ -44,19 +44,6 @@ TEST_TIMEOUT_S = 1200
 BAD_OUTCOMES = ("FAIL", "WARN", "ERROR", "FLAKY")
 
 
-class FaultyServerProcess(ServerProcess):
-    """``python tests/faulty_servers.py FAULT`` instead of ``python -m reference_server``."""
-
-    def __init__(self, fault: str, data_dir: Path, *args: str) -> None:
-        super().__init__(data_dir, *args)
-        self.fault = fault
-
-    @property
-    def command(self) -> list[str]:
-        return [sys.executable, str(FAULTY_SERVERS), self.fault, "--host", self.host,
-                "--port", "0", "--data-dir", str(self.data_dir), *self.args]
-
-
 @dataclass
 class KitRun:
     """One kit run against one faulty server, and what it reported."""
@@ -111,7 +98,8 @@ def run_kit(fault: str, workdir: Path) -> KitRun:
     data_dir = workdir / "data"
     data_dir.mkdir(parents=True)
     report_path = workdir / "report.json"
-    server = FaultyServerProcess(fault, data_dir, "--oper", OPER)
+    # python tests/faulty_servers.py FAULT instead of python -m reference_server.
+    server = ServerProcess(data_dir, "--oper", OPER, entry=(str(FAULTY_SERVERS), fault))
     started = time.monotonic()
     try:
         asyncio.run(server.start())
