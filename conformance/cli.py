@@ -22,7 +22,7 @@ import conformance
 from chatproto import DEFAULT_PORT, PROTOCOL_VERSION
 from conformance.options import KitOptions
 from conformance.outcomes import Outcome
-from conformance.registry import Case, all_cases, select
+from conformance.registry import Case, all_cases, in_run_order, select
 from conformance.reports import html_report, json_report, junit_report
 from conformance.reports.terminal import TerminalReporter
 from conformance.runner import CaseResult, ContextFactory, RunReport, run_cases, skipped
@@ -86,6 +86,10 @@ def _parser() -> argparse.ArgumentParser:
     server.add_argument("--cafile", metavar="PEM",
                         help="verify the server's certificate with these CA certificates "
                              "(implies --tls; without it any certificate is accepted)")
+    server.add_argument("--shutdown-command", metavar="CMD",
+                        help="a shell-quoted command that shuts the server down in an orderly "
+                             "way, e.g. 'kill -TERM 1234'; the shutdown case (CP-CLOSE-7) runs "
+                             "it last, and is skipped without it")
     server.add_argument("--flood-budget", type=int, default=32 * 1024 * 1024, metavar="BYTES",
                         help="bytes the slow-reader case may queue to one client before "
                              "deciding that the server does not bound its output queue "
@@ -120,6 +124,8 @@ def _replay_command(args: argparse.Namespace) -> list[str]:
         command.append(args.target)
         if args.oper:
             command += ["--oper", args.oper]
+        if args.shutdown_command:
+            command += ["--shutdown-command", args.shutdown_command]
         if args.tls or args.cafile:
             command += ["--cafile", args.cafile] if args.cafile else ["--tls"]
     if args.timeout_scale != 1.0:
@@ -210,7 +216,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_KIT_ERROR
         options = KitOptions(timeout_scale=args.timeout_scale, oper=oper,
                              flood_budget=args.flood_budget,
-                             tls=args.tls or args.cafile is not None, cafile=args.cafile)
+                             tls=args.tls or args.cafile is not None, cafile=args.cafile,
+                             shutdown_command=shlex.split(args.shutdown_command)
+                             if args.shutdown_command else None)
         target = f"{host}:{port}"
 
         def make_context(case: Case, broken: dict[str, str]) -> ServerContext:
@@ -232,7 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         factory = make_client_context
 
-    runnable = [c for c in cases if not (args.skip_slow and c.slow)]
+    runnable = in_run_order([c for c in cases if not (args.skip_slow and c.slow)])
     reporter = TerminalReporter(sys.stdout, quiet=args.quiet)
     reporter.header(args.suite, target, len(runnable))
     report = asyncio.run(run_cases(

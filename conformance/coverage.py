@@ -17,7 +17,6 @@ NOT_CHECKABLE: dict[str, str] = {
     "CP-SEC-5": "how a server stores passwords cannot be seen from the network",
     "CP-SEC-9": "what a server writes to its logs cannot be seen from the network",
     "CP-ERR-8": "needs an unexpected internal failure, which a peer cannot cause on purpose",
-    "CP-CLOSE-7": "needs the server to be shut down, which the kit does not control",
 }
 """MUSTs no network test can check, with the reason."""
 

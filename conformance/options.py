@@ -19,6 +19,9 @@ class KitOptions:
     """The target serves TLS: every connection starts with the TLS handshake."""
     cafile: str | None = None
     """CA certificates to verify the target with; None accepts any certificate."""
+    shutdown_command: list[str] | None = None
+    """A command that shuts the target server down in an orderly way (CP-CLOSE-7);
+    the case that runs it runs last."""
 
     def tls_context(self) -> ssl.SSLContext:
         """The client TLS settings the kit uses (spec floor: TLS 1.2)."""

@@ -16,7 +16,7 @@ import shlex
 
 import pytest
 
-from conformance.registry import all_cases, select
+from conformance.registry import all_cases, in_run_order, select
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -31,6 +31,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--tls", action="store_true", help="the target server serves TLS")
     group.addoption("--cafile", metavar="PEM",
                     help="CA certificates for the target (implies --tls)")
+    group.addoption("--shutdown-command", metavar="CMD",
+                    help="a command that shuts the target server down (the CP-CLOSE-7 case "
+                         "runs it, last)")
     group.addoption("--timeout-scale", type=float, default=1.0, metavar="FACTOR",
                     help="multiply every wait of the kit by FACTOR")
     group.addoption("--req", action="append", default=[], metavar="PATTERN",
@@ -59,6 +62,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
                              requirement_patterns=config.getoption("--req"))]
     if config.getoption("--skip-slow"):
         cases = [c for c in cases if not c.slow]
+    cases = in_run_order(cases)
     params = [pytest.param(c, id=c.id, marks=[pytest.mark.slow] if c.slow else [])
               for c in cases]
     if not params:

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from conformance.server_side import ServerContext
 
 Suite = Literal["server", "client"]
-Need = Literal["oper", "tls"]
+Need = Literal["oper", "tls", "shutdown"]
 """Kit options a case needs; without them it is skipped."""
 
 
@@ -94,6 +94,11 @@ def client_case(
               Callable[[ClientContext], Awaitable[None]]]:
     """Declare a client-suite case checking ``requirements``."""
     return _declare("client", requirements, slow, ())
+
+
+def in_run_order(cases: list[Case]) -> list[Case]:
+    """``cases`` with those that shut the target down moved to the end."""
+    return sorted(cases, key=lambda case: "shutdown" in case.needs)
 
 
 def all_cases() -> list[Case]:

@@ -696,6 +696,12 @@ class ServerContext:
     def skip(self, reason: str) -> None:
         raise NotApplicable(reason)
 
+    def need_shutdown(self) -> list[str]:
+        if self.options.shutdown_command is None:
+            raise NotApplicable("needs a command that shuts the server down: "
+                                "--shutdown-command CMD")
+        return self.options.shutdown_command
+
     def need_oper(self) -> tuple[str, str]:
         if self.options.oper is None:
             raise NotApplicable("needs operator credentials: --oper NAME:PASSWORD")

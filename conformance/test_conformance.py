@@ -33,8 +33,10 @@ def _options(config: pytest.Config) -> KitOptions:
         name, _, password = oper.partition(":")
         credentials = (name, password)
     cafile = config.getoption("--cafile")
+    shutdown = config.getoption("--shutdown-command")
     return KitOptions(timeout_scale=config.getoption("--timeout-scale"), oper=credentials,
-                      tls=bool(config.getoption("--tls") or cafile), cafile=cafile)
+                      tls=bool(config.getoption("--tls") or cafile), cafile=cafile,
+                      shutdown_command=shlex.split(shutdown) if shutdown else None)
 
 
 def test_conformance(conformance_case: Case, request: pytest.FixtureRequest,

@@ -164,3 +164,20 @@ def test_kit_passes_the_reference_client_every_case(tmp_path: Path) -> None:
     data = reports.json
     assert data["suite"] == "client" and "reference_client" in data["target"]
     assert data["counts"]["PASS"] >= len(data["cases"]) - 2, data["counts"]
+
+
+@pytest.mark.timeout(KIT_TIMEOUT_S + 60)
+def test_kit_checks_the_orderly_shutdown_last(
+        make_server_process: MakeServerProcess, tmp_path: Path) -> None:
+    """--shutdown-command: the CP-CLOSE-7 case runs after the others, and the server exits."""
+    server = make_server_process("--oper", OPER)
+    asyncio.run(server.start())
+    target = f"{HOST}:{server.port}"
+    reports = run_kit(target, tmp_path, "--req", "CP-CLOSE-*",
+                      "--shutdown-command", f"kill -TERM {server.pid}")
+    assert_all_passed(reports)
+    ids = [case["id"] for case in reports.json["cases"]]
+    assert ids[-1] == "server.shutdown.orderly_shutdown_tells_every_connection", ids
+    assert reports.json["cases"][-1]["outcome"] == "PASS"
+    assert len(ids) > 1, "the selection should hold cases that run before the shutdown"
+    assert asyncio.run(server.wait()) == 0
