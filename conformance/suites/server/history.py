@@ -311,9 +311,9 @@ async def _check_page(ctx: ServerContext, peer: Peer, room: str, before: int, li
 # ------------------------------------------------------------ replay on join
 
 
-@server_case("CP-HIST-4", "CP-HIST-3")
+@server_case("CP-HIST-4", "CP-HIST-3", "CP-HIST-13")
 async def join_replays_most_recent_history(ctx: ServerContext) -> None:
-    """A plain JOIN replays the history_on_join latest messages, in seq order, as accepted."""
+    """A plain JOIN replays the history_on_join latest messages, in seq order, and no gap."""
     await _limits(ctx)
     assert ctx.limits is not None
     on_join = ctx.limits.history_on_join
@@ -326,6 +326,9 @@ async def join_replays_most_recent_history(ctx: ServerContext) -> None:
         answer = await bob.join(room)
         info = _room_info(answer, room)
         where = f"JOIN {room} resume=0 last_seen_seq={last_seen}"
+        gaps = answer.of_type(HistoryGap)
+        ctx.check(not gaps, "CP-HIST-13", f"{where} was answered with "
+                  f"{describe(gaps[0]) if gaps else ''}; a plain JOIN gets no HISTORY_GAP")
         messages = answer.of_type(RoomMessage)
         seqs = [m.seq for m in messages]
         ctx.check(seqs == sorted(set(seqs)) and _consecutive(seqs), "CP-HIST-4",
