@@ -27,7 +27,7 @@ from chatproto.messages import (
     Welcome,
 )
 from conformance.outcomes import Violation
-from conformance.transcript import describe
+from conformance.transcript import code_name, describe
 from conformance.wire import LENGTH, MIN_LENGTH, Received, decode
 
 PRE_WELCOME_LIMIT = 4096
@@ -47,13 +47,6 @@ SERVER_MESSAGES = frozenset(cls for cls in MESSAGE_TYPES.values()
 
 def frame_name(frame: Received) -> str:
     return describe(frame.message) if frame.message is not None else frame.name
-
-
-def code_name(code: int) -> str:
-    try:
-        return ErrorCode(code).name
-    except ValueError:
-        return f"code {code}"
 
 
 def unsafe_text_field(frame: Received) -> str | None:

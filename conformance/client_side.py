@@ -32,7 +32,7 @@ import signal
 import socket
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn
 
 from chatproto import ERROR_REGISTRY, MESSAGE_TYPES, ErrorCode, Message, encode, fold
 from chatproto.messages import (
@@ -54,15 +54,12 @@ from conformance.client_monitor import (
     ClientMonitor,
     frame_name,
 )
+from conformance.inbox import Inbox, T
 from conformance.options import KitOptions
 from conformance.outcomes import KitError, NotApplicable, Violation
 from conformance.registry import Case, requirement
 from conformance.transcript import Transcript, describe
 from conformance.wire import LENGTH, MIN_LENGTH, FrameStreamError, Received, decode, read_frame
-
-M = TypeVar("M", bound=Message)
-T = TypeVar("T")
-Matcher = type[Message] | tuple[type[Message], ...] | Callable[[Message], bool]
 
 HOST = "127.0.0.1"
 KIT_SERVER_NAME = "chatproto-conformance"
@@ -82,11 +79,6 @@ BYTE_PACE_S = 0.002
 
 
 
-
-def _matches(match: Matcher, message: Message) -> bool:
-    if isinstance(match, type | tuple):
-        return isinstance(message, match)
-    return match(message)
 
 
 def unchecked(cls: type[Message], **fields: Any) -> bytes:
@@ -121,7 +113,7 @@ def describe_raw(data: bytes) -> str:
     return "raw: " + " | ".join(parts)
 
 
-class ClientLink:
+class ClientLink(Inbox):
     """One connection from the client under test, as the server end sees it."""
 
     def __init__(self, ctx: ClientContext, label: str, reader: asyncio.StreamReader,
@@ -395,31 +387,6 @@ class ClientLink:
                                 "closed")
             if not await self._until(deadline):
                 raise Violation(req, f"no {what} from the client in time", "timeout")
-
-    async def expect(self, match: Matcher, *, req: str, what: str | None = None,
-                     timeout: float | None = None) -> Message:
-        """Wait for (and consume) the first unclaimed client frame that matches."""
-        def find() -> Message | None:
-            for index, message in enumerate(self._unclaimed):
-                if _matches(match, message):
-                    return self._unclaimed.pop(index)
-            return None
-        label = what or (match.__name__ if isinstance(match, type) else "the expected frame")
-        return await self._wait(find, self._deadline(timeout), req, label)
-
-    async def expect_type(self, cls: type[M], *, req: str, where: Callable[[M], bool] | None = None,
-                          timeout: float | None = None) -> M:
-        def match(message: Message) -> bool:
-            return isinstance(message, cls) and (where is None or where(message))
-        found = await self.expect(match, req=req, what=cls.NAME, timeout=timeout)
-        assert isinstance(found, cls)
-        return found
-
-    def take(self, match: Matcher) -> list[Message]:
-        """Consume and return every unclaimed frame that matches (no waiting)."""
-        taken = [m for m in self._unclaimed if _matches(match, m)]
-        self._unclaimed = [m for m in self._unclaimed if not _matches(match, m)]
-        return taken
 
     async def expect_pong(self, token: bytes, *, req: str = "CP-KEEP-1",
                           timeout: float | None = None) -> Pong:

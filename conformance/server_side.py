@@ -22,7 +22,6 @@ import string
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
 
 from chatproto import ErrorCode, Message, encode
 from chatproto.messages import (
@@ -40,10 +39,11 @@ from chatproto.messages import (
     SendRoom,
     Welcome,
 )
+from conformance.inbox import Inbox, M, Matcher, T, matches
 from conformance.options import KitOptions
 from conformance.outcomes import KitError, NotApplicable, Violation
 from conformance.registry import Case, requirement
-from conformance.transcript import Transcript, describe
+from conformance.transcript import Transcript, code_name, describe
 from conformance.wire import (
     HEADER,
     LENGTH,
@@ -53,10 +53,6 @@ from conformance.wire import (
     decode,
     read_frame,
 )
-
-M = TypeVar("M", bound=Message)
-T = TypeVar("T")
-Matcher = type[Message] | tuple[type[Message], ...] | Callable[[Message], bool]
 
 CLIENT_MAX_FRAME = 65536
 """What a client must accept from a server (CP-FRAME-6)."""
@@ -71,18 +67,6 @@ ZERO_ID_ERRORS = frozenset({
 """ERROR codes that rightly carry request_id 0 whatever the kit sent: events that answer
 no request, faults of a frame header (CP-ERR-3), and the refusal of request_id 0 (CP-REQ-3)."""
 
-
-def _matches(match: Matcher, message: Message) -> bool:
-    if isinstance(match, type | tuple):
-        return isinstance(message, match)
-    return match(message)
-
-
-def _code_name(code: int) -> str:
-    try:
-        return ErrorCode(code).name
-    except ValueError:
-        return f"code {code}"
 
 
 @dataclass(frozen=True)
@@ -117,7 +101,7 @@ class _Bucket:
         self.tokens -= 1
 
 
-class Peer:
+class Peer(Inbox):
     """One connection from the kit to the server under test."""
 
     def __init__(self, ctx: ServerContext, label: str, reader: asyncio.StreamReader,
@@ -353,7 +337,7 @@ class Peer:
         errors = [m for m in self._unclaimed if isinstance(m, Error)]
         if errors:
             last = errors[-1]
-            return f" (it sent ERROR {_code_name(last.code)}: {last.detail!r})"
+            return f" (it sent ERROR {code_name(last.code)}: {last.detail!r})"
         return ""
 
     def _deadline(self, timeout: float | None) -> float:
@@ -415,7 +399,7 @@ class Peer:
                                 "RATE_LIMITED although the kit stayed within the advertised "
                                 "bucket")
             raise Violation(req, f"{self.label}: {sent.NAME} was refused with ERROR "
-                            f"{_code_name(answer.final.code)} ({answer.final.detail!r}); "
+                            f"{code_name(answer.final.code)} ({answer.final.detail!r}); "
                             f"the spec requires {expected}")
         if answer.final.NAME != expected:
             raise Violation("CP-REQ-4", f"{self.label}: {sent.NAME} was answered with "
@@ -438,34 +422,8 @@ class Peer:
                                 "RATE_LIMITED although the kit stayed within the advertised "
                                 "bucket")
             raise Violation(req, f"{self.label}: {sent.NAME} was refused with ERROR "
-                            f"{_code_name(answer.final.code)}; the spec requires {names}")
+                            f"{code_name(answer.final.code)}; the spec requires {names}")
         return answer.final
-
-    async def expect(self, match: Matcher, *, req: str, what: str | None = None,
-                     timeout: float | None = None) -> Message:
-        """Wait for (and consume) the first unclaimed frame that matches."""
-        def find() -> Message | None:
-            for index, message in enumerate(self._unclaimed):
-                if _matches(match, message):
-                    return self._unclaimed.pop(index)
-            return None
-        label = what or (match.__name__ if isinstance(match, type) else "the expected frame")
-        return await self._wait(find, self._deadline(timeout), req, label)
-
-    async def expect_type(self, cls: type[M], *, req: str, where: Callable[[M], bool] | None = None,
-                          timeout: float | None = None) -> M:
-        """``expect`` for one message class, typed."""
-        def match(message: Message) -> bool:
-            return isinstance(message, cls) and (where is None or where(message))
-        found = await self.expect(match, req=req, what=cls.NAME, timeout=timeout)
-        assert isinstance(found, cls)
-        return found
-
-    def take(self, match: Matcher) -> list[Message]:
-        """Consume and return every unclaimed frame that matches (no waiting)."""
-        taken = [m for m in self._unclaimed if _matches(match, m)]
-        self._unclaimed = [m for m in self._unclaimed if not _matches(match, m)]
-        return taken
 
     def pending(self) -> list[Message]:
         """Frames received and not consumed yet (mostly events)."""
@@ -495,7 +453,7 @@ class Peer:
     async def assert_none(self, match: Matcher, *, req: str, why: str) -> None:
         """After a barrier, check that no matching frame arrived."""
         await self.barrier()
-        found = [m for m in self._unclaimed if _matches(match, m)]
+        found = [m for m in self._unclaimed if matches(match, m)]
         if found:
             raise Violation(req, f"{self.label} received {describe(found[0])}: {why}")
 
@@ -598,6 +556,16 @@ class Peer:
     async def quit(self, reason: str = "") -> Answer:
         sent = await self.send(Quit(request_id=self.next_id(), reason=reason))
         return await self.response(sent.request_id, "QUIT", req="CP-CLOSE-1")
+
+
+def mixed_case(name: str) -> str:
+    """``name`` with every other character upper-cased: a spelling a fold would lose."""
+    return "".join(c.upper() if i % 2 == 0 else c.lower() for i, c in enumerate(name))
+
+
+def fresh_client_msg_id() -> int:
+    """A fresh nonzero client_msg_id."""
+    return secrets.randbits(63) | 1
 
 
 class ServerContext:

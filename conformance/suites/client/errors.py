@@ -11,9 +11,9 @@ import secrets
 
 from chatproto import ERROR_REGISTRY, ErrorCode
 from chatproto.messages import Error, Ping
-from conformance.client_monitor import code_name
 from conformance.client_side import ClientContext
 from conformance.registry import client_case
+from conformance.transcript import code_name
 
 UNKNOWN_CODES = (999, 0x8123)
 """Codes spec v1 does not define: one in the assigned range, one in the extension range."""

@@ -25,30 +25,12 @@ from chatproto.messages import (
 )
 from conformance.outcomes import Violation
 from conformance.registry import server_case
-from conformance.server_side import FINAL_TYPES, KIT_CLIENT_NAME, Peer, ServerContext
-from conformance.transcript import describe
+from conformance.server_side import FINAL_TYPES, KIT_CLIENT_NAME, Peer, ServerContext, mixed_case
+from conformance.transcript import describe, outcome
 
 AUTH_TIMEOUT = 10.0
 """Seconds for REGISTER, LOGIN and a HELLO with a password: servers may use a slow KDF."""
 PASSWORD_MAX_BYTES = 255
-
-
-def _code_name(code: int) -> str:
-    try:
-        return ErrorCode(code).name
-    except ValueError:
-        return f"code {code}"
-
-
-def _outcome(message: Message) -> str:
-    if isinstance(message, Error):
-        return f"ERROR {_code_name(message.code)}"
-    return message.NAME
-
-
-def _mixed_case(name: str) -> str:
-    """``name`` with every other letter upper-cased: a spelling that a fold would lose."""
-    return "".join(c.upper() if i % 2 == 0 else c.lower() for i, c in enumerate(name))
 
 
 def new_password() -> str:
@@ -89,7 +71,7 @@ async def _ended(peer: Peer) -> None:
 
 
 async def registered_account(ctx: ServerContext, base: str = "acct", *,
-                             mixed_case: bool = False,
+                             mixed: bool = False,
                              password: str | None = None) -> tuple[str, str]:
     """An account that nobody is connected to: (its nick as stored, its password).
 
@@ -100,7 +82,7 @@ async def registered_account(ctx: ServerContext, base: str = "acct", *,
     """
     nick = ctx.nick(base)
     owner = await ctx.connect(base)
-    await owner.hello(_mixed_case(nick) if mixed_case else nick)
+    await owner.hello(mixed_case(nick) if mixed else nick)
     password = new_password() if password is None else password
     await owner.ok(Register(password=password), req="CP-ACCT-1", timeout=AUTH_TIMEOUT)
     await _ended(owner)
@@ -110,7 +92,7 @@ async def registered_account(ctx: ServerContext, base: str = "acct", *,
         return owner.nick, password
     if not isinstance(first, Welcome):
         raise Violation("CP-ACCT-5", f"HELLO without a password for the registered nick "
-                        f"{owner.nick!r} was answered with {_outcome(first)}, not ERROR "
+                        f"{owner.nick!r} was answered with {outcome(first)}, not ERROR "
                         "NICK_REGISTERED")
     await _ended(probe)
     second = await hello_answer(await ctx.connect("probe"), owner.nick, password)
@@ -120,7 +102,7 @@ async def registered_account(ctx: ServerContext, base: str = "acct", *,
                         "password is accepted); the spec requires ERROR NICK_REGISTERED")
     raise Violation("CP-ACCT-4", f"the account {owner.nick!r} was gone once the connection "
                     f"that registered it had ended: HELLO without a password was welcomed "
-                    f"as a guest and HELLO with the password was answered {_outcome(second)}")
+                    f"as a guest and HELLO with the password was answered {outcome(second)}")
 
 
 async def _logged_in(ctx: ServerContext, label: str, nick: str, password: str, *,
@@ -134,7 +116,7 @@ async def _logged_in(ctx: ServerContext, label: str, nick: str, password: str, *
 def _check_welcome(ctx: ServerContext, answer: Message, *, nick: str, logged_in: bool,
                    what: str) -> None:
     if not isinstance(answer, Welcome):
-        raise Violation("CP-ACCT-5", f"{what} was answered with {_outcome(answer)}; the "
+        raise Violation("CP-ACCT-5", f"{what} was answered with {outcome(answer)}; the "
                         f"spec requires WELCOME with logged_in {int(logged_in)}")
     ctx.check(answer.logged_in == logged_in, "CP-ACCT-5",
               f"{what} was answered with WELCOME logged_in={int(answer.logged_in)}; the spec "
@@ -146,7 +128,7 @@ def _check_welcome(ctx: ServerContext, answer: Message, *, nick: str, logged_in:
 
 def _check_refused(answer: Message, code: ErrorCode, req: str, what: str) -> None:
     if not isinstance(answer, Error) or answer.code != code:
-        raise Violation(req, f"{what} was answered with {_outcome(answer)}; the spec "
+        raise Violation(req, f"{what} was answered with {outcome(answer)}; the spec "
                         f"requires ERROR {code.name}")
 
 
@@ -186,7 +168,7 @@ async def register_with_empty_password_refused(ctx: ServerContext) -> None:
                         "later REGISTER found the nick already registered")
     if isinstance(final, Error):
         raise Violation("CP-ACCT-1", f"REGISTER with a non-empty password was answered with "
-                        f"{_outcome(final)}, not OK")
+                        f"{outcome(final)}, not OK")
 
 
 @server_case("CP-ACCT-2")
@@ -196,7 +178,7 @@ async def register_of_registered_nick_refused(ctx: ServerContext) -> None:
     await alice.ok(Register(password=new_password()), req="CP-ACCT-1", timeout=AUTH_TIMEOUT)
     await alice.refused(Register(password=new_password()), ErrorCode.ALREADY_REGISTERED,
                         req="CP-ACCT-2", timeout=AUTH_TIMEOUT)
-    nick, password = await registered_account(ctx, "owner", mixed_case=True)
+    nick, password = await registered_account(ctx, "owner", mixed=True)
     carol = await _logged_in(ctx, "carol", nick.lower(), password)
     await carol.refused(Register(password=new_password()), ErrorCode.ALREADY_REGISTERED,
                         req="CP-ACCT-2", timeout=AUTH_TIMEOUT)
@@ -225,7 +207,7 @@ async def account_kept_for_later_connections(ctx: ServerContext) -> None:
 @server_case("CP-ACCT-5", "CP-HS-1")
 async def hello_with_account_password_logs_in(ctx: ServerContext) -> None:
     """HELLO with a registered nick (any case) and its password: WELCOME logged_in=1."""
-    nick, password = await registered_account(ctx, "login", mixed_case=True)
+    nick, password = await registered_account(ctx, "login", mixed=True)
     for spelling in (nick, nick.lower()):
         peer = await ctx.connect("alice")
         answer = await hello_answer(peer, spelling, password)
@@ -237,7 +219,7 @@ async def hello_with_account_password_logs_in(ctx: ServerContext) -> None:
 @server_case("CP-ACCT-5", "CP-HS-3")
 async def hello_without_password_for_registered_nick_refused(ctx: ServerContext) -> None:
     """HELLO for a registered nick (any letter case) without a password gets NICK_REGISTERED."""
-    nick, password = await registered_account(ctx, "nopass", mixed_case=True)
+    nick, password = await registered_account(ctx, "nopass", mixed=True)
     peer = await ctx.connect("alice")
     for spelling in (nick, nick.upper(), nick.lower()):
         answer = await hello_answer(peer, spelling)
@@ -246,7 +228,7 @@ async def hello_without_password_for_registered_nick_refused(ctx: ServerContext)
     answer = await hello_answer(peer, nick, password, req="CP-HS-3")
     if not isinstance(answer, Welcome):
         raise Violation("CP-HS-3", f"after non-fatal errors, HELLO with the right password "
-                        f"was answered with {_outcome(answer)}, not WELCOME")
+                        f"was answered with {outcome(answer)}, not WELCOME")
 
 
 @server_case("CP-ACCT-5", "CP-HS-3")
@@ -262,13 +244,13 @@ async def hello_with_wrong_password_refused(ctx: ServerContext) -> None:
     answer = await hello_answer(peer, guest, req="CP-HS-3")
     if not isinstance(answer, Welcome):
         raise Violation("CP-HS-3", f"after AUTH_FAILED, a guest HELLO {guest!r} on the same "
-                        f"connection was answered with {_outcome(answer)}, not WELCOME")
+                        f"connection was answered with {outcome(answer)}, not WELCOME")
 
 
 @server_case("CP-ACCT-5")
 async def hello_guest_for_unregistered_nick_welcomed(ctx: ServerContext) -> None:
     """HELLO for a nick that is not registered, without a password: WELCOME logged_in=0."""
-    nick = _mixed_case(ctx.nick("guest"))
+    nick = mixed_case(ctx.nick("guest"))
     peer = await ctx.connect("guest")
     answer = await hello_answer(peer, nick)
     _check_welcome(ctx, answer, nick=nick, logged_in=False,
@@ -286,7 +268,7 @@ async def hello_with_password_for_unregistered_nick_refused(ctx: ServerContext) 
     answer = await hello_answer(peer, nick, req="CP-HS-3")
     if not isinstance(answer, Welcome):
         raise Violation("CP-HS-3", f"after AUTH_FAILED, a guest HELLO {nick!r} on the same "
-                        f"connection was answered with {_outcome(answer)}, not WELCOME")
+                        f"connection was answered with {outcome(answer)}, not WELCOME")
     _check_welcome(ctx, answer, nick=nick, logged_in=False,
                    what=f"the guest HELLO {nick!r} after AUTH_FAILED")
 
@@ -297,7 +279,7 @@ async def hello_with_password_for_unregistered_nick_refused(ctx: ServerContext) 
 @server_case("CP-ACCT-6", "CP-NICK-9")
 async def login_switches_to_stored_spelling(ctx: ServerContext) -> None:
     """LOGIN (in another letter case) is answered OK; the connection then holds the stored nick."""
-    nick, password = await registered_account(ctx, "Stored", mixed_case=True)
+    nick, password = await registered_account(ctx, "Stored", mixed=True)
     room = ctx.room("login")
     bob = await ctx.client("bob")
     watcher = await ctx.client("watcher")

@@ -10,7 +10,6 @@ import secrets
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from chatproto import ErrorCode
 from chatproto.messages import Error, ListMembers, Ping, Pong, RoomMessage, UserInfo
 from conformance.outcomes import Violation
 from conformance.registry import server_case
@@ -19,20 +18,6 @@ from conformance.transcript import describe
 from conformance.wire import frame_bytes
 
 T = TypeVar("T")
-
-
-def code_name(code: int) -> str:
-    try:
-        return ErrorCode(code).name
-    except ValueError:
-        return f"code {code}"
-
-
-def outcome(message: object) -> str:
-    """How a final response reads in a verdict: ``OK`` or ``ERROR NAME``."""
-    if isinstance(message, Error):
-        return f"ERROR {code_name(message.code)}"
-    return str(getattr(message, "NAME", message))
 
 
 async def still_served(peer: Peer, req: str) -> None:

@@ -38,9 +38,9 @@ from chatproto.messages import (
 )
 from conformance.registry import server_case
 from conformance.server_side import FINAL_TYPES, Peer, ServerContext
-from conformance.suites.server.basics import fit_topic, maybe, outcome, room_with
+from conformance.suites.server.basics import fit_topic, maybe, room_with
 from conformance.suites.server.framing import BAD_UTF8, hello_body, str8, str16, u64, unchecked
-from conformance.transcript import describe
+from conformance.transcript import describe, outcome
 from conformance.wire import frame_bytes
 
 RETRY_CODES = {ErrorCode.RATE_LIMITED, ErrorCode.SERVER_SHUTDOWN}

@@ -35,15 +35,8 @@ from chatproto.messages import (
 from conformance.outcomes import Violation
 from conformance.registry import server_case
 from conformance.server_side import FINAL_TYPES, KIT_CLIENT_NAME, Peer, ServerContext
-from conformance.suites.server.basics import (
-    fit_topic,
-    maybe,
-    outcome,
-    ping_works,
-    room_with,
-    still_served,
-)
-from conformance.transcript import describe
+from conformance.suites.server.basics import fit_topic, maybe, ping_works, room_with, still_served
+from conformance.transcript import describe, outcome
 from conformance.wire import frame_bytes
 
 PRE_WELCOME_LIMIT = 4096

@@ -10,9 +10,8 @@ from chatproto.messages import SEND_ROOM_OVERHEAD, Error, Hello, Welcome
 from conformance.outcomes import Violation
 from conformance.registry import server_case
 from conformance.server_side import Peer, ServerContext
-from conformance.suites.server.basics import outcome
 from conformance.suites.server.framing import hello_body
-from conformance.transcript import describe
+from conformance.transcript import describe, outcome
 from conformance.wire import frame_bytes
 
 RANGE = re.compile(r"(?<![\d-])(\d+)-(\d+)(?![\d-])")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -32,7 +31,7 @@ from chatproto.messages import (
 )
 from conformance.outcomes import Violation
 from conformance.registry import server_case
-from conformance.server_side import Answer, Peer, ServerContext
+from conformance.server_side import Answer, Peer, ServerContext, fresh_client_msg_id
 from conformance.transcript import describe
 
 MAX_FILL = 250
@@ -61,10 +60,6 @@ class Sent:
     text: str
 
 
-def _cmid() -> int:
-    return secrets.randbits(63) | 1
-
-
 async def _room_with(ctx: ServerContext, room: str, *labels: str) -> list[Peer]:
     """Welcomed clients that all joined ``room``, in order (the first creates it)."""
     peers = []
@@ -82,7 +77,7 @@ async def _send_from(peer: Peer, room: str, count: int, tag: str) -> list[Sent]:
     for n in range(count):
         text = f"{tag} {peer.label} #{n} \u2713".encode()[:peer.welcome.max_message_length]
         request = SendRoom(room=room, text=text.decode("utf-8", "ignore") or "m",
-                           client_msg_id=_cmid() if n % 3 else 0)
+                           client_msg_id=fresh_client_msg_id() if n % 3 else 0)
         requests.append(await peer.send(request))
     sent = []
     for request in requests:

@@ -7,7 +7,6 @@ message classes, so those cases build them with ``model_construct``.
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
 from collections.abc import Callable
 
@@ -33,8 +32,8 @@ from chatproto.messages import (
 )
 from chatproto.messages import History as HistoryRequest
 from conformance.registry import server_case
-from conformance.server_side import Peer, ServerContext
-from conformance.transcript import describe
+from conformance.server_side import Peer, ServerContext, fresh_client_msg_id
+from conformance.transcript import describe, outcome
 
 CLOCK_SKEW_MS = 5 * 60 * 1000
 """How far a server's clock may be from the kit's before CP-MSG-9 counts as broken."""
@@ -52,24 +51,6 @@ TEXTS = (
     "x",
 )
 """Texts that a server must pass on byte for byte: no trimming, no normalisation."""
-
-
-def _cmid() -> int:
-    """A fresh nonzero client_msg_id."""
-    return secrets.randbits(63) | 1
-
-
-def _code_name(code: int) -> str:
-    try:
-        return ErrorCode(code).name
-    except ValueError:
-        return f"code {code}"
-
-
-def _outcome(message: Message) -> str:
-    if isinstance(message, Error):
-        return f"ERROR {_code_name(message.code)}"
-    return message.NAME
 
 
 def _in(room: str) -> Callable[[Message], bool]:
@@ -165,7 +146,7 @@ async def message_longer_than_limit_refused(ctx: ServerContext) -> None:
         answer = await alice.request(request, req="CP-MSG-1")
         ctx.check(isinstance(answer.final, Ok), "CP-MSG-2",
                   f"{request.NAME} with a text of exactly max_message_length ({limit}) bytes "
-                  f"was answered with {_outcome(answer.final)}, not OK")
+                  f"was answered with {outcome(answer.final)}, not OK")
 
 
 @server_case("CP-MSG-3")
@@ -177,7 +158,7 @@ async def room_message_carries_request_and_ok_fields(ctx: ServerContext) -> None
     for index, text in enumerate(TEXTS):
         if len(text.encode()) > alice.welcome.max_message_length:
             continue
-        client_msg_id = 0 if index == 0 else _cmid()
+        client_msg_id = 0 if index == 0 else fresh_client_msg_id()
         ok = await alice.say(room, text, client_msg_id=client_msg_id)
         message = await bob.expect_type(RoomMessage, req="CP-MSG-1")
         ctx.check(message.text.encode() == text.encode(), "CP-MSG-3",
@@ -215,7 +196,7 @@ async def private_message_reaches_the_addressee_only(ctx: ServerContext) -> None
     room = ctx.room("priv")
     alice, bob, carol = await _room_with(ctx, room, "alice", "bob", "carol")
     dave = await ctx.client("dave")
-    client_msg_id = _cmid()
+    client_msg_id = fresh_client_msg_id()
     text = "just between us \u2014 \U0001f92b"
     ok = await alice.tell(bob.nick, text, client_msg_id=client_msg_id)
     ctx.check(ok.msg_id != 0 and ok.seq == 0 and ok.timestamp_ms != 0, "CP-MSG-4",
@@ -253,7 +234,7 @@ async def private_message_to_case_variant_of_nick_delivered(ctx: ServerContext) 
                                  req="CP-MSG-4")
     ctx.check(isinstance(answer.final, Ok), "CP-NICK-2",
               f"SEND_PRIVATE to {bob.nick.upper()!r} while {bob.nick!r} is connected was "
-              f"answered with {_outcome(answer.final)}; the nicks fold alike, so it is bob")
+              f"answered with {outcome(answer.final)}; the nicks fold alike, so it is bob")
     with ctx.attribute("CP-MSG-4"):
         await bob.expect_type(PrivateMessage, req="CP-MSG-4")
 
@@ -363,7 +344,7 @@ async def _send_pipelined(peer: Peer, room: str, count: int) -> list[Ok]:
         answer = await peer.response(request.request_id, "SEND_ROOM", req="CP-MSG-1")
         if not isinstance(answer.final, Ok):
             peer.ctx.fail("CP-MSG-1", f"{peer.label}: SEND_ROOM was answered with "
-                          f"{_outcome(answer.final)}")
+                          f"{outcome(answer.final)}")
         assert isinstance(answer.final, Ok)
         oks.append(answer.final)
     return oks
@@ -407,7 +388,7 @@ async def resend_with_same_client_msg_id_not_delivered_twice(ctx: ServerContext)
     """A resend with the same client_msg_id gets the original identity and is not delivered."""
     room = ctx.room("resend")
     alice, bob = await _room_with(ctx, room, "alice", "bob")
-    client_msg_id = _cmid()
+    client_msg_id = fresh_client_msg_id()
     first = await alice.say(room, "deploying now", client_msg_id=client_msg_id)
     await bob.expect_type(RoomMessage, req="CP-MSG-1")
     await alice.say(room, "something in between")
@@ -438,7 +419,7 @@ async def resend_after_reconnect_recognised(ctx: ServerContext) -> None:
     """A resend after a reconnect, under the same nick or a case variant, is the same message."""
     room = ctx.room("reconn")
     alice, bob = await _room_with(ctx, room, "alice", "bob")
-    client_msg_id = _cmid()
+    client_msg_id = fresh_client_msg_id()
     first = await alice.say(room, "lost my connection", client_msg_id=client_msg_id)
     await bob.expect_type(RoomMessage, req="CP-MSG-1")
 
@@ -471,7 +452,7 @@ async def only_the_full_resend_key_deduplicates(ctx: ServerContext) -> None:
     alice, bob, carol = await _room_with(ctx, room, "alice", "bob", "carol")
     await alice.join(other_room)
     await bob.join(other_room)
-    client_msg_id = _cmid()
+    client_msg_id = fresh_client_msg_id()
     sends = [(alice, room, 0, "zero one"), (alice, room, 0, "zero two"),
              (alice, room, client_msg_id, "alice's"), (carol, room, client_msg_id, "carol's"),
              (alice, other_room, client_msg_id, "alice's in another room")]

@@ -39,8 +39,8 @@ from chatproto.messages import (
 )
 from conformance.outcomes import Violation
 from conformance.registry import server_case
-from conformance.server_side import KIT_CLIENT_NAME, Peer, ServerContext
-from conformance.transcript import describe
+from conformance.server_side import KIT_CLIENT_NAME, Peer, ServerContext, mixed_case
+from conformance.transcript import describe, outcome
 
 PASSWORD = "kit-Passw0rd-\u00e9"
 RACERS = 8
@@ -82,28 +82,10 @@ def _suffix(length: int = 4) -> str:
     return "".join(secrets.choice(string.ascii_lowercase) for _ in range(length))
 
 
-def _mixed_case(name: str) -> str:
-    """``name`` with every other letter upper-cased: a spelling a fold would lose."""
-    return "".join(c.upper() if i % 2 == 0 else c.lower() for i, c in enumerate(name))
-
-
 def _hello(nick: str) -> Hello:
     """A guest HELLO for ``nick``, built without the schema's checks."""
     return Hello.model_construct(min_version=1, max_version=1, nick=nick, password="",
                                  client_name=KIT_CLIENT_NAME, capabilities=())
-
-
-def _code_name(code: int) -> str:
-    try:
-        return ErrorCode(code).name
-    except ValueError:
-        return f"code {code}"
-
-
-def _outcome(message: Message) -> str:
-    if isinstance(message, Error):
-        return f"ERROR {_code_name(message.code)}"
-    return message.NAME
 
 
 async def _max_nick_length(ctx: ServerContext) -> int:
@@ -130,7 +112,7 @@ async def _hello_refused(ctx: ServerContext, nick: str, code: ErrorCode, req: st
     final = answer.final
     if not isinstance(final, Error) or final.code != code:
         raise Violation(req, f"HELLO for {nick!r} ({why}) was answered with "
-                        f"{_outcome(final)}; the spec requires ERROR {code.name}")
+                        f"{outcome(final)}; the spec requires ERROR {code.name}")
 
 
 async def _hello_answer(ctx: ServerContext, nick: str, req: str) -> Message:
@@ -170,7 +152,7 @@ async def valid_edge_case_nicks_welcomed(ctx: ServerContext) -> None:
             in_use_allowed and isinstance(final, Error) and final.code == ErrorCode.NICK_IN_USE)
         ctx.check(accepted, "CP-NICK-1",
                   f"HELLO for the valid nick {nick!r} ({why}) was answered with "
-                  f"{_outcome(final)}, not WELCOME")
+                  f"{outcome(final)}, not WELCOME")
 
 
 @server_case("CP-NICK-1", "CP-NICK-7")
@@ -183,7 +165,7 @@ async def valid_edge_case_nicks_accepted_by_nick(ctx: ServerContext) -> None:
         answer = await alice.request(Nick(nick=nick), req="CP-NICK-7")
         ctx.check(isinstance(answer.final, Ok), "CP-NICK-1",
                   f"NICK to the valid free nick {nick!r} ({len(nick)} bytes, limit {length}) "
-                  f"was answered with {_outcome(answer.final)}, not OK")
+                  f"was answered with {outcome(answer.final)}, not OK")
 
 
 @server_case("CP-NICK-1")
@@ -217,7 +199,7 @@ async def invalid_nick_syntax_refused_in_nick(ctx: ServerContext) -> None:
         answer = await alice.request(Nick.model_construct(nick=nick), req="CP-NICK-1")
         final = answer.final
         ctx.check(isinstance(final, Error) and final.code == ErrorCode.INVALID_NICK, "CP-NICK-1",
-                  f"NICK to {nick!r} ({why}) was answered with {_outcome(final)}; the spec "
+                  f"NICK to {nick!r} ({why}) was answered with {outcome(final)}; the spec "
                   "requires ERROR INVALID_NICK")
 
 
@@ -238,7 +220,7 @@ async def non_ascii_nicks_refused_in_nick(ctx: ServerContext) -> None:
         answer = await alice.request(Nick.model_construct(nick=nick), req="CP-NICK-1")
         final = answer.final
         ctx.check(isinstance(final, Error) and final.code == ErrorCode.INVALID_NICK, "CP-NICK-1",
-                  f"NICK to {nick!r} ({why}) was answered with {_outcome(final)}; the spec "
+                  f"NICK to {nick!r} ({why}) was answered with {outcome(final)}; the spec "
                   "requires ERROR INVALID_NICK")
 
 
@@ -284,7 +266,7 @@ async def hello_for_held_nick_refused(ctx: ServerContext) -> None:
 async def hello_for_case_variant_of_held_nick_refused(ctx: ServerContext) -> None:
     """HELLO for a case variant of a held nick (ALICE while alice is held): NICK_IN_USE."""
     alice = await ctx.client("alice")
-    for variant in (alice.nick.upper(), _mixed_case(alice.nick)):
+    for variant in (alice.nick.upper(), mixed_case(alice.nick)):
         await _hello_refused(ctx, variant, ErrorCode.NICK_IN_USE, "CP-NICK-2",
                              f"same fold as the held nick {alice.nick!r}")
 
@@ -302,7 +284,7 @@ async def nick_to_case_variant_of_held_nick_refused(ctx: ServerContext) -> None:
     """NICK to a case variant of a nick another connection holds is refused with NICK_IN_USE."""
     alice = await ctx.client("alice")
     bob = await ctx.client("bob")
-    for variant in (alice.nick.upper(), _mixed_case(alice.nick)):
+    for variant in (alice.nick.upper(), mixed_case(alice.nick)):
         await bob.refused(Nick(nick=variant), ErrorCode.NICK_IN_USE, req="CP-NICK-2")
 
 
@@ -327,7 +309,7 @@ async def nicks_with_different_folds_are_different(ctx: ServerContext) -> None:
         final = await _hello_answer(ctx, other, "CP-NICK-2")
         ctx.check(isinstance(final, Welcome), "CP-NICK-2",
                   f"HELLO for {other!r} while {held!r} is held was answered with "
-                  f"{_outcome(final)}; their folds {fold(other)!r} and {fold(held)!r} "
+                  f"{outcome(final)}; their folds {fold(other)!r} and {fold(held)!r} "
                   "differ, so they are different nicks")
 
 
@@ -340,7 +322,7 @@ async def exact_spelling_in_every_frame(ctx: ServerContext) -> None:
     room = ctx.room("spell")
     bob = await ctx.client("bob")
     await bob.join(room)
-    nick = _mixed_case(ctx.nick("spelling"))
+    nick = mixed_case(ctx.nick("spelling"))
     alice = await ctx.connect("alice")
     await alice.hello(nick)
     await alice.join(room)
@@ -420,7 +402,7 @@ def _judge_race(ctx: ServerContext, what: str, spellings: list[str],
         if not isinstance(final, success):
             ctx.check(isinstance(final, Error) and final.code == ErrorCode.NICK_IN_USE,
                       "CP-NICK-4", f"a losing {what} for {spelling!r} was answered with "
-                      f"{_outcome(final)}; the nick was held, so NICK_IN_USE")
+                      f"{outcome(final)}; the nick was held, so NICK_IN_USE")
     ctx.check(len(winners) == 1, free_req,
               f"none of {len(finals)} concurrent {what} for a free nick succeeded")
 
@@ -445,7 +427,7 @@ async def concurrent_hellos_for_case_variants(ctx: ServerContext) -> None:
                          f"same fold as the held nick {held!r}")
     for _ in range(RACE_ROUNDS):
         base = ctx.nick("race")
-        spellings = [base, base.upper(), _mixed_case(base), _mixed_case(base).swapcase(),
+        spellings = [base, base.upper(), mixed_case(base), mixed_case(base).swapcase(),
                      base.capitalize(), base[:-1] + base[-1].upper(),
                      base.upper()[:3] + base[3:], base[:3] + base.upper()[3:]]
         finals = await _race_hello(ctx, spellings)
@@ -504,10 +486,10 @@ async def nick_change_to_free_nick(ctx: ServerContext) -> None:
     """NICK to a free nick is answered OK; the connection then holds it and not the old one."""
     alice = await ctx.client("alice")
     old = alice.nick
-    new = _mixed_case(ctx.nick("renamed"))
+    new = mixed_case(ctx.nick("renamed"))
     answer = await alice.request(Nick(nick=new), req="CP-NICK-7")
     ctx.check(isinstance(answer.final, Ok), "CP-NICK-7",
-              f"NICK to the free nick {new!r} was answered with {_outcome(answer.final)}")
+              f"NICK to the free nick {new!r} was answered with {outcome(answer.final)}")
     bob = await ctx.client("bob")
     users = await bob.ok(ListUsers(), req="CP-USER-1")
     folds = {fold(u.nick) for u in users.of_type(UserInfo)}
@@ -518,7 +500,7 @@ async def nick_change_to_free_nick(ctx: ServerContext) -> None:
     final = await _hello_answer(ctx, old, "CP-NICK-7")
     ctx.check(isinstance(final, Welcome), "CP-NICK-7",
               f"HELLO for the old nick {old!r} after the change was answered with "
-              f"{_outcome(final)}; the connection no longer holds it")
+              f"{outcome(final)}; the connection no longer holds it")
     await _hello_refused(ctx, new, ErrorCode.NICK_IN_USE, "CP-NICK-7",
                          "the new nick of another connection")
 
@@ -527,11 +509,11 @@ async def nick_change_to_free_nick(ctx: ServerContext) -> None:
 async def nick_change_of_letter_case_only(ctx: ServerContext) -> None:
     """NICK to a case variant of the connection's own nick is answered OK."""
     alice = await ctx.client("alice")
-    for variant in (alice.nick.upper(), _mixed_case(alice.nick), alice.nick.lower()):
+    for variant in (alice.nick.upper(), mixed_case(alice.nick), alice.nick.lower()):
         answer = await alice.request(Nick(nick=variant), req="CP-NICK-7")
         ctx.check(isinstance(answer.final, Ok), "CP-NICK-7",
                   f"NICK to {variant!r}, a case variant of the connection's own nick, was "
-                  f"answered with {_outcome(answer.final)}, not OK")
+                  f"answered with {outcome(answer.final)}, not OK")
 
 
 @server_case("CP-NICK-8", "CP-NICK-2")
@@ -556,7 +538,7 @@ async def registered_owner_may_change_letter_case(ctx: ServerContext) -> None:
     answer = await owner.request(Nick(nick=variant), req="CP-NICK-8")
     ctx.check(isinstance(answer.final, Ok), "CP-NICK-8",
               f"NICK to {variant!r}, a case change of the owner's own registered nick, was "
-              f"answered with {_outcome(answer.final)}, not OK")
+              f"answered with {outcome(answer.final)}, not OK")
 
 
 # ------------------------------------------------------------- NICK_CHANGED

@@ -33,28 +33,11 @@ from chatproto.messages import (
 )
 from conformance.outcomes import Violation
 from conformance.registry import server_case
-from conformance.server_side import Peer, ServerContext
-from conformance.transcript import describe
+from conformance.server_side import Peer, ServerContext, mixed_case
+from conformance.transcript import describe, outcome
 
 AUTH_TIMEOUT = 10.0
 """Seconds for OPER: servers may check operator passwords with a slow KDF."""
-
-
-def _code_name(code: int) -> str:
-    try:
-        return ErrorCode(code).name
-    except ValueError:
-        return f"code {code}"
-
-
-def _outcome(message: Message) -> str:
-    if isinstance(message, Error):
-        return f"ERROR {_code_name(message.code)}"
-    return message.NAME
-
-
-def _mixed_case(name: str) -> str:
-    return "".join(c.upper() if i % 2 == 0 else c.lower() for i, c in enumerate(name))
 
 
 def _random(length: int = 12) -> str:
@@ -104,7 +87,7 @@ async def operator_client(ctx: ServerContext, label: str = "op") -> Peer:
                  "connection without TLS, which CP-SEC-8 allows; run the kit with --tls")
     if isinstance(final, Error):
         raise Violation("CP-OPER-1", f"OPER with the configured credentials was answered "
-                        f"with {_outcome(final)}, not OK")
+                        f"with {outcome(final)}, not OK")
     return peer
 
 
@@ -126,7 +109,7 @@ async def oper_with_configured_credentials_grants_operator(ctx: ServerContext) -
             raise Violation("CP-OPER-1", f"{when}, UNBAN was refused with NOT_OPERATOR: the "
                             "connection must be an operator until it ends")
         if isinstance(final, Error):
-            raise Violation("CP-OPER-7", f"{when}, UNBAN was answered with {_outcome(final)}, "
+            raise Violation("CP-OPER-7", f"{when}, UNBAN was answered with {outcome(final)}, "
                             "not OK")
 
     await still_operator("right after OPER was answered OK")
@@ -156,7 +139,7 @@ async def oper_with_wrong_credentials_refused(ctx: ServerContext) -> None:
         final = answer.final
         if not isinstance(final, Error) or final.code != ErrorCode.AUTH_FAILED:
             raise Violation("CP-OPER-2", f"OPER with {why} was answered with "
-                            f"{_outcome(final)}; the spec requires ERROR AUTH_FAILED")
+                            f"{outcome(final)}; the spec requires ERROR AUTH_FAILED")
     await alice.refused(Kick(room=room, nick=bob.nick, reason="test"), ErrorCode.NOT_OPERATOR,
                         req="CP-OPER-3")
 
@@ -187,7 +170,7 @@ async def moderation_from_non_operator_refused(ctx: ServerContext) -> None:
             final = answer.final
             if not isinstance(final, Error) or final.code != ErrorCode.NOT_OPERATOR:
                 raise Violation("CP-OPER-3", f"{request.NAME} from a non-operator naming "
-                                f"{where} was answered with {_outcome(final)}; the spec "
+                                f"{where} was answered with {outcome(final)}; the spec "
                                 "requires ERROR NOT_OPERATOR")
     await bob.assert_none((MemberLeft, MuteChanged), req="CP-ERR-5",
                           why="a refused KICK, BAN or MUTE causes no event")
@@ -195,7 +178,7 @@ async def moderation_from_non_operator_refused(ctx: ServerContext) -> None:
     answer = await bob.request(SendRoom(room=room, text="still here"), req="CP-ERR-5")
     if isinstance(answer.final, Error):
         raise Violation("CP-ERR-5", f"after refused moderation requests, bob's SEND_ROOM was "
-                        f"answered with {_outcome(answer.final)}: a refused request changed "
+                        f"answered with {outcome(answer.final)}: a refused request changed "
                         "his membership or mute")
     answer = await bob.request(Join(room=room), req="CP-ERR-5")
     if isinstance(answer.final, Error) and answer.final.code == ErrorCode.BANNED_FROM_ROOM:
@@ -225,7 +208,7 @@ async def kick_by_operator_outside_room(ctx: ServerContext) -> None:
     answer = await mallory.request(SendRoom(room=room, text="still here?"), req="CP-OPER-4")
     ctx.check(isinstance(answer.final, Error), "CP-OPER-4",
               f"after being kicked, mallory's SEND_ROOM was answered with "
-              f"{_outcome(answer.final)}; she is no longer a member")
+              f"{outcome(answer.final)}; she is no longer a member")
     await bob.assert_none(RoomMessage, req="CP-OPER-4",
                           why="a kicked member's SEND_ROOM reaches nobody")
     await mallory.join(room)  # a kicked member can join again
@@ -314,10 +297,10 @@ async def ban_of_absent_nick_blocks_later_join(ctx: ServerContext) -> None:
         banned = isinstance(again.final, Error) and again.final.code == ErrorCode.BANNED_FROM_ROOM
         raise Violation("CP-OPER-6" if banned else "CP-ROOM-13",
                         f"after BAN of {ghost.upper()!r}, JOIN by {ghost!r} was answered with "
-                        f"{_outcome(answer.final)}, not ERROR BANNED_FROM_ROOM"
+                        f"{outcome(answer.final)}, not ERROR BANNED_FROM_ROOM"
                         + ("; a BAN of the exact spelling was enforced, so the ban was not "
                            "recorded for the nick's fold" if banned else ""))
-    await late.ok(Nick(nick=_mixed_case(ghost)), req="CP-NICK-7")
+    await late.ok(Nick(nick=mixed_case(ghost)), req="CP-NICK-7")
     await late.refused(Join(room=room), ErrorCode.BANNED_FROM_ROOM, req="CP-NICK-2")
 
 
@@ -335,7 +318,7 @@ async def unban_lifts_ban_and_is_ok_without_one(ctx: ServerContext) -> None:
     await op.ok(Unban(room=room, nick=mallory.nick.upper()), req="CP-OPER-7")
     answer = await mallory.request(Join(room=room), req="CP-OPER-7")
     ctx.check(not isinstance(answer.final, Error), "CP-OPER-7",
-              f"after UNBAN, mallory's JOIN was answered with {_outcome(answer.final)}, not OK")
+              f"after UNBAN, mallory's JOIN was answered with {outcome(answer.final)}, not OK")
     await op.ok(Unban(room=room, nick=mallory.nick), req="CP-OPER-7")
 
 
@@ -384,7 +367,7 @@ async def mute_tells_members_and_silences(ctx: ServerContext) -> None:
     answer = await mallory.request(SendRoom(room=room, text="free again"), req="CP-OPER-8")
     ctx.check(not isinstance(answer.final, Error), "CP-OPER-8",
               f"after MUTE muted=0, mallory's SEND_ROOM was answered with "
-              f"{_outcome(answer.final)}, not OK")
+              f"{outcome(answer.final)}, not OK")
 
 
 @server_case("CP-OPER-8", "CP-OPER-9", needs=("oper",))
@@ -408,14 +391,14 @@ async def mute_is_per_room_and_by_fold(ctx: ServerContext) -> None:
         muted = isinstance(again.final, Error) and again.final.code == ErrorCode.MUTED
         raise Violation("CP-OPER-8" if muted else "CP-OPER-9",
                         f"after MUTE of {mallory.nick.upper()!r}, a case variant of mallory's "
-                        f"nick, her SEND_ROOM was answered with {_outcome(answer.final)}, not "
+                        f"nick, her SEND_ROOM was answered with {outcome(answer.final)}, not "
                         "ERROR MUTED" + ("; a MUTE of her exact spelling was enforced, so the "
                                          "mute was not recorded for the nick's fold"
                                          if muted else ""))
     answer = await mallory.request(SendRoom(room=free_room, text="and here?"), req="CP-OPER-8")
     ctx.check(not isinstance(answer.final, Error), "CP-OPER-8",
               f"mallory is muted in {muted_room} only, yet her SEND_ROOM to {free_room} was "
-              f"answered with {_outcome(answer.final)}")
+              f"answered with {outcome(answer.final)}")
     # A mute of a nick that is not in the room waits for it.
     ghost = ctx.nick("ghost")
     await op.ok(Mute(room=muted_room, nick=ghost, muted=True), req="CP-OPER-8")
@@ -442,7 +425,7 @@ async def mute_outlasts_leaving_the_room(ctx: ServerContext) -> None:
     answer = await mallory.request(SendRoom(room=room, text="fresh start?"), req="CP-OPER-9")
     if not isinstance(answer.final, Error) or answer.final.code != ErrorCode.MUTED:
         raise Violation("CP-OPER-8", f"mallory was muted, left and joined again; her SEND_ROOM "
-                        f"was answered with {_outcome(answer.final)}, not ERROR MUTED: the "
+                        f"was answered with {outcome(answer.final)}, not ERROR MUTED: the "
                         "mute is kept for the nick in the room, not for the membership")
     await bob.assert_none(RoomMessage, req="CP-ERR-5",
                           why="a refused SEND_ROOM reaches nobody")

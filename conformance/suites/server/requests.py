@@ -31,8 +31,8 @@ from chatproto.messages import History as HistoryRequest
 from conformance.outcomes import Violation
 from conformance.registry import server_case
 from conformance.server_side import FINAL_TYPES, KIT_CLIENT_NAME, Peer, ServerContext
-from conformance.suites.server.basics import fit_topic, outcome, room_with, text_is
-from conformance.transcript import describe
+from conformance.suites.server.basics import fit_topic, room_with, text_is
+from conformance.transcript import describe, outcome
 
 
 async def _invalid_request_id(ctx: ServerContext, peer: Peer, what: str) -> None:

@@ -35,8 +35,8 @@ from chatproto.messages import (
 from chatproto.messages import History as HistoryRequest
 from conformance.outcomes import Violation
 from conformance.registry import server_case
-from conformance.server_side import Answer, Peer, ServerContext
-from conformance.transcript import describe
+from conformance.server_side import Answer, Peer, ServerContext, mixed_case
+from conformance.transcript import describe, outcome
 
 MAX_ROOMS_TESTED = 64
 """Above this max_rooms_per_user, filling every slot takes too long: the case skips."""
@@ -46,28 +46,10 @@ def _suffix(length: int = 6) -> str:
     return "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(length))
 
 
-def _mixed_case(name: str) -> str:
-    """``name`` with every other character upper-cased."""
-    return "".join(c.upper() if i % 2 == 0 else c.lower() for i, c in enumerate(name))
-
-
 def _fit(name: str, length: int) -> str:
     while len(name) < length:
         name += _suffix(1)
     return name[:length]
-
-
-def _code_name(code: int) -> str:
-    try:
-        return ErrorCode(code).name
-    except ValueError:
-        return f"code {code}"
-
-
-def _outcome(message: Message) -> str:
-    if isinstance(message, Error):
-        return f"ERROR {_code_name(message.code)}"
-    return message.NAME
 
 
 def _room_info(answer: Answer, room: str) -> RoomInfo:
@@ -127,7 +109,7 @@ async def valid_edge_case_room_names_accepted(ctx: ServerContext) -> None:
         answer = await alice.request(Join(room=room), req="CP-ROOM-9")
         ctx.check(isinstance(answer.final, Ok), "CP-ROOM-1",
                   f"JOIN of the valid room name {room!r} ({why}) was answered with "
-                  f"{_outcome(answer.final)}, not OK")
+                  f"{outcome(answer.final)}, not OK")
         await alice.part(room)
 
 
@@ -173,7 +155,7 @@ async def invalid_room_names_refused_in_join(ctx: ServerContext) -> None:
                                                           last_seen_seq=0), req="CP-ROOM-1")
         final = answer.final
         ctx.check(isinstance(final, Error) and final.code == ErrorCode.INVALID_ROOM_NAME,
-                  "CP-ROOM-1", f"JOIN {room!r} ({why}) was answered with {_outcome(final)}; "
+                  "CP-ROOM-1", f"JOIN {room!r} ({why}) was answered with {outcome(final)}; "
                   "the spec requires ERROR INVALID_ROOM_NAME")
 
 
@@ -196,7 +178,7 @@ async def invalid_room_names_refused_in_other_requests(ctx: ServerContext) -> No
 @server_case("CP-ROOM-2")
 async def room_names_equal_under_fold_are_one_room(ctx: ServerContext) -> None:
     """JOIN of a case variant enters the same room; another variant then is ALREADY_IN_ROOM."""
-    room = _mixed_case(ctx.room("fold"))
+    room = mixed_case(ctx.room("fold"))
     (alice,) = await _room_with(ctx, room, "alice")
     ok = await alice.say(room, "one room, three spellings")
     bob = await ctx.client("bob")
@@ -233,7 +215,7 @@ async def room_names_with_different_folds_are_different(ctx: ServerContext) -> N
 @server_case("CP-ROOM-3")
 async def room_shown_with_creators_spelling(ctx: ServerContext) -> None:
     """Every frame names a room as its creating JOIN spelled it, whatever spelling requests use."""
-    room = _mixed_case(ctx.room("spell"))
+    room = mixed_case(ctx.room("spell"))
     alice = await ctx.client("alice")
     await alice.join(room)
     bob = await ctx.client("bob")
@@ -386,7 +368,7 @@ async def join_answered_with_room_info_then_history_then_ok(ctx: ServerContext) 
                   f"the answer to JOIN holds {describe(frame)} after ROOM_INFO; only the "
                   "history replay may come between ROOM_INFO and OK")
     ctx.check(isinstance(answer.final, Ok), "CP-ROOM-9",
-              f"JOIN was answered with {_outcome(answer.final)} at the end, not OK")
+              f"JOIN was answered with {outcome(answer.final)} at the end, not OK")
 
 
 @server_case("CP-ROOM-10")
@@ -437,13 +419,13 @@ async def join_beyond_max_rooms_per_user_refused(ctx: ServerContext) -> None:
                      "room cap) before alice reached max_rooms_per_user")
         ctx.check(isinstance(final, Ok), "CP-ROOM-9",
                   f"JOIN {room} (alice's room {rooms.index(room) + 1} of {limit}) was "
-                  f"answered with {_outcome(final)}")
+                  f"answered with {outcome(final)}")
     await alice.refused(Join(room=extra), ErrorCode.TOO_MANY_ROOMS, req="CP-ROOM-12")
     await alice.part(rooms[0])
     answer = await alice.request(Join(room=extra), req="CP-ROOM-12")
     ctx.check(isinstance(answer.final, Ok), "CP-ROOM-12",
               f"after leaving one of {limit} rooms, JOIN was answered with "
-              f"{_outcome(answer.final)}; alice is a member of fewer than max_rooms_per_user")
+              f"{outcome(answer.final)}; alice is a member of fewer than max_rooms_per_user")
 
 
 @server_case("CP-ROOM-13", needs=("oper",))
@@ -528,7 +510,7 @@ async def topic_length_limit_in_bytes(ctx: ServerContext) -> None:
                                  req="CP-ROOM-15")
     ctx.check(isinstance(answer.final, Ok), "CP-ROOM-15",
               f"SET_TOPIC with a topic of exactly max_topic_length ({limit}) bytes was "
-              f"answered with {_outcome(answer.final)}, not OK")
+              f"answered with {outcome(answer.final)}, not OK")
     await alice.refused(SetTopic.model_construct(room=room, topic="t" * (limit + 1)),
                         ErrorCode.INVALID_FIELD, req="CP-ROOM-16")
     # Two-byte characters: a server counting characters would take this one.

@@ -31,9 +31,9 @@ from chatproto.messages import (
 from conformance.outcomes import Violation
 from conformance.registry import server_case
 from conformance.server_side import KIT_CLIENT_NAME, Peer, ServerContext
-from conformance.suites.server.basics import fit_topic, outcome, ping_works, room_with
+from conformance.suites.server.basics import fit_topic, ping_works, room_with
 from conformance.suites.server.framing import hello_body
-from conformance.transcript import describe
+from conformance.transcript import describe, outcome
 from conformance.wire import frame_bytes
 
 UNASSIGNED_TYPES = (0x000A, 0x010A, 0x020C, 0x0305, 0x0406, 0x7ABC)
