@@ -32,6 +32,11 @@ log = logging.getLogger("chatproto.server")
 _KEEPALIVE_TICK_S = 0.5
 
 
+def _loop_name(loop: asyncio.AbstractEventLoop) -> str:
+    """``asyncio`` or ``uvloop``: which event loop serves, for the start-up log line."""
+    return type(loop).__module__.split(".")[0]
+
+
 class ChatServer:
     """The reference server: ``await start()``, later ``await shutdown()``."""
 
@@ -63,8 +68,8 @@ class ChatServer:
             reuse_address=True, backlog=1024)
         self.port = self._server.sockets[0].getsockname()[1]
         self._keepalive = loop.create_task(self._keepalive_loop())
-        log.info("listening on %s:%d%s pid=%d", self.config.host, self.port,
-                 " (TLS)" if self.config.tls_cert else "", os.getpid())
+        log.info("listening on %s:%d%s pid=%d loop=%s", self.config.host, self.port,
+                 " (TLS)" if self.config.tls_cert else "", os.getpid(), _loop_name(loop))
 
     def _tls_context(self) -> ssl.SSLContext | None:
         if self.config.tls_cert is None or self.config.tls_key is None:

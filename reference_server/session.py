@@ -14,7 +14,7 @@ import logging
 import socket
 import time
 from collections.abc import Awaitable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from chatproto import (
     Connection,
@@ -95,8 +95,9 @@ class Session(asyncio.Protocol):
     # ------------------------------------------------------------ asyncio side
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # Not an isinstance check: uvloop's transports implement the interface
+        # without subclassing asyncio.Transport.
+        self.transport = transport = cast(asyncio.Transport, transport)
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             # Frames are small and interactive; Nagle would hold them back.
