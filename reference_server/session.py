@@ -79,6 +79,7 @@ class Session(asyncio.Protocol):
         self._out_bytes = 0
         self.dirty = False
         self._close_after_flush = False
+        self._abort_timer: asyncio.TimerHandle | None = None
         self.gone = False
         """Set once the session left the chat (closed, dropped): deliver nothing more."""
         # Input: events are handled one at a time, in order (CP-REQ-8).
@@ -123,6 +124,9 @@ class Session(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
+        if self._abort_timer is not None:  # the socket is gone: nothing left to cut
+            self._abort_timer.cancel()
+            self._abort_timer = None
         self.server.sessions.pop(self.session_id, None)
         self.server.service.leave_chat(self, "connection lost" if exc else "closed")
 
@@ -271,5 +275,9 @@ class Session(asyncio.Protocol):
     def _abort_later(self, transport: asyncio.Transport) -> None:
         # close() waits for the buffer to drain; a client that never reads would
         # hold the socket forever, so give it a grace period and then cut it.
-        loop = asyncio.get_running_loop()
-        loop.call_later(self.server.config.shutdown_grace_s, transport.abort)
+        # connection_lost cancels the timer: aborting a transport that already
+        # closed raises inside the event loop.
+        if self._abort_timer is None:
+            loop = asyncio.get_running_loop()
+            self._abort_timer = loop.call_later(self.server.config.shutdown_grace_s,
+                                                transport.abort)

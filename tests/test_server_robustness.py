@@ -524,3 +524,40 @@ async def test_requests_pipelined_behind_a_password_check(
     assert [(m.sender, m.text) for m in messages] == [("Owner", "who am I?")]
     kicks = of_type(events, MemberLeft)
     assert [(m.nick, m.kind, m.by) for m in kicks] == [("victim", LeaveKind.KICK, "Owner")]
+
+
+@pytest.mark.server_config(limits=Limits(msg_rate_burst=200, msg_rate_interval_ms=1,
+                                         max_message_length=4000, history_page_max=200),
+                           max_output_buffer=64 * 1024 * 1024, shutdown_grace_s=0.3)
+async def test_a_connection_closed_with_output_pending_leaves_the_loop_clean(
+        server: RunningServer, client_factory: ClientFactory) -> None:
+    """A connection closed while its output is still buffered (QUIT behind megabytes of
+    HISTORY) drains, and then nothing fails in the event loop: the grace-period abort of
+    a socket that already closed must not run (it raised AttributeError in asyncio)."""
+    loop = asyncio.get_running_loop()
+    loop_errors: list[str] = []
+    loop_failed = asyncio.Event()
+
+    def record(_: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
+        loop_errors.append(str(context.get("message")) + ": " + repr(context.get("exception")))
+        loop_failed.set()
+
+    loop.set_exception_handler(record)
+    alice = await client_factory("alice")
+    await alice.ok(Join(room="#big"))
+    ids = await alice.send_many([SendRoom(room="#big", text="y" * 4000) for _ in range(200)])
+    for request_id in ids:
+        assert isinstance((await alice.response(request_id))[-1], Ok)
+    reader = await client_factory("reader")
+    await reader.ok(Join(room="#big"))
+    # About 16 MB of answers, then BYE: the server closes with most of it still queued.
+    *pages, quit_id = await reader.send_many(
+        [*(History(room="#big", limit=200) for _ in range(20)), Quit()])
+    for request_id in pages:
+        page = await reader.response(request_id, timeout=30)
+        assert len(of_type(page, RoomMessage)) == 200
+    assert isinstance((await reader.response(quit_id))[-1], Bye)
+    await reader.wait_closed()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(loop_failed.wait(), timeout=0.3 + 1.0)
+    assert loop_errors == []
