@@ -1,7 +1,8 @@
 """Fixtures for the reference server's integration tests.
 
-``async def`` tests run in a fresh event loop of their own (``asyncio.run``,
-see ``pytest_pyfunc_call`` below: no pytest plugin is needed). Fixtures that
+``async def`` tests run in a fresh event loop of their own (see
+``pytest_pyfunc_call`` below: no pytest plugin is needed): asyncio's, or
+uvloop's with ``--event-loop uvloop``. Fixtures that
 own asyncio objects register their async setup and teardown with
 ``AsyncResources``; the hook runs the setups before the test and the
 teardowns after it, inside the test's loop, whether the test passed or not.
@@ -32,6 +33,13 @@ from chatproto import Limits
 
 ASYNC_TEST_TIMEOUT = 100.0
 """Upper bound for one async test inside its loop (pytest-timeout's 120 s is the outer one)."""
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--event-loop", choices=("asyncio", "uvloop"), default="asyncio",
+        help="the event loop that runs async tests and so the in-process servers "
+        "(tests/test_event_loops.py runs the server suite under uvloop this way)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -100,8 +108,17 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
             if isinstance(resources, AsyncResources):
                 await resources.teardown()
 
-    asyncio.run(run())
+    with asyncio.Runner(loop_factory=_loop_factory(pyfuncitem.config)) as runner:
+        runner.run(run())
     return True
+
+
+def _loop_factory(config: pytest.Config) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    if config.getoption("--event-loop") == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop
+    return None
 
 
 # --------------------------------------------------------- in-process servers

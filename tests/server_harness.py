@@ -32,7 +32,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar, cast, overload
 
 from chatproto import (
     Connection,
@@ -142,6 +142,12 @@ class _Pending:
     """Serial number of the next event when the first frame of the answer arrived."""
     final_serial: int = -1
     """Serial number of the next event when the final response arrived."""
+
+
+def _read_write(writer: asyncio.StreamWriter) -> asyncio.Transport:
+    # A cast, not an isinstance check: uvloop's transports have the methods
+    # without subclassing asyncio's classes.
+    return cast(asyncio.Transport, writer.transport)
 
 
 def _matches(match: Matcher, event: Message) -> bool:
@@ -280,16 +286,12 @@ class ChatTestClient:
         """Stop reading from the socket, so that the server's data piles up."""
         self._reading.clear()
         if self._writer is not None:
-            transport = self._writer.transport
-            if isinstance(transport, asyncio.ReadTransport):
-                transport.pause_reading()
+            _read_write(self._writer).pause_reading()
 
     def resume_reading(self) -> None:
         self._reading.set()
-        if self._writer is not None:
-            transport = self._writer.transport
-            if isinstance(transport, asyncio.ReadTransport) and not transport.is_closing():
-                transport.resume_reading()
+        if self._writer is not None and not self._writer.transport.is_closing():
+            _read_write(self._writer).resume_reading()
 
     # --------------------------------------------------------------- sending
 
