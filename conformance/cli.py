@@ -5,14 +5,17 @@
 
 Exit status: 0 when every MUST the selected cases check held, 1 when one was
 broken (or a case was FLAKY), 2 when the kit could not run (bad usage, target
-unreachable, a case ended in ERROR).
+unreachable, client command that cannot start, a case ended in ERROR, or the
+output was closed before the end, as by ``| head``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shlex
+import shutil
 import socket
 import sys
 from collections.abc import Sequence
@@ -24,8 +27,8 @@ from conformance.options import KitOptions
 from conformance.outcomes import Outcome
 from conformance.registry import Case, all_cases, in_run_order, select
 from conformance.reports import html_report, json_report, junit_report
-from conformance.reports.terminal import TerminalReporter
-from conformance.runner import CaseResult, ContextFactory, RunReport, run_cases, skipped
+from conformance.reports.terminal import TerminalReporter, cases_phrase
+from conformance.runner import ContextFactory, RunReport, run_cases
 from conformance.server_side import ServerContext
 
 EXIT_OK, EXIT_FAILED, EXIT_KIT_ERROR = 0, 1, 2
@@ -37,7 +40,8 @@ def _parser() -> argparse.ArgumentParser:
         description=f"Check a chatproto v{PROTOCOL_VERSION} server or client against the spec, "
                     "over the network.",
         epilog="Exit status: 0 every MUST held; 1 a MUST was broken (or a case was FLAKY); "
-               "2 the kit could not run (usage, unreachable target, a case in ERROR).",
+               "2 the kit could not run (usage, unreachable target, a client that cannot "
+               "start, a case in ERROR, output closed early).",
     )
     parser.add_argument("--version", action="version",
                         version=f"chatproto-conformance {conformance.__version__} "
@@ -58,7 +62,9 @@ def _parser() -> argparse.ArgumentParser:
     pick.add_argument("--case", action="append", metavar="ID", default=[],
                       help="only the case with this exact ID (repeatable); reports print it")
     pick.add_argument("--skip-slow", action="store_true",
-                      help="skip the slow cases (keepalive, idle timeout)")
+                      help="leave out the slow cases, which --list marks (keepalive, idle "
+                           "timeout, history retention): not run, not reported, counted as "
+                           "deselected")
     run = common.add_argument_group("running")
     run.add_argument("--timeout-scale", type=float, default=1.0, metavar="FACTOR",
                      help="multiply every wait by FACTOR, for slow implementations "
@@ -136,20 +142,22 @@ def _replay_command(args: argparse.Namespace) -> list[str]:
     return command
 
 
-def _selected(args: argparse.Namespace) -> list[Case]:
+def _selected(args: argparse.Namespace) -> tuple[list[Case], list[Case]]:
+    """The cases to run, in run order, and those --skip-slow left out."""
     cases = select(all_cases(), suite=args.suite, requirement_patterns=args.req,
                    keyword=args.k)
     if args.case:
         wanted = set(args.case)
         cases = [c for c in cases if c.id in wanted]
-    return cases
+    deselected = [c for c in cases if args.skip_slow and c.slow]
+    return in_run_order([c for c in cases if c not in deselected]), deselected
 
 
-def _list(cases: Sequence[Case]) -> None:
+def _list(cases: Sequence[Case], deselected: Sequence[Case]) -> None:
     for case in cases:
         flags = " (slow)" if case.slow else ""
         print(f"{case.id}{flags}\n    {', '.join(case.requirements)}: {case.title}")
-    print(f"{len(cases)} case(s)")
+    print(cases_phrase(len(cases), len(deselected)))
 
 
 def _requirements(patterns: list[str]) -> int:
@@ -171,6 +179,20 @@ def _requirements(patterns: list[str]) -> int:
     return EXIT_OK
 
 
+def _startable(command: list[str]) -> str | None:
+    """Why the client command cannot be started, or None when its program exists."""
+    program = command[0]
+    if shutil.which(program) is not None:
+        return None
+    if os.sep not in program:
+        why = "no such program on PATH"
+    elif not os.path.exists(program):
+        why = "no such file"
+    else:
+        why = "not an executable file"
+    return f"the client could not be started: {program}: {why}"
+
+
 def _reachable(host: str, port: int, timeout: float) -> str | None:
     try:
         with socket.create_connection((host, port), timeout=timeout):
@@ -180,16 +202,30 @@ def _reachable(host: str, port: int, timeout: float) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The command line; a reader that stops early (``| head``) ends it quietly, status 2."""
+    try:
+        try:
+            return _main(argv)
+        finally:
+            sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+    except BrokenPipeError:
+        # What is still buffered must not be written (and fail again) at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_KIT_ERROR
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.suite == "requirements":
         return _requirements(args.req)
     try:
-        cases = _selected(args)
+        cases, deselected = _selected(args)
     except ValueError as exc:
         parser.error(str(exc))
     if args.list:
-        _list(cases)
+        _list(cases, deselected)
         return EXIT_OK
     if args.repeat < 1 or args.timeout_scale <= 0:
         parser.error("--repeat must be at least 1 and --timeout-scale above 0")
@@ -229,6 +265,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         command = args.command[1:] if args.command[:1] == ["--"] else args.command
         if not command:
             parser.error("the client suite needs the client command after --")
+        problem = _startable(command)
+        if problem:
+            print(f"chatproto-conformance: {problem}", file=sys.stderr)
+            return EXIT_KIT_ERROR
         args.command = command
         from conformance.client_side import ClientContext
 
@@ -240,17 +280,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         factory = make_client_context
 
-    runnable = in_run_order([c for c in cases if not (args.skip_slow and c.slow)])
     reporter = TerminalReporter(sys.stdout, quiet=args.quiet)
-    reporter.header(args.suite, target, len(runnable))
+    reporter.header(args.suite, target, len(cases), len(deselected))
     report = asyncio.run(run_cases(
-        runnable, factory, suite=args.suite, target=target,
+        cases, factory, suite=args.suite, target=target,
         replay_command=_replay_command(args), repeat=args.repeat,
-        timeout_scale=args.timeout_scale, progress=reporter.progress))
-    if args.skip_slow:
-        slow: list[CaseResult] = [skipped(c, "slow case skipped (--skip-slow)")
-                                  for c in cases if c.slow]
-        report.results += slow
+        timeout_scale=args.timeout_scale, deselected=[c.id for c in deselected],
+        progress=reporter.progress))
     return _finish(report, args, reporter)
 
 

@@ -551,7 +551,7 @@ class ClientContext:
                 *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE, start_new_session=True)
         except OSError as exc:
-            self.block("launch", f"the client command could not start: {exc}")
+            self.block("launch", f"the client could not be started ({exc})")
             raise KitError(f"cannot launch the client {shlex.join(argv)}: {exc}") from None
         assert self._process.stdout is not None and self._process.stderr is not None
         loop = asyncio.get_running_loop()
@@ -564,7 +564,7 @@ class ClientContext:
             why = (f"exited with status {status} before connecting" if status is not None
                    else f"did not connect within {limit:.0f} s")
             stderr = bytes(self._stderr[-500:]).decode("utf-8", "replace").strip()
-            self.block("launch", f"the client {why}")
+            self.block("launch", f"the client never connected (it {why})")
             raise KitError(f"the client {why}" + (f"; its stderr: {stderr}" if stderr else ""))
         return link
 
@@ -714,12 +714,13 @@ class ClientContext:
     # ------------------------------------------------------------ fundamentals
     def mark_broken(self, fundamental: str, exc: Violation) -> None:
         """Record that something every case relies on is broken, so later cases skip."""
-        self.block(fundamental, f"{self.case.id} failed on {exc.requirement}")
+        self.block(fundamental, f"the {fundamental} does not work "
+                                f"({self.case.id} failed on {exc.requirement})")
 
     def block(self, fundamental: str, reason: str) -> None:
+        """Record that ``fundamental`` is broken; ``reason`` is a sentence saying so."""
         self._broken.setdefault(fundamental, reason)
 
     def require_working(self, fundamental: str) -> None:
         if fundamental in self._broken:
-            raise NotApplicable(f"blocked: the {fundamental} does not work "
-                                f"({self._broken[fundamental]})")
+            raise NotApplicable(f"blocked: {self._broken[fundamental]}")

@@ -16,7 +16,7 @@ import shlex
 
 import pytest
 
-from conformance.registry import all_cases, in_run_order, select
+from conformance.registry import Case, all_cases, in_run_order, select
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -39,11 +39,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--req", action="append", default=[], metavar="PATTERN",
                     help="only cases checking a requirement matching PATTERN (repeatable)")
     group.addoption("--skip-slow", action="store_true",
-                    help="skip the slow cases (keepalive, idle timeout)")
+                    help="leave out the slow cases (keepalive, idle timeout, history "
+                         "retention)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "slow: a slow conformance case (keepalive, idle timeout)")
+    config.addinivalue_line("markers", "slow: a slow conformance case (keepalive, idle timeout, "
+                            "history retention)")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -60,8 +62,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     cases = [c for suite in suites
              for c in select(all_cases(), suite=suite,  # type: ignore[arg-type]
                              requirement_patterns=config.getoption("--req"))]
-    if config.getoption("--skip-slow"):
-        cases = [c for c in cases if not c.slow]
     cases = in_run_order(cases)
     params = [pytest.param(c, id=c.id, marks=[pytest.mark.slow] if c.slow else [])
               for c in cases]
@@ -70,3 +70,18 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             reason="give --target HOST:PORT (server suite) or --client-command CMD "
                    "(client suite)"))]
     metafunc.parametrize("conformance_case", params)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """--skip-slow deselects the slow cases, so pytest leaves them out and counts them."""
+    if not config.getoption("--skip-slow"):
+        return
+    slow: list[pytest.Item] = []
+    kept: list[pytest.Item] = []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        case = callspec.params.get("conformance_case") if callspec is not None else None
+        (slow if isinstance(case, Case) and case.slow else kept).append(item)
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = kept

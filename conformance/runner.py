@@ -64,6 +64,11 @@ class RunReport:
     finished: datetime
     replay_command: list[str]
     """The command line that selects a single case, with ``{case}`` for its ID."""
+    deselected: list[str] = field(default_factory=list)
+    """IDs of the cases the selection left out without running them (--skip-slow)."""
+    blocked: dict[str, str] = field(default_factory=dict)
+    """What every case builds on (``launch``, ``handshake``, ``ping``) that was found
+    broken, with why; the cases needing it were SKIP."""
     kit_version: str = conformance.__version__
     spec_version: int = PROTOCOL_VERSION
 
@@ -85,6 +90,12 @@ class RunReport:
         if counts[Outcome.ERROR]:
             return 2
         return 0
+
+    def checked_requirements(self) -> list[str]:
+        """The requirements some case checked: held (PASS), broken, or FLAKY; not the
+        ones whose cases were all SKIP or ERROR."""
+        return [req for req, (outcome, _) in self.by_requirement().items()
+                if outcome not in (Outcome.SKIP, Outcome.ERROR)]
 
     def by_requirement(self) -> dict[str, tuple[Outcome, list[CaseResult]]]:
         """Each requirement the selected cases cite, its outcome, and the cases citing it.
@@ -180,12 +191,14 @@ async def run_cases(
     replay_command: list[str],
     repeat: int = 1,
     timeout_scale: float = 1.0,
+    deselected: list[str] | None = None,
     progress: Callable[[CaseResult, int, int], None] | None = None,
 ) -> RunReport:
     started = datetime.now(UTC)
     runs: dict[str, list[CaseResult]] = {case.id: [] for case in cases}
     total = len(cases) * repeat
     done = 0
+    blocked: dict[str, str] = {}
     for _ in range(repeat):
         broken: dict[str, str] = {}
         for case in cases:
@@ -194,10 +207,8 @@ async def run_cases(
             done += 1
             if progress is not None:
                 progress(result, done, total)
+        for fundamental, reason in broken.items():
+            blocked.setdefault(fundamental, reason)
     results = [_merge(runs[case.id]) for case in cases]
-    return RunReport(suite, target, results, started, datetime.now(UTC), replay_command)
-
-
-def skipped(case: Case, reason: str) -> CaseResult:
-    """A result for a case not run at all (for example --skip-slow)."""
-    return CaseResult(case, Outcome.SKIP, detail=reason, runs=[Outcome.SKIP])
+    return RunReport(suite, target, results, started, datetime.now(UTC), replay_command,
+                     deselected=list(deselected or []), blocked=blocked)

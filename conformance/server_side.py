@@ -692,9 +692,9 @@ class ServerContext:
     # ------------------------------------------------------------ fundamentals
     def mark_broken(self, fundamental: str, exc: Violation) -> None:
         """Record that something every case relies on is broken, so later cases skip."""
-        self._broken.setdefault(fundamental, f"{self.case.id} failed on {exc.requirement}")
+        self._broken.setdefault(fundamental, f"the {fundamental} does not work "
+                                             f"({self.case.id} failed on {exc.requirement})")
 
     def require_working(self, fundamental: str) -> None:
         if fundamental in self._broken:
-            raise NotApplicable(f"blocked: the {fundamental} does not work "
-                                f"({self._broken[fundamental]})")
+            raise NotApplicable(f"blocked: {self._broken[fundamental]}")

@@ -218,6 +218,18 @@ def test_requirement_view_fails_only_the_requirement_broken() -> None:
     assert table["CP-FRAME-7"][0] is Outcome.SKIP, "not verified: its case stopped earlier"
 
 
+def test_only_requirements_a_case_got_to_check_count_as_checked() -> None:
+    """A requirement whose cases were all SKIP or ERROR was not checked, whatever they cite."""
+    passed = _result(Outcome.PASS)  # cites CP-FRAME-3
+    failed = CaseResult(_case("server.a.f", "CP-FRAME-4"), Outcome.FAIL,
+                        [Violation("CP-FRAME-4", "x")], runs=[Outcome.FAIL])
+    skipped = CaseResult(_case("server.a.s", "CP-FRAME-7"), Outcome.SKIP, runs=[Outcome.SKIP])
+    errored = CaseResult(_case("server.a.e", "CP-FRAME-8"), Outcome.ERROR, runs=[Outcome.ERROR])
+    report = _report(passed, failed, skipped, errored)
+    assert report.checked_requirements() == ["CP-FRAME-3", "CP-FRAME-4"]
+    assert _report(skipped, errored).checked_requirements() == []
+
+
 # ---------------------------------------------------------------- reports
 def _failed_report() -> RunReport:
     transcript = Transcript()

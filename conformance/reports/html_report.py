@@ -79,6 +79,8 @@ def render(report: RunReport) -> str:
     requirements = load_requirements()
     counts = report.counts()
     tally = " ".join(f"{_badge(o)} {counts[o]}" for o in Outcome if counts[o])
+    deselected = (f"; {len(report.deselected)} slow case(s) deselected by --skip-slow"
+                  if report.deselected else "")
     out = [
         "<!doctype html><html lang=en><head><meta charset=utf-8>",
         f"<title>chatproto conformance: {escape(report.target)}</title>",
@@ -90,7 +92,7 @@ def render(report: RunReport) -> str:
         f"<tr><th>spec</th><td>chatproto v{report.spec_version}</td></tr>",
         f"<tr><th>run</th><td>{report.started:%Y-%m-%d %H:%M:%S} UTC, "
         f"{(report.finished - report.started).total_seconds():.1f} s</td></tr>",
-        f"<tr><th>cases</th><td>{len(report.results)}: {tally}</td></tr>",
+        f"<tr><th>cases</th><td>{len(report.results)}: {tally}{deselected}</td></tr>",
         f"<tr><th>exit status</th><td>{report.exit_status()}</td></tr>",
         "</table>",
         "<h2>Requirements</h2><table><tr><th>requirement</th><th>level</th>"

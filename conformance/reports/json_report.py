@@ -44,6 +44,8 @@ def as_dict(report: RunReport) -> dict[str, Any]:
         "finished": report.finished.isoformat(),
         "exit_status": report.exit_status(),
         "counts": {o.value: n for o, n in report.counts().items()},
+        "deselected": list(report.deselected),
+        "blocked": dict(report.blocked),
         "requirements": {req: {"outcome": outcome.value,
                                "cases": [r.case.id for r in results]}
                          for req, (outcome, results) in report.by_requirement().items()},

@@ -17,9 +17,10 @@ class TerminalReporter:
         self.out = out
         self.quiet = quiet
 
-    def header(self, suite: str, target: str, count: int) -> None:
+    def header(self, suite: str, target: str, count: int, deselected: int = 0) -> None:
         print(f"chatproto-conformance {conformance.__version__}, spec v{PROTOCOL_VERSION}: "
-              f"{suite} suite, {count} case(s), target {target}", file=self.out, flush=True)
+              f"{suite} suite, {cases_phrase(count, deselected)}, target {target}",
+              file=self.out, flush=True)
 
     def progress(self, result: CaseResult, done: int, total: int) -> None:
         if self.quiet and result.outcome not in _SHOWN:
@@ -27,6 +28,8 @@ class TerminalReporter:
         width = len(str(total))
         line = (f"[{done:>{width}}/{total}] {result.outcome.value:<5} {result.case.id} "
                 f"({', '.join(result.case.requirements)}) {result.duration_s * 1000:.0f} ms")
+        if result.outcome is Outcome.SKIP and result.detail:
+            line += f": {result.detail.splitlines()[0]}"
         print(line, file=self.out, flush=True)
         if result.outcome in _SHOWN:
             for violation in result.violations:
@@ -36,7 +39,6 @@ class TerminalReporter:
                     print(f"        {detail_line}", file=self.out)
 
     def summary(self, report: RunReport) -> None:
-        counts = report.counts()
         print(file=self.out)
         problems = [r for r in report.results if r.outcome in _SHOWN]
         if problems:
@@ -55,8 +57,22 @@ class TerminalReporter:
             print(f"MUST requirements broken: {', '.join(broken_reqs)}", file=self.out)
         if warned_reqs:
             print(f"SHOULD requirements broken: {', '.join(warned_reqs)}", file=self.out)
-        tally = ", ".join(f"{counts[o]} {o.value}" for o in Outcome if counts[o])
-        seconds = (report.finished - report.started).total_seconds()
-        print(f"{len(report.results)} case(s) in {seconds:.1f} s: {tally}; "
-              f"{len(table)} requirement(s) checked; exit status {report.exit_status()}",
-              file=self.out, flush=True)
+        for reason in report.blocked.values():
+            print(f"Blocked: {reason}; the cases that build on it were SKIP", file=self.out)
+        print(summary_line(report), file=self.out, flush=True)
+
+
+def cases_phrase(count: int, deselected: int) -> str:
+    """``203 case(s)``, and how many --skip-slow left out."""
+    left_out = f" ({deselected} slow case(s) deselected by --skip-slow)" if deselected else ""
+    return f"{count} case(s){left_out}"
+
+
+def summary_line(report: RunReport) -> str:
+    """The last line of a run: cases, outcomes, requirements checked, exit status."""
+    counts = report.counts()
+    tally = ", ".join(f"{counts[o]} {o.value}" for o in Outcome if counts[o])
+    seconds = (report.finished - report.started).total_seconds()
+    return (f"{cases_phrase(len(report.results), len(report.deselected))} in {seconds:.1f} s: "
+            f"{tally}; {len(report.checked_requirements())} requirement(s) checked; "
+            f"exit status {report.exit_status()}")
