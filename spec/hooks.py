@@ -13,7 +13,9 @@ Nothing on the site that describes the wire is copied by hand. At build time:
 * every requirement paragraph gets a permalink anchor named by its ID
   (``framing.md#CP-FRAME-3``);
 * the test vectors under ``vectors/`` are written from the schema;
-* every page carries the spec version it belongs to.
+* every page carries the spec version it belongs to;
+* the kit's ``<!-- generated:kit-summary -->`` blocks of the guides are rendered
+  from the case registry (``conformance/guide_blocks.py``).
 """
 
 from __future__ import annotations
@@ -62,7 +64,14 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
         markdown = fill_markers(markdown, context=_context, where=name)
         markdown = _FIELDS_BLOCK.sub(_with_layout_diagram, markdown)
         markdown = _REQUIREMENT_START.sub(_anchor_requirement, markdown)
-    return markdown
+    return _with_kit_blocks(markdown, name)
+
+
+def _with_kit_blocks(markdown: str, name: str) -> str:
+    """The guides show what the kit prints: those blocks come from its case registry."""
+    from conformance.guide_blocks import fill
+
+    return fill(markdown) if name.startswith("guides/") else markdown
 
 
 def _anchor_requirement(match: re.Match[str]) -> str:
