@@ -10,11 +10,30 @@ from __future__ import annotations
 import argparse
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
-from chatproto import DEFAULT_PORT, Limits, __version__
+from chatproto import DEFAULT_PORT, PROTOCOL_VERSION, Limits, __version__
+from reference_server.passwords import check_stored_password
+
+VERSION_TEXT = f"chatproto-server {__version__} (spec v{PROTOCOL_VERSION})"
+
+
+def _stored_password(value: str) -> str:
+    check_stored_password(value)
+    return value
+
+
+OperatorPassword = Annotated[str, Field(min_length=1), AfterValidator(_stored_password)]
+"""A hash from ``chatproto-server hash-password``, or a plain password not starting with scrypt$."""
 
 
 class ConfigError(Exception):
@@ -34,10 +53,11 @@ class ServerConfig(BaseModel):
     server_name: str = Field(default=f"chatproto-reference-server/{__version__}",
                              description="Server software name sent in WELCOME.")
     motd: str = Field(default="", description="Message of the day, sent as NOTICE after WELCOME.")
-    operators: dict[str, str] = Field(
+    operators: dict[str, OperatorPassword] = Field(
         default_factory=dict,
-        description="Operator name -> password, for OPER. Passwords may be given as "
-        "scrypt hashes made by `chatproto-server hash-password`.",
+        description="Operator name -> password, for OPER: the line `chatproto-server "
+        "hash-password` prints (scrypt$...), or a plain password that does not start "
+        "with scrypt$.",
     )
     tls_cert: Path | None = Field(default=None, description="TLS certificate chain (PEM).")
     tls_key: Path | None = Field(default=None, description="TLS private key (PEM).")
@@ -73,37 +93,49 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def _default_text(name: str) -> str:
+    default = ServerConfig.model_fields[name].get_default(call_default_factory=True)
+    if default is None or default == "":
+        return "none"
+    if isinstance(default, Path) and not default.is_absolute():
+        return f"./{default}"
+    return str(default)
+
+
+def _help(name: str) -> str:
+    """The help of the flag for setting ``name``: its description and its default."""
+    return f"{ServerConfig.model_fields[name].description} (default {_default_text(name)})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="chatproto-server",
         description="The chatproto v1 reference server. Settings come from the defaults, "
         "then the --config file, then these flags.",
         epilog="`chatproto-server hash-password` reads a password and prints its scrypt hash, "
-        "for the [operators] table of a config file.",
+        "for the [operators] table of a config file (`chatproto-server hash-password --help`).",
     )
+    parser.add_argument("--version", action="version", version=VERSION_TEXT)
     parser.add_argument("--config", type=Path, metavar="FILE",
-                        help="TOML file with any of the settings below (limits in a [limits] "
-                        "table, operators in an [operators] table of name = password)")
-    fields = ServerConfig.model_fields
-    parser.add_argument("--host", help=fields["host"].description)
-    parser.add_argument("--port", type=int, help=f"{fields['port'].description} "
-                        f"(default {DEFAULT_PORT})")
-    parser.add_argument("--server-name", help=fields["server_name"].description)
-    parser.add_argument("--motd", help=fields["motd"].description)
+                        help="TOML file with any of the settings below: limits in a [limits] "
+                        "table, operators in an [operators] table of name = password "
+                        "(default none)")
+    parser.add_argument("--host", help=_help("host"))
+    parser.add_argument("--port", type=int, help=_help("port"))
+    parser.add_argument("--server-name", metavar="NAME", help=_help("server_name"))
+    parser.add_argument("--motd", metavar="TEXT", help=_help("motd"))
     parser.add_argument("--oper", action="append", metavar="NAME:PASSWORD", default=[],
-                        help="Add an operator (repeatable).")
-    parser.add_argument("--tls-cert", type=Path, metavar="PEM", help=fields["tls_cert"].description)
-    parser.add_argument("--tls-key", type=Path, metavar="PEM", help=fields["tls_key"].description)
-    parser.add_argument("--data-dir", type=Path, metavar="DIR",
-                        help=f"{fields['data_dir'].description} (default ./chatproto-data)")
-    parser.add_argument("--history-depth", type=int, metavar="N",
-                        help=f"{fields['history_depth'].description} (default 1000)")
+                        help="Add an operator (repeatable); PASSWORD as for the [operators] "
+                        "table (default none)")
+    parser.add_argument("--tls-cert", type=Path, metavar="PEM", help=_help("tls_cert"))
+    parser.add_argument("--tls-key", type=Path, metavar="PEM", help=_help("tls_key"))
+    parser.add_argument("--data-dir", type=Path, metavar="DIR", help=_help("data_dir"))
+    parser.add_argument("--history-depth", type=int, metavar="N", help=_help("history_depth"))
     parser.add_argument("--max-output-buffer", type=int, metavar="BYTES",
-                        help=f"{fields['max_output_buffer'].description} (default 1 MiB)")
+                        help=_help("max_output_buffer"))
     parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-                        help=fields["log_level"].description)
-    parser.add_argument("--log-format", choices=["text", "json"],
-                        help=fields["log_format"].description)
+                        help=_help("log_level"))
+    parser.add_argument("--log-format", choices=["text", "json"], help=_help("log_format"))
     limits = parser.add_argument_group("limits advertised in WELCOME")
     for name, info in Limits.model_fields.items():
         limits.add_argument(_flag(name), type=int, dest=f"limit_{name}", metavar="N",

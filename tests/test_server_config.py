@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from chatproto import DEFAULT_PORT, Limits
+from chatproto import DEFAULT_PORT, Limits, __version__
 from reference_server.config import ConfigError, ServerConfig, build_parser, load_config
+from reference_server.passwords import hash_password, is_hash, verify_password
+
+ROOT = Path(__file__).resolve().parent.parent
 
 LIMIT_NAMES = list(Limits.model_fields)
 
@@ -307,3 +311,105 @@ def test_help_mentions_every_flag_with_its_help_text() -> None:
         assert _flag(name) in text, name
         assert info.description, f"Limits.{name} has no description"
         assert f"{info.description} (default {info.default})" in text, name
+
+
+# ----------------------------------------------------------------- operators
+
+_VALID_HASH = hash_password("teacher's password", n=2**4)
+_SALT, _DIGEST = _VALID_HASH.split("$")[4:]
+
+
+@pytest.mark.parametrize("stored", [
+    "scrypt$16384$8$1$...",  # the placeholder of README.md and the run-server guide
+    "scrypt$",
+    _VALID_HASH.rsplit("$", 1)[0],  # the digest left out
+    _VALID_HASH + "$extra",
+    _VALID_HASH[:-6],  # cut short: no longer base64
+    f"scrypt$16384$8$one${_SALT}${_DIGEST}",
+    f"scrypt$1000$8$1${_SALT}${_DIGEST}",  # N not a power of 2
+    f"scrypt$16384$0$1${_SALT}${_DIGEST}",
+    f"scrypt$1048576$8$1${_SALT}${_DIGEST}",  # more memory than the server allows
+    f"scrypt$16384$8$1$!!!!${_DIGEST}",
+    f"scrypt$16384$8$1${_SALT}$AAAA",  # a 3-byte digest
+], ids=["placeholder", "prefix-only", "no-digest", "extra-field", "truncated", "r-not-number",
+        "n-not-power-of-2", "r-zero", "too-much-memory", "salt-not-base64", "short-digest"])
+def test_an_operator_value_that_looks_like_a_hash_must_be_one(tmp_path: Path,
+                                                               stored: str) -> None:
+    config_file = _write(tmp_path / "server.toml", f'[operators]\nteacher = "{stored}"\n')
+    message = _config_error(["--config", str(config_file)])
+    assert message.startswith("config.operators.teacher: "), message
+    assert stored not in message or stored == "scrypt$", "the value may be a password"
+    assert not is_hash(stored)
+    with pytest.raises(ValueError):
+        verify_password("teacher's password", stored)
+
+
+def test_a_malformed_hash_given_with_oper_is_refused_too() -> None:
+    message = _config_error(["--oper", "admin:scrypt$16384$8$1$..."])
+    assert message.startswith("config.operators.admin: "), message
+    assert "hash-password" in message
+
+
+@pytest.mark.parametrize("stored", [_VALID_HASH, "plain password", "scrypt-ish$but$plain",
+                                    "SCRYPT$16384$8$1$...", "$scrypt$"])
+def test_a_whole_hash_or_a_plain_password_is_accepted(tmp_path: Path, stored: str) -> None:
+    config_file = _write(tmp_path / "server.toml", f'[operators]\nteacher = "{stored}"\n')
+    assert load_config(["--config", str(config_file)]).operators == {"teacher": stored}
+
+
+def test_an_empty_operator_password_is_refused(tmp_path: Path) -> None:
+    config_file = _write(tmp_path / "server.toml", '[operators]\nteacher = ""\n')
+    assert _config_error(["--config", str(config_file)]).startswith("config.operators.teacher: ")
+
+
+@pytest.mark.parametrize("document", ["README.md", "spec/guides/run-server.md"])
+def test_the_documented_placeholder_hash_is_refused(tmp_path: Path, document: str) -> None:
+    """The docs' example config, copied as it is, fails at start-up rather than letting the
+    placeholder ``scrypt$16384$8$1$...`` work as a password."""
+    text = (ROOT / document).read_text(encoding="utf-8")
+    blocks = [b for b in re.findall(r"```toml\n(.*?)```", text, flags=re.DOTALL)
+              if "scrypt$16384$8$1$...\"" in b]
+    assert blocks, f"no example config with the placeholder hash in {document}"
+    config_file = _write(tmp_path / "example.toml", blocks[0])
+    message = _config_error(["--config", str(config_file)])
+    assert message.startswith("config.operators.teacher: "), message
+
+
+def test_every_flag_states_its_default() -> None:
+    undocumented = [
+        action.option_strings[0] for action in build_parser()._actions
+        if action.option_strings and action.dest not in ("help", "version")
+        and not re.search(r" \(default [^()]+\)$", action.help or "")
+    ]
+    assert not undocumented
+
+
+def test_help_states_the_defaults_people_look_for() -> None:
+    result = subprocess.run([sys.executable, "-m", "reference_server", "--help"],
+                            capture_output=True, text=True, timeout=60,
+                            env=dict(os.environ, COLUMNS="100"))
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    for expected in ("Address to listen on. (default 127.0.0.1)",
+                     f"0 picks a free one. (default {DEFAULT_PORT})",
+                     "Logging threshold. (default INFO)",
+                     "One line per record: text or JSON. (default text)",
+                     "(default ./chatproto-data)", "(default 1000)", "(default 1048576)",
+                     "`chatproto-server hash-password --help`"):
+        assert expected in text, expected
+
+
+def test_version() -> None:
+    result = subprocess.run([sys.executable, "-m", "reference_server", "--version"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"chatproto-server {__version__} (spec v1)\n"
+
+
+def test_the_guide_quotes_the_malformed_hash_error_as_the_server_prints_it(
+        tmp_path: Path) -> None:
+    config_file = _write(tmp_path / "server.toml",
+                         '[operators]\nteacher = "scrypt$16384$8$1$..."\n')
+    message = _config_error(["--config", str(config_file)])
+    guide = (ROOT / "spec/guides/run-server.md").read_text(encoding="utf-8")
+    assert f"\nchatproto-server: {message}\n" in guide
