@@ -16,6 +16,17 @@ from reference_server.server import ChatServer
 log = logging.getLogger("chatproto.server")
 
 
+def connect_hint(config: ServerConfig, port: int) -> str:
+    """The client command line for this server, as the start-up banner shows it."""
+    host = f"[{config.host}]" if ":" in config.host else config.host
+    command = f"`chatproto-client {host}:{port} --nick NAME"
+    if config.tls_cert is None:
+        return command + "`"
+    # The server cannot tell whether a public CA signed its certificate; say both.
+    return (command + " --tls` (with `--cafile CA.pem` instead of `--tls` if no public CA "
+            "signed the certificate)")
+
+
 async def _run(config: ServerConfig) -> None:
     server = ChatServer(config)
     loop = asyncio.get_running_loop()
@@ -26,9 +37,10 @@ async def _run(config: ServerConfig) -> None:
         loop.add_signal_handler(signum, stop.set)
     await server.start()
     if config.log_format == "text":  # JSON logs stay one object per line
-        print(f"chatproto-server listening on {config.host}:{server.port}: connect with "
-              f"`chatproto-client {config.host}:{server.port} --nick NAME`; Ctrl-C stops "
-              "the server", file=sys.stderr, flush=True)
+        tls = " (TLS)" if config.tls_cert is not None else ""
+        print(f"chatproto-server listening on {config.host}:{server.port}{tls}: connect with "
+              f"{connect_hint(config, server.port)}; Ctrl-C stops the server",
+              file=sys.stderr, flush=True)
     await stop.wait()
     await server.shutdown()
 

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import importlib.util
 import logging
+import re
+import socket
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +21,9 @@ from server_harness import HOST, ChatTestClient
 
 from chatproto import encode
 from chatproto.messages import Hello, Join, Ok, RoomMessage, SendRoom
+from reference_server.__main__ import connect_hint
+from reference_server.config import ServerConfig
+from reference_server.server import TLS_HANDSHAKE_TIMEOUT_S, handshake_failure
 
 
 @dataclass(frozen=True)
@@ -203,3 +211,190 @@ async def test_tls_from_the_command_line(pki: Pki, make_server_process: MakeServ
     await client.ok(Join(room="#cli"))
     await client.close()
     assert await server.stop() == 0
+    # The banner follows the log line: complete once the process has exited.
+    banner = [line for line in server.stderr_lines if line.startswith("chatproto-server ")]
+    assert len(banner) == 1, server.stderr_text()
+    assert (f"connect with `chatproto-client {HOST}:{server.port} --nick NAME --tls` "
+            "(with `--cafile CA.pem` instead of `--tls`") in banner[0]
+
+
+# ------------------------------------------------- failed handshakes, logged
+
+
+_HELLO = encode(Hello(request_id=1, min_version=1, max_version=1, nick="plain",
+                      client_name="plain-tcp"))
+
+
+async def _plain_tcp_hello(port: int) -> int:
+    """A chatproto HELLO in plain TCP to a TLS server; the client's own port."""
+    reader, writer = await asyncio.open_connection(HOST, port)
+    try:
+        own_port: int = writer.get_extra_info("sockname")[1]
+        writer.write(_HELLO)
+        await writer.drain()
+        with contextlib.suppress(ConnectionError):
+            async with asyncio.timeout(10):
+                while await reader.read(4096):
+                    pass
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+    return own_port
+
+
+async def _untrusting_tls_client(port: int) -> int:
+    """A TLS client that does not trust the server's CA; the client's own port."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    try:
+        await asyncio.get_running_loop().sock_connect(sock, (HOST, port))
+        own_port: int = sock.getsockname()[1]
+        with pytest.raises(ssl.SSLCertVerificationError):
+            async with asyncio.timeout(10):
+                await asyncio.open_connection(sock=sock, ssl=ssl.create_default_context(),
+                                              server_hostname=HOST)
+    finally:
+        sock.close()
+    return own_port
+
+
+async def _until(condition: Callable[[], list[str]], what: str) -> list[str]:
+    """Wait (at most 10 s) until ``condition`` returns a non-empty list; return it."""
+    try:
+        async with asyncio.timeout(10):
+            while not (found := condition()):
+                await asyncio.sleep(0.01)
+    except TimeoutError:
+        raise AssertionError(f"no {what} within 10 s") from None
+    return found
+
+
+def _handshake_lines(lines: list[str], own_port: int) -> list[str]:
+    return [line for line in lines
+            if f"TLS handshake failed peer={HOST}:{own_port} reason=" in line]
+
+
+async def test_failed_handshakes_are_logged_one_line_each_and_the_server_keeps_serving(
+        pki: Pki, make_server: MakeServer, client_factory: ClientFactory,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Under whichever loop runs the test (conftest's --event-loop: asyncio or uvloop)."""
+    caplog.set_level(logging.INFO)
+    server = await _tls_server(make_server, pki)
+
+    def messages() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.name == "chatproto.server"]
+
+    plain_port = await _plain_tcp_hello(server.port)
+    plain = await _until(lambda: _handshake_lines(messages(), plain_port),
+                         "log line for the plain-TCP client")
+    assert plain == [f"TLS handshake failed peer={HOST}:{plain_port} "
+                     "reason=WRONG_VERSION_NUMBER: not TLS: a plain-TCP client?"]
+
+    untrusting_port = await _untrusting_tls_client(server.port)
+    untrusting = await _until(lambda: _handshake_lines(messages(), untrusting_port),
+                              "log line for the client without the CA")
+    assert len(untrusting) == 1
+    # asyncio's client resets the connection, OpenSSL's own tools send the alert.
+    assert re.fullmatch(r"TLS handshake failed peer=\S+ reason=(CONNECTION_RESET|"
+                        r"TLSV1_ALERT_UNKNOWN_CA): .*does not trust the certificate",
+                        untrusting[0]), untrusting
+
+    client = await client_factory(None, server=server, tls=pki.client_context())
+    assert (await client.hello("after")).nick == "after"
+    await client.close()
+    await server.shutdown()
+
+    handshake_records = [r for r in caplog.records
+                         if r.getMessage().startswith("TLS handshake failed")]
+    assert len(handshake_records) == 2
+    assert all(r.levelno == logging.INFO and r.exc_info is None for r in handshake_records)
+    assert not [r for r in caplog.records if r.exc_info is not None or r.exc_text]
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    # A refused handshake is not a session: no connect or disconnect line for it.
+    connects = [m for m in messages() if m.startswith("connect ")]
+    assert len(connects) == 1, connects
+
+
+async def test_failed_handshake_is_logged_by_the_server_process(
+        pki: Pki, make_server_process: MakeServerProcess,
+        client_factory: ClientFactory) -> None:
+    """The process runs uvloop when it is installed (the dev extra installs it)."""
+    server = await make_server_process("--tls-cert", str(pki.cert),
+                                       "--tls-key", str(pki.key)).start()
+    plain_port = await _plain_tcp_hello(server.port)
+    lines = await _until(lambda: _handshake_lines(server.stderr_lines, plain_port),
+                         "log line for the plain-TCP client")
+    assert len(lines) == 1 and lines[0].endswith(
+        f" INFO TLS handshake failed peer={HOST}:{plain_port} "
+        "reason=WRONG_VERSION_NUMBER: not TLS: a plain-TCP client?"), lines
+    untrusting_port = await _untrusting_tls_client(server.port)
+    await _until(lambda: _handshake_lines(server.stderr_lines, untrusting_port),
+                 "log line for the client without the CA")
+    client = await client_factory(None, server=server, tls=pki.client_context())
+    assert (await client.hello("after")).nick == "after"
+    await client.close()
+    assert await server.stop() == 0
+    assert "Traceback" not in server.stderr_text()
+    if importlib.util.find_spec("uvloop") is not None:
+        assert any("loop=uvloop" in line for line in server.stderr_lines), server.stderr_text()
+
+
+async def test_shutdown_drops_a_connection_still_in_its_handshake(
+        pki: Pki, make_server: MakeServer) -> None:
+    server = await _tls_server(make_server, pki)
+    reader, writer = await asyncio.open_connection(HOST, server.port)  # says nothing
+    try:
+        async with asyncio.timeout(10):
+            await server.shutdown()
+            with contextlib.suppress(ConnectionError):
+                assert await reader.read(4096) == b""
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+
+
+@pytest.mark.parametrize(("error", "expected"), [
+    (ConnectionResetError(errno.ECONNRESET, "reset"),
+     "CONNECTION_RESET: the client hung up, as one does that does not trust the certificate"),
+    (ConnectionAbortedError("SSL handshake is taking longer than 60.0 seconds"),
+     f"TIMEOUT: no handshake within {TLS_HANDSHAKE_TIMEOUT_S:g} s"),
+    (OSError(errno.EHOSTUNREACH, "No route to host"), "EHOSTUNREACH"),
+    (OSError("no errno"), "OSError"),
+], ids=["reset", "timeout", "errno", "bare"])
+def test_handshake_failure_reasons(error: OSError, expected: str) -> None:
+    assert handshake_failure(error) == expected
+
+
+def test_handshake_failure_reason_of_an_ssl_error() -> None:
+    error = ssl.SSLError(1, "[SSL: HTTP_REQUEST] http request")
+    error.reason = "HTTP_REQUEST"  # set by the ssl module from OpenSSL's error
+    assert handshake_failure(error) == "HTTP_REQUEST: an HTTP request, not TLS"
+    error.reason = "SOMETHING_NEW"
+    assert handshake_failure(error) == "SOMETHING_NEW"
+
+
+# ------------------------------------------------------------------ banner
+
+
+@pytest.mark.parametrize(("host", "tls", "expected"), [
+    ("127.0.0.1", False, "`chatproto-client 127.0.0.1:7879 --nick NAME`"),
+    ("::1", False, "`chatproto-client [::1]:7879 --nick NAME`"),
+    ("127.0.0.1", True, "`chatproto-client 127.0.0.1:7879 --nick NAME --tls` (with "
+     "`--cafile CA.pem` instead of `--tls` if no public CA signed the certificate)"),
+], ids=["plain", "ipv6", "tls"])
+def test_connect_hint(host: str, tls: bool, expected: str) -> None:
+    files = {"tls_cert": Path("c.pem"), "tls_key": Path("k.pem")} if tls else {}
+    assert connect_hint(ServerConfig(host=host, **files), 7879) == expected
+
+
+def test_the_guide_quotes_the_tls_banner_and_log_lines_as_the_server_prints_them() -> None:
+    guide = (Path(__file__).resolve().parent.parent / "spec/guides/run-server.md").read_text(
+        encoding="utf-8")
+    tls = ServerConfig(tls_cert=Path("c.pem"), tls_key=Path("k.pem"))
+    assert f"(TLS): connect with {connect_hint(tls, 7879)}; Ctrl-C" in guide
+    plain_tcp = ssl.SSLError(1, "wrong version number")
+    plain_tcp.reason = "WRONG_VERSION_NUMBER"
+    for error in (plain_tcp, ConnectionResetError()):
+        assert f" reason={handshake_failure(error)}\n" in guide, handshake_failure(error)
