@@ -1,7 +1,11 @@
-"""``chatproto-server``: run the reference server until SIGINT or SIGTERM."""
+"""``chatproto-server``: run the reference server until SIGINT or SIGTERM.
+
+``chatproto-server hash-password`` instead reads a password and prints its hash.
+"""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import getpass
 import logging
@@ -14,6 +18,8 @@ from reference_server.passwords import hash_password
 from reference_server.server import ChatServer
 
 log = logging.getLogger("chatproto.server")
+
+HASH_PASSWORD = "hash-password"
 
 
 def connect_hint(config: ServerConfig, port: int) -> str:
@@ -53,12 +59,73 @@ def _install_fast_loop() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
+# ------------------------------------------------------------- hash-password
+
+
+class PasswordInputError(Exception):
+    """No usable password was given; the message says why, in one line."""
+
+
+def build_hash_password_parser() -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(
+        prog=f"chatproto-server {HASH_PASSWORD}",
+        description="Read a password and print its scrypt hash, for the [operators] table "
+        "of a config file (name = \"scrypt$...\"). On a terminal it asks twice, without "
+        "echo; otherwise it reads the first line of standard input "
+        "(`echo secret | chatproto-server hash-password`).",
+        epilog="Exit status: 0 the hash is printed; 1 no usable password (one line on "
+        "stderr); 2 usage error.",
+    )
+
+
+def read_new_password() -> str:
+    """The password to hash: asked twice on a terminal, else stdin's first line."""
+    stdin = sys.stdin
+    if stdin is not None and stdin.isatty():
+        try:
+            password = getpass.getpass("password: ")
+            if not password:
+                raise PasswordInputError("empty password")
+            if getpass.getpass("again: ") != password:
+                raise PasswordInputError("the two passwords differ")
+        except EOFError:  # Ctrl-D at the prompt
+            raise PasswordInputError("no password given") from None
+        return password
+    # Not a terminal: a pipe or a file. getpass would read the controlling
+    # terminal instead, if there is one, or warn that it cannot hide the input.
+    line = stdin.buffer.readline() if stdin is not None else b""
+    if not line:
+        raise PasswordInputError("no password on standard input")
+    try:
+        password = line.decode("utf-8").removesuffix("\n").removesuffix("\r")
+    except UnicodeDecodeError:
+        raise PasswordInputError("the password on standard input is not UTF-8") from None
+    if not password:
+        raise PasswordInputError("empty password (the first line of standard input)")
+    return password
+
+
+def _hash_password_command(args: list[str]) -> int:
+    build_hash_password_parser().parse_args(args)
+    try:
+        password = read_new_password()
+    except PasswordInputError as exc:
+        print(f"chatproto-server {HASH_PASSWORD}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(file=sys.stderr)  # end the prompt's line
+        return 130
+    print(hash_password(password))
+    return 0
+
+
+# ---------------------------------------------------------------------- main
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if args[:1] == ["hash-password"]:
-        # For the operators table of a config file: keep no plain passwords there.
-        print(hash_password(getpass.getpass("password: ")))
-        return 0
+    if args[:1] == [HASH_PASSWORD]:
+        return _hash_password_command(args[1:])
     try:
         config = load_config(args)
     except ConfigError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import io
 import os
 import pty
 import select
@@ -15,6 +16,7 @@ import termios
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import ClientFactory, MakeServerProcess
@@ -53,6 +55,10 @@ async def test_listening_line_and_welcome(make_server_process: MakeServerProcess
     assert await server.stop() == 0
     _assert_clean_stderr(server.stderr_lines)
     assert (server.data_dir / "chatproto.sqlite3").exists()
+    # The banner follows the log line: complete once the process has exited.
+    banner = [line for line in server.stderr_lines if line.startswith("chatproto-server ")]
+    assert len(banner) == 1 and (f"connect with `chatproto-client {HOST}:{server.port} "
+                                 "--nick NAME`; Ctrl-C") in banner[0], server.stderr_text()
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
@@ -170,7 +176,8 @@ def test_bad_flag_is_a_usage_error(make_server_process: MakeServerProcess,
 
 
 @pytest.mark.parametrize("args", [["--max-frame-size", "100"], ["--idle-timeout-s", "1"],
-                                  ["--oper", "nocolon"], ["--tls-cert", "only-cert.pem"]])
+                                  ["--oper", "nocolon"], ["--tls-cert", "only-cert.pem"],
+                                  ["--oper", "teacher:scrypt$16384$8$1$..."]])
 def test_invalid_setting_is_a_one_line_error(make_server_process: MakeServerProcess,
                                              args: list[str]) -> None:
     result = make_server_process(*args).run_to_exit()
@@ -182,18 +189,32 @@ def test_invalid_setting_is_a_one_line_error(make_server_process: MakeServerProc
 # ------------------------------------------------------------- hash-password
 
 
-def test_hash_password_in_process(monkeypatch: pytest.MonkeyPatch,
-                                  capsys: pytest.CaptureFixture[str]) -> None:
+class _FakeTerminal(io.StringIO):
+    """A stdin that says it is a terminal (getpass itself is replaced)."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def _fake_getpass(monkeypatch: pytest.MonkeyPatch, answers: list[str]) -> list[str]:
+    """Replace getpass.getpass with one that gives ``answers`` in turn; the prompts seen."""
     prompts: list[str] = []
 
     def fake_getpass(prompt: str = "Password: ", stream: object = None) -> str:
         prompts.append(prompt)
-        return "s3cret pass"
+        return answers.pop(0)
 
     monkeypatch.setattr(getpass, "getpass", fake_getpass)
+    return prompts
+
+
+def test_hash_password_on_a_terminal_asks_twice(monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(sys, "stdin", _FakeTerminal())
+    prompts = _fake_getpass(monkeypatch, ["s3cret pass", "s3cret pass"])
     assert server_main.main(["hash-password"]) == 0
     out = capsys.readouterr().out
-    assert prompts == ["password: "]
+    assert prompts == ["password: ", "again: "]
     lines = out.splitlines()
     assert len(lines) == 1, out
     stored = lines[0]
@@ -201,6 +222,100 @@ def test_hash_password_in_process(monkeypatch: pytest.MonkeyPatch,
     assert "s3cret" not in out
     assert verify_password("s3cret pass", stored)
     assert not verify_password("s3cret pas", stored)
+
+
+@pytest.mark.parametrize(("answers", "reason"), [
+    (["one", "two"], "the two passwords differ"),
+    ([""], "empty password"),
+], ids=["mismatch", "empty"])
+def test_hash_password_on_a_terminal_refuses(monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str],
+                                             answers: list[str], reason: str) -> None:
+    monkeypatch.setattr(sys, "stdin", _FakeTerminal())
+    _fake_getpass(monkeypatch, answers)
+    assert server_main.main(["hash-password"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == f"chatproto-server hash-password: {reason}\n"
+
+
+def test_hash_password_reads_the_first_line_of_a_pipe(monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b" piped pw \r\nnext\n")))
+    _fake_getpass(monkeypatch, [])  # any prompt would fail: nothing to answer
+    assert server_main.main(["hash-password"]) == 0
+    stored = capsys.readouterr().out.strip()
+    assert verify_password(" piped pw ", stored)  # spaces are part of it, the CR LF is not
+
+
+def _hash_password_process(*args: str, stdin: bytes | None,
+                           **popen: Any) -> subprocess.CompletedProcess[bytes]:
+    """``chatproto-server hash-password ARGS`` with ``stdin`` piped in (None: /dev/null)."""
+    return subprocess.run(
+        [sys.executable, "-m", "reference_server", "hash-password", *args], cwd=ROOT,
+        input=stdin, stdin=subprocess.DEVNULL if stdin is None else None,
+        capture_output=True, timeout=60, **popen)
+
+
+def test_hash_password_from_a_pipe_without_a_terminal() -> None:
+    # A new session has no controlling terminal: getpass would warn (GetPassWarning).
+    result = _hash_password_process(stdin=b"piped secret\n", start_new_session=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == b""
+    assert verify_password("piped secret", result.stdout.decode().strip())
+
+
+def test_hash_password_reads_the_pipe_even_with_a_terminal_attached() -> None:
+    """`echo secret | chatproto-server hash-password` typed in a terminal hashes "secret"."""
+    master, slave = pty.openpty()
+    terminal = os.ttyname(slave)
+
+    def attach_terminal() -> None:  # runs after setsid: the first tty opened becomes ours
+        os.close(os.open(terminal, os.O_RDWR))
+
+    try:
+        result = _hash_password_process(stdin=b"secret\n", start_new_session=True,
+                                        preexec_fn=attach_terminal)
+        assert result.returncode == 0, result.stderr
+        assert verify_password("secret", result.stdout.decode().strip())
+        written = b""
+        while select.select([master], [], [], 0)[0]:
+            chunk = os.read(master, 4096)
+            if not chunk:
+                break
+            written += chunk
+        assert written == b"", "it prompted on the terminal instead of reading the pipe"
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+@pytest.mark.parametrize(("stdin", "reason"), [
+    (None, "no password on standard input"),
+    (b"\n", "empty password (the first line of standard input)"),
+    (b"\xff\xfe\n", "the password on standard input is not UTF-8"),
+], ids=["no-input", "empty-line", "not-utf8"])
+def test_hash_password_without_a_usable_password(stdin: bytes | None, reason: str) -> None:
+    result = _hash_password_process(stdin=stdin)
+    assert result.returncode == 1
+    assert result.stdout == b""
+    assert result.stderr.decode() == f"chatproto-server hash-password: {reason}\n"
+
+
+def test_hash_password_help_helps() -> None:
+    result = _hash_password_process("--help", stdin=None)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout.decode()
+    assert out.startswith("usage: chatproto-server hash-password [-h]")
+    assert "asks twice" in out and "first line of standard input" in out
+    assert result.stderr == b""  # no prompt
+
+
+def test_hash_password_bad_option_is_a_usage_error() -> None:
+    result = _hash_password_process("--no-such-option", stdin=b"pw\n")
+    assert result.returncode == 2
+    assert b"usage: chatproto-server hash-password" in result.stderr
+    assert result.stdout == b""
 
 
 def _read_until(fd: int, needle: bytes, deadline: float) -> bytes:
@@ -219,7 +334,7 @@ def _read_until(fd: int, needle: bytes, deadline: float) -> bytes:
 
 
 def test_hash_password_from_a_terminal(tmp_path: Path) -> None:
-    """The subcommand reads from a pty (as from a user's terminal), echo off."""
+    """The subcommand reads from a pty (as from a user's terminal), echo off, twice."""
     master, slave = pty.openpty()
     proc: subprocess.Popen[bytes] | None = None
     try:
@@ -233,6 +348,9 @@ def test_hash_password_from_a_terminal(tmp_path: Path) -> None:
         deadline = time.monotonic() + 30
         _read_until(proc.stderr.fileno(), b"password: ", deadline)
         # getpass has turned echo off before it prompts.
+        assert not termios.tcgetattr(master)[3] & termios.ECHO
+        os.write(master, b"tty pass phrase\n")
+        _read_until(proc.stderr.fileno(), b"again: ", deadline)
         assert not termios.tcgetattr(master)[3] & termios.ECHO
         os.write(master, b"tty pass phrase\n")
         out, err = proc.communicate(timeout=30)
@@ -264,11 +382,9 @@ def test_hash_password_from_a_terminal(tmp_path: Path) -> None:
 
 async def test_operator_with_a_hashed_password_can_oper(
         make_server_process: MakeServerProcess, client_factory: ClientFactory) -> None:
-    stored = subprocess.run(
-        [sys.executable, "-c",
-         "import getpass, reference_server.__main__ as m; "
-         "getpass.getpass = lambda prompt='': 'oper-secret'; m.main(['hash-password'])"],
-        cwd=ROOT, capture_output=True, text=True, timeout=60, check=True).stdout.strip()
+    result = _hash_password_process(stdin=b"oper-secret\n")
+    assert result.returncode == 0, result.stderr
+    stored = result.stdout.decode().strip()
     assert is_hash(stored)
     server = await make_server_process("--oper", f"admin:{stored}").start()
     client = await client_factory("opal", server=server)
