@@ -11,6 +11,7 @@ import getpass
 import logging
 import signal
 import sys
+from collections.abc import Callable
 
 from reference_server.config import ConfigError, ServerConfig, load_config
 from reference_server.logs import configure_logging
@@ -51,12 +52,19 @@ async def _run(config: ServerConfig) -> None:
     await server.shutdown()
 
 
-def _install_fast_loop() -> None:
+def event_loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The loop factory for ``--event-loop`` (None: asyncio's default loop)."""
+    if choice == "asyncio":
+        return None
     try:
         import uvloop  # type: ignore[import-not-found, unused-ignore]
     except ImportError:
-        return
-    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+        if choice == "uvloop":
+            raise ConfigError("--event-loop uvloop: uvloop is not installed "
+                              "(pip install 'chatproto[fast]')") from None
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
 
 
 # ------------------------------------------------------------- hash-password
@@ -128,13 +136,14 @@ def main(argv: list[str] | None = None) -> int:
         return _hash_password_command(args[1:])
     try:
         config = load_config(args)
+        loop_factory = event_loop_factory(config.event_loop)
     except ConfigError as exc:
         print(f"chatproto-server: {exc}", file=sys.stderr)
         return 2
     configure_logging(config.log_level, config.log_format)
-    _install_fast_loop()
     try:
-        asyncio.run(_run(config))
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            runner.run(_run(config))
     except OSError as exc:  # the port is taken, the certificate is missing...
         print(f"chatproto-server: {exc}", file=sys.stderr)
         return 1

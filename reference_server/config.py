@@ -75,6 +75,9 @@ class ServerConfig(BaseModel):
                                                 description="One line per record: text or JSON.")
     shutdown_grace_s: float = Field(
         default=5.0, gt=0, description="Seconds to let clients drain the shutdown notice.")
+    event_loop: Literal["auto", "asyncio", "uvloop"] = Field(
+        default="auto", description="The event loop: uvloop (pip install 'chatproto[fast]'), "
+        "asyncio's own, or auto: uvloop when it is installed.")
 
     @model_validator(mode="after")
     def _tls_pair(self) -> ServerConfig:
@@ -136,6 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                         help=_help("log_level"))
     parser.add_argument("--log-format", choices=["text", "json"], help=_help("log_format"))
+    parser.add_argument("--event-loop", choices=["auto", "asyncio", "uvloop"],
+                        help=_help("event_loop"))
     limits = parser.add_argument_group("limits advertised in WELCOME")
     for name, info in Limits.model_fields.items():
         limits.add_argument(_flag(name), type=int, dest=f"limit_{name}", metavar="N",
@@ -159,7 +164,7 @@ def load_config(argv: list[str] | None = None) -> ServerConfig:
             raise ConfigError(f"{table} must be a table ([{table}]) in {args.config}")
     limits, operators = dict(limits), dict(operators)
     for key in ("host", "port", "server_name", "motd", "tls_cert", "tls_key", "data_dir",
-                "history_depth", "max_output_buffer", "log_level", "log_format"):
+                "history_depth", "max_output_buffer", "log_level", "log_format", "event_loop"):
         value = getattr(args, key)
         if value is not None:
             settings[key] = value

@@ -4,7 +4,8 @@
 subclasses of asyncio's (an ``isinstance`` check once broke every connection
 under it). The in-process server suite therefore runs a second time here, in a
 child pytest with ``--event-loop uvloop``; the server processes the other tests
-start use uvloop already, since the dev extra installs it.
+start use uvloop already (``--event-loop auto``, and the dev extra installs it);
+``--event-loop`` makes a server process take either loop.
 """
 
 from __future__ import annotations
@@ -15,7 +16,11 @@ import subprocess
 import sys
 
 import pytest
+from conftest import ClientFactory, MakeServerProcess
 from server_harness import ROOT
+
+from chatproto.messages import Join
+from reference_server.__main__ import event_loop_factory
 
 UVLOOP_SUITE = (
     "tests/test_server_handshake.py",
@@ -50,3 +55,19 @@ def test_the_in_process_server_suite_passes_under_uvloop() -> None:
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
     passed = re.search(r"(\d+) passed", summary)
     assert passed and int(passed.group(1)) > 200, summary
+
+
+@pytest.mark.parametrize("choice", ["asyncio", "uvloop"])
+async def test_the_server_process_serves_on_the_loop_it_is_told(
+        make_server_process: MakeServerProcess, client_factory: ClientFactory,
+        choice: str) -> None:
+    server = await make_server_process("--event-loop", choice).start()
+    assert any(f"loop={choice}" in line for line in server.stderr_lines), server.stderr_text()
+    alice = await client_factory("alice", server=server)
+    await alice.ok(Join(room="#loops"))
+
+
+def test_auto_picks_uvloop_when_it_is_installed() -> None:
+    pytest.importorskip("uvloop")
+    assert event_loop_factory("auto") is not None
+    assert event_loop_factory("asyncio") is None
