@@ -8,6 +8,7 @@ from reference_client.client import (
     HistoryPage,
     JoinResult,
     RoomState,
+    TlsFailure,
 )
 from reference_client.events import (
     ClientEvent,
@@ -30,4 +31,5 @@ __all__ = [
     "Reconnected",
     "Reconnecting",
     "RoomState",
+    "TlsFailure",
 ]

@@ -10,8 +10,9 @@
   plain lines go to the last joined room); every event on stdout as one JSON
   object per line, and the outcome of each command as ``{"event": "OK",
   "command": ...}`` or ``{"event": "ERROR", "command": ..., "code": N, "name":
-  ..., "message": ...}``. Exit 0 once stdin closes (after QUIT), 1 when the
-  connection ends without reconnection.
+  ..., "message": ...}``. Exit 0 once stdin closes (after QUIT) if every
+  command succeeded, 1 if any got an ERROR (one line on stderr says how many)
+  or when the connection ends without reconnection.
 
 No traceback reaches the person: every failure is one line (``describe_error``).
 """
@@ -31,9 +32,9 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from chatproto import DEFAULT_PORT, ErrorCode
+from chatproto import DEFAULT_PORT, PROTOCOL_VERSION, ErrorCode, __version__
 from chatproto.names import is_valid_room_name
-from reference_client.client import ChatClient, ChatError, ConnectionLost
+from reference_client.client import ChatClient, ChatError, ConnectionLost, TlsFailure
 from reference_client.commands import (
     CommandError,
     describe_error,
@@ -90,29 +91,42 @@ def build_parser() -> argparse.ArgumentParser:
         description="The chatproto reference client: a terminal chat, or a scriptable "
         "sender (--send) and JSON-lines client (--json).",
         epilog="Commands in the terminal UI and in --json mode: /help lists them. "
-        "Exit status: 0 success, 1 failure (one line on stderr), 2 usage error.",
+        "Exit status: 0 success, 1 failure (one line on stderr; with --json also when "
+        "any command got an ERROR), 2 usage error.",
     )
     parser.add_argument("address", nargs="?", default=f"{DEFAULT_HOST}:{DEFAULT_PORT}",
                         metavar="HOST[:PORT]",
                         help=f"server address (default {DEFAULT_HOST}:{DEFAULT_PORT}; "
                         "IPv6 as [::1]:7878)")
-    parser.add_argument("--nick", required=True, help="the nickname to use")
+    parser.add_argument("--version", action="version", version=_version_line())
+    parser.add_argument("--nick", required=True, help="the nickname to use (required)")
     password = parser.add_mutually_exclusive_group()
     password.add_argument("--password-env", metavar="VAR",
-                          help="read the account password from environment variable VAR")
+                          help="read the account password from environment variable VAR "
+                          "(default: no password)")
     password.add_argument("--password-stdin", action="store_true",
-                          help="read the account password from the first line of stdin")
-    parser.add_argument("--tls", action="store_true", help="connect with TLS")
+                          help="read the account password from the first line of stdin "
+                          "(default: no password)")
+    parser.add_argument("--tls", action="store_true",
+                        help="connect with TLS (default: plain TCP)")
     parser.add_argument("--cafile", metavar="PEM",
-                        help="trust the CA certificates in this PEM file (implies --tls)")
+                        help="trust the CA certificates in this PEM file (implies --tls; "
+                        "default: the system's CA certificates)")
     parser.add_argument("--reconnect", action="store_true",
-                        help="reconnect (and resume the rooms) when the connection drops")
+                        help="reconnect (and resume the rooms) when the connection drops "
+                        "(default: exit instead)")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--send", nargs=2, metavar=("ROOM", "TEXT"),
-                      help="join ROOM, send TEXT, wait for the server's OK and quit")
+                      help="join ROOM, send TEXT, wait for the server's OK and quit "
+                      "(default mode: the terminal UI)")
     mode.add_argument("--json", action="store_true",
-                      help="read /commands from stdin, print every event as a JSON line")
+                      help="read /commands from stdin, print every event as a JSON line; "
+                      "exit 1 if any command got an ERROR")
     return parser
+
+
+def _version_line() -> str:
+    return f"{PROG} {__version__} (chatproto protocol version {PROTOCOL_VERSION})"
 
 
 def _read_password_line() -> str:
@@ -148,10 +162,25 @@ def _fail(exc: BaseException) -> int:
     return EXIT_FAILURE
 
 
-def _fail_connect(exc: BaseException, tls: ssl.SSLContext | None) -> int:
-    """``_fail`` for ``connect``: a plain connection dropped before WELCOME gets a hint."""
+def _tls_advice(failure: TlsFailure, args: argparse.Namespace) -> str:
+    """What to do about a failed TLS handshake, in terms of this command's options."""
+    if failure is TlsFailure.NOT_TLS:
+        return "drop --tls and --cafile" if args.cafile else "drop --tls"
+    if failure is TlsFailure.UNTRUSTED:
+        if args.cafile:
+            return f"{args.cafile} does not hold the CA that signed it"
+        return "pass --cafile CA.pem (the signing CA's certificate, or the self-signed one)"
+    return "connect by a name the certificate lists"
+
+
+def _fail_connect(exc: BaseException, args: argparse.Namespace,
+                  tls: ssl.SSLContext | None) -> int:
+    """``_fail`` for ``connect``: TLS mismatches and a plain connection dropped before
+    WELCOME get a hint saying what to do."""
     line = describe_error(exc)
-    if (isinstance(exc, ConnectionLost) and exc.code is None and tls is None
+    if isinstance(exc, ConnectionLost) and exc.tls_failure is not None:
+        line += f": {_tls_advice(exc.tls_failure, args)}"
+    elif (isinstance(exc, ConnectionLost) and exc.code is None and tls is None
             and not exc.reason.startswith("cannot connect")):
         line += " before the handshake completed (a TLS server? try --tls)"
     _error_line(line)
@@ -172,7 +201,7 @@ async def run_send(args: argparse.Namespace, host: str, port: int, password: str
     try:
         client = await _connect(args, host, port, password, tls)
     except _CONNECT_ERRORS as exc:
-        return _fail_connect(exc, tls)
+        return _fail_connect(exc, args, tls)
     try:
         async with asyncio.timeout(max(client.connect_timeout, 1.0) * 3):
             await client.join(room)
@@ -270,6 +299,8 @@ async def run_json(client: ChatClient, *,
 
     The event stream ends when the connection is over for good (with
     ``--reconnect``: only when the client gives up), which ends the loop too.
+    A script learns from the status whether everything it asked for was done:
+    0 only if no command got an ERROR line.
     """
     out = _JsonOut()
     loop = asyncio.get_running_loop()
@@ -277,6 +308,7 @@ async def run_json(client: ChatClient, *,
     current_room: str | None = None
     disconnected: list[Disconnected] = []
     interrupted: list[int] = []
+    refused = 0
 
     def on_signal(signum: int) -> None:
         interrupted.append(signum)
@@ -317,14 +349,17 @@ async def run_json(client: ChatClient, *,
             try:
                 command = parse_command(line, current_room)
             except CommandError as exc:
+                refused += 1
                 out(_error_json(exc.command, exc))
                 continue
             try:
                 result = await execute(client, command)
             except (ChatError, CommandError, ConnectionLost) as exc:
+                refused += 1
                 out(_error_json(command.name, exc))
                 continue
             except Exception as exc:  # a bug; keep the session, say what failed
+                refused += 1
                 out({"event": "ERROR", "command": command.name, "code": 0,
                      "name": "CLIENT_ERROR", "message": describe_error(exc)})
                 continue
@@ -350,6 +385,10 @@ async def run_json(client: ChatClient, *,
             pump_task.cancel()
     if interrupted:
         return EXIT_INTERRUPTED
+    if quitting and refused:
+        noun = "command" if refused == 1 else "commands"
+        _error_line(f"{refused} {noun} got an ERROR (see the ERROR lines on stdout)")
+        return EXIT_FAILURE
     if quitting:
         return EXIT_OK
     if disconnected:
@@ -386,7 +425,7 @@ async def _run(args: argparse.Namespace, host: str, port: int, password: str) ->
     try:
         client = await _connect(args, host, port, password, tls)
     except _CONNECT_ERRORS as exc:
-        return _fail_connect(exc, tls)
+        return _fail_connect(exc, args, tls)
     if args.json:
         return await run_json(client)
     return await run_terminal(args, client)

@@ -22,6 +22,7 @@ import random
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import TypeVar
 
 from pydantic import ValidationError
@@ -36,6 +37,7 @@ from chatproto import (
     LocalProtocolError,
     RemoteProtocolError,
     Sender,
+    __version__,
     error_message,
     fold,
     validation_error_code,
@@ -87,7 +89,7 @@ from reference_client.events import (
 
 log = logging.getLogger("chatproto.client")
 
-DEFAULT_CLIENT_NAME = "chatproto-reference-client/0.1.0"
+DEFAULT_CLIENT_NAME = f"chatproto-reference-client/{__version__}"
 
 # Errors after which trying again with the same nick and password is pointless.
 _GIVE_UP = {ErrorCode.AUTH_FAILED, ErrorCode.NICK_REGISTERED, ErrorCode.INVALID_NICK,
@@ -128,15 +130,53 @@ class HandshakeFailed(ChatError):
     """HELLO was refused: nick in use, wrong password, no common version..."""
 
 
+class TlsFailure(Enum):
+    """Why a TLS handshake failed, in terms a person can act on (the value says it)."""
+
+    NOT_TLS = "the server does not speak TLS"
+    UNTRUSTED = "the server's certificate is not trusted (self-signed, or from an unknown CA)"
+    WRONG_NAME = "the server's certificate was issued for another name"
+
+
+# OpenSSL's reasons when the bytes that came back are not a TLS record at all:
+# the peer is a plain server (ours answers a ClientHello with an ERROR frame).
+_NOT_TLS_REASONS = frozenset({"WRONG_VERSION_NUMBER", "UNKNOWN_PROTOCOL",
+                              "PACKET_LENGTH_TOO_LONG", "RECORD_LAYER_FAILURE",
+                              "HTTP_REQUEST", "RECORD_TOO_LARGE"})
+# X509_V_ERR_* codes: no trusted chain (2, 18, 19, 20, 21), or a name mismatch (62, 64).
+_UNTRUSTED_CODES = frozenset({2, 18, 19, 20, 21})
+_WRONG_NAME_CODES = frozenset({62, 64})
+
+
+def tls_failure(exc: BaseException) -> TlsFailure | None:
+    """The ``TlsFailure`` an ``ssl`` exception stands for; None for any other failure."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        # verify_code is only set on the errors OpenSSL raises, not on hand-made ones.
+        code = getattr(exc, "verify_code", None)
+        if code in _UNTRUSTED_CODES:
+            return TlsFailure.UNTRUSTED
+        if code in _WRONG_NAME_CODES:
+            return TlsFailure.WRONG_NAME
+        return None
+    if isinstance(exc, ssl.SSLError) and getattr(exc, "reason", None) in _NOT_TLS_REASONS:
+        return TlsFailure.NOT_TLS
+    return None
+
+
 class ConnectionLost(Exception):
-    """The connection ended (or could not be made); the message says why in one line."""
+    """The connection ended (or could not be made); the message says why in one line.
+
+    ``tls_failure`` is set when it could not be made because the TLS handshake
+    failed in a way a person can fix (the command-line client says how).
+    """
 
     def __init__(self, reason: str, code: int | None = None,
-                 retry_after_ms: int = 0) -> None:
+                 retry_after_ms: int = 0, *, tls_failure: TlsFailure | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.code = code
         self.retry_after_ms = retry_after_ms
+        self.tls_failure = tls_failure
 
 
 @dataclass(slots=True)
@@ -176,6 +216,11 @@ def _network_reason(exc: BaseException) -> str:
         return "connection refused"
     if isinstance(exc, TimeoutError):
         return "timed out"
+    failure = tls_failure(exc)
+    if failure is not None:
+        return failure.value
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS: the server's certificate is not valid: {exc.verify_message or exc.reason}"
     if isinstance(exc, ssl.SSLError):
         return f"TLS error: {exc.reason or exc}"
     if isinstance(exc, OSError):
@@ -252,7 +297,8 @@ class ChatClient:
         except (OSError, TimeoutError, ssl.SSLError) as exc:
             host = f"[{self.host}]" if ":" in self.host else self.host
             raise ConnectionLost(
-                f"cannot connect to {host}:{self.port}: {_network_reason(exc)}") from None
+                f"cannot connect to {host}:{self.port}: {_network_reason(exc)}",
+                tls_failure=tls_failure(exc)) from None
         self._conn = Connection(Sender.CLIENT)
         self._writer = writer
         self._last_error = None

@@ -46,6 +46,7 @@ from reference_client.client import (
     HandshakeFailed,
     HistoryPage,
     JoinResult,
+    tls_failure,
 )
 from reference_client.events import (
     ClientEvent,
@@ -63,6 +64,7 @@ __all__ = [
     "CommandSpec",
     "complete_command",
     "describe_error",
+    "disconnect_reason",
     "execute",
     "help_lines",
     "message_fields",
@@ -642,69 +644,100 @@ def _what(request: str) -> str:
     return request.replace("_", " ") if request else "request"
 
 
+@dataclass(frozen=True, slots=True)
+class _Wording:
+    """How the client words one error code: what happened, then what to do."""
+
+    what: str
+    advice: str = ""
+    shows_detail: bool = True
+    """False when the wording says all there is (the server's detail is left out)."""
+
+
+_E = ErrorCode
+_WORDING: Mapping[ErrorCode, _Wording] = {
+    _E.NICK_IN_USE: _Wording("nick already in use", "choose another nick"),
+    _E.NICK_REGISTERED: _Wording("this nick is registered to an account",
+                                 "use /login NICK PASSWORD"),
+    _E.AUTH_FAILED: _Wording("wrong password"),
+    _E.UNSUPPORTED_VERSION: _Wording(
+        "version mismatch: the server does not speak chatproto version 1",
+        "use a client that matches the server"),
+    _E.INVALID_NICK: _Wording("invalid nick: a nick is an ASCII letter then letters, digits, "
+                              "'_' or '-' (at most 32)", shows_detail=False),
+    _E.INVALID_ROOM_NAME: _Wording("invalid room name: a room name is '#' then 1 to 63 "
+                                   "letters, digits, '_' or '-'", shows_detail=False),
+    _E.BANNED_FROM_ROOM: _Wording("you are banned from that room"),
+    _E.RATE_LIMITED: _Wording("rate limited (too many requests)", shows_detail=False),
+    _E.SERVER_SHUTDOWN: _Wording("the server is shutting down", shows_detail=False),
+    _E.NOT_OPERATOR: _Wording("only server operators can do that", "/oper NAME PASSWORD first",
+                              shows_detail=False),
+    _E.NOT_IN_ROOM: _Wording("you are not in that room"),
+    _E.ALREADY_IN_ROOM: _Wording("you are already in that room"),
+    _E.NO_SUCH_NICK: _Wording("no such nick is connected"),
+    _E.NO_SUCH_ROOM: _Wording("no such room"),
+    _E.MUTED: _Wording("you are muted in that room"),
+    _E.MESSAGE_TOO_LONG: _Wording("message too long"),
+    _E.TOO_MANY_ROOMS: _Wording("you are in too many rooms", "/part one first"),
+    _E.ALREADY_REGISTERED: _Wording("this nick is already registered"),
+    _E.IDLE_TIMEOUT: _Wording("the server closed the idle connection", shows_detail=False),
+    _E.SLOW_CONSUMER: _Wording("the server dropped the connection: this client was reading "
+                               "too slowly", shows_detail=False),
+}
+"""The client's own words for the codes a person meets; other codes get the registry's."""
+
+_FILLER_WORDS = frozenset({
+    "a", "an", "the", "is", "are", "be", "was", "in", "on", "at", "of", "to", "for", "and",
+    "or", "it", "its", "this", "that", "you", "your", "server", "client", "request"})
+"""Words any error line may use: sharing one of them does not make two texts say the same."""
+
+
+def _content_words(text: str) -> set[str]:
+    return {word for word in re.findall(r"[a-z0-9_]+", text.lower())
+            if word not in _FILLER_WORDS}
+
+
+def _what_with_detail(what: str, detail: str) -> str:
+    """What happened, told once: the client's wording and the server's detail.
+
+    A detail that restates the wording -- shares a content word with it, as
+    "alice is in use" does with "nick already in use" -- replaces it, being
+    the more specific of the two; any other detail is added in parentheses.
+    """
+    if not detail:
+        return what
+    if _content_words(detail) & _content_words(what):
+        return detail
+    return f"{what} ({detail})"
+
+
 def _chat_error_line(code: int, detail: str, retry_after_ms: int, request: str,
                      handshake: bool) -> str:
     """The line for an ERROR with ``code`` answering ``request``."""
     detail = detail.strip()
-    suffix = f" ({detail})" if detail else ""
     try:
         known: ErrorCode | None = ErrorCode(code)
     except ValueError:
         known = None
-    E = ErrorCode
-    if known is E.NICK_IN_USE:
-        return f"nick already in use{suffix}: choose another nick"
-    if known is E.NICK_REGISTERED:
-        how = ("give its password (--password-env VAR or --password-stdin)" if handshake
-               else "use /login NICK PASSWORD")
-        return f"this nick is registered to an account{suffix}: {how}"
-    if known is E.AUTH_FAILED:
-        if request == "OPER":
-            return f"wrong operator name or password{suffix}"
-        return f"wrong password{suffix}"
-    if known is E.UNSUPPORTED_VERSION:
-        return ("version mismatch: the server does not speak chatproto version 1"
-                f"{suffix}; use a client that matches the server")
-    if known is E.INVALID_NICK:
-        return ("invalid nick: a nick is an ASCII letter then letters, digits, '_' or '-' "
-                "(at most 32)")
-    if known is E.INVALID_ROOM_NAME:
-        return ("invalid room name: a room name is '#' then 1 to 63 letters, digits, "
-                "'_' or '-'")
-    if known is E.BANNED_FROM_ROOM:
-        return f"you are banned from that room{suffix}"
-    if known is E.RATE_LIMITED:
-        wait = f": wait {_seconds(retry_after_ms)} before trying again" if retry_after_ms else ""
-        return f"rate limited (too many requests){wait}"
-    if known is E.SERVER_SHUTDOWN:
-        again = f"; try again in {_seconds(retry_after_ms)}" if retry_after_ms else ""
-        return f"the server is shutting down{again}"
-    if known is E.NOT_OPERATOR:
-        return "only server operators can do that: /oper NAME PASSWORD first"
-    if known is E.NOT_IN_ROOM:
-        return f"you are not in that room{suffix}"
-    if known is E.ALREADY_IN_ROOM:
-        return f"you are already in that room{suffix}"
-    if known is E.NO_SUCH_NICK:
-        return f"no such nick is connected{suffix}"
-    if known is E.NO_SUCH_ROOM:
-        return f"no such room{suffix}"
-    if known is E.MUTED:
-        return f"you are muted in that room{suffix}"
-    if known is E.MESSAGE_TOO_LONG:
-        return f"message too long{suffix}"
-    if known is E.TOO_MANY_ROOMS:
-        return f"you are in too many rooms{suffix}: /part one first"
-    if known is E.ALREADY_REGISTERED:
-        return f"this nick is already registered{suffix}"
-    if known is E.IDLE_TIMEOUT:
-        return "the server closed the idle connection"
-    if known is E.SLOW_CONSUMER:
-        return "the server dropped the connection: this client was reading too slowly"
-    summary = ERROR_REGISTRY[known].summary.rstrip(".") if known is not None else \
-        f"error {code}"
-    name = known.name if known is not None else f"ERROR_{code}"
-    return f"{_what(request)} refused: {name}: {detail or summary}"
+    wording = _WORDING.get(known) if known is not None else None
+    if wording is None:
+        summary = ERROR_REGISTRY[known].summary.rstrip(".") if known is not None else \
+            f"error {code}"
+        name = known.name if known is not None else f"ERROR_{code}"
+        return f"{_what(request)} refused: {name}: {detail or summary}"
+    what, advice = wording.what, wording.advice
+    # The few codes whose wording depends on the request or on retry_after_ms.
+    if known is _E.NICK_REGISTERED and handshake:
+        advice = "give its password (--password-env VAR or --password-stdin)"
+    elif known is _E.AUTH_FAILED and request == "OPER":
+        what = "wrong operator name or password"
+    elif known is _E.RATE_LIMITED and retry_after_ms:
+        advice = f"wait {_seconds(retry_after_ms)} before trying again"
+    elif known is _E.SERVER_SHUTDOWN and retry_after_ms:
+        advice = f"try again in {_seconds(retry_after_ms)}"
+    if wording.shows_detail:
+        what = _what_with_detail(what, detail)
+    return f"{what}: {advice}" if advice else what
 
 
 def _handshake_line(exc: HandshakeFailed) -> str:
@@ -712,19 +745,39 @@ def _handshake_line(exc: HandshakeFailed) -> str:
                                                exc.request, True)
 
 
-def _connection_lost_line(reason: str, code: int | None, retry_after_ms: int) -> str:
+_ENDS_THE_CONNECTION = frozenset({ErrorCode.SERVER_SHUTDOWN, ErrorCode.IDLE_TIMEOUT,
+                                  ErrorCode.SLOW_CONSUMER})
+"""Codes whose own wording says why the connection ended (others: the reason does)."""
+
+
+def _lost_reason(reason: str, code: int | None, retry_after_ms: int) -> str:
+    """Why a connection ended, without the word "disconnected" in front."""
     reason = reason.strip() or "connection closed"
     if code is not None:
-        line = _chat_error_line(code, "", retry_after_ms, "", False)
-        if code in (ErrorCode.SERVER_SHUTDOWN, ErrorCode.IDLE_TIMEOUT, ErrorCode.SLOW_CONSUMER):
-            return f"disconnected: {line}"
-        return f"disconnected: {reason}"
+        if code in _ENDS_THE_CONNECTION:
+            return _chat_error_line(code, "", retry_after_ms, "", False)
+        return reason
     lowered = reason.lower()
     if "refused" in lowered:
         return f"{reason} (is the server running, on this host and port?)"
     if lowered.startswith(("cannot connect", "connection lost", "disconnected")):
         return reason
     return f"connection lost: {reason}"
+
+
+def _connection_lost_line(reason: str, code: int | None, retry_after_ms: int) -> str:
+    # With a code the server said goodbye: the line says "disconnected"; without
+    # one the reason itself says what happened ("connection lost: ...").
+    lost = _lost_reason(reason, code, retry_after_ms)
+    return f"disconnected: {lost}" if code is not None else lost
+
+
+def disconnect_reason(event: Disconnected) -> str:
+    """Why the connection ended, for a place that already says "disconnected" (a title
+    bar); empty when this client closed it itself."""
+    if event.code is None and event.reason == "closed":
+        return ""
+    return _lost_reason(event.reason, event.code, 0)
 
 
 def _member_left_line(event: MemberLeft, me: str | None) -> str:
@@ -772,9 +825,11 @@ def _describe(exc: BaseException | Message | ClientEvent, me: str | None) -> str
         return _connection_lost_line(exc.reason, exc.code, exc.retry_after_ms)
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused (is the server running, on this host and port?)"
+    if isinstance(exc, ssl.SSLError) and (failure := tls_failure(exc)) is not None:
+        return f"TLS: {failure.value}"
     if isinstance(exc, ssl.SSLCertVerificationError):
         why = getattr(exc, "verify_message", "") or getattr(exc, "reason", "") or exc
-        return f"TLS: the server's certificate is not trusted: {why}"
+        return f"TLS: the server's certificate is not valid: {why}"
     if isinstance(exc, ssl.SSLError):
         return f"TLS error: {getattr(exc, 'reason', '') or exc}"
     if isinstance(exc, TimeoutError):
@@ -792,11 +847,10 @@ def _describe(exc: BaseException | Message | ClientEvent, me: str | None) -> str
         rooms = f", back in {', '.join(exc.rooms)}" if exc.rooms else ""
         return f"reconnected as {exc.nick}{rooms}"
     if isinstance(exc, Disconnected):
-        if exc.code is not None:
-            return _connection_lost_line(exc.reason, exc.code, 0)
-        if exc.reason == "closed":
-            return "disconnected"
-        return _connection_lost_line(exc.reason, None, 0)
+        reason = disconnect_reason(exc)
+        if exc.code is not None or not reason:
+            return f"disconnected: {reason}" if reason else "disconnected"
+        return reason
     if isinstance(exc, HistoryGapDetected):
         return (f"{exc.room}: missed messages {exc.first_seq}-{exc.last_seq}, "
                 "no longer available")

@@ -19,7 +19,8 @@ earlier lines; Ctrl-N/Ctrl-P switch windows (also ``/switch #room`` and
 redraws; Ctrl-C (or Ctrl-D on an empty line, or ``/quit``) quits.
 
 Nothing here ever shows a traceback: a refused or failed command becomes one
-line from ``commands.describe_error``.
+line from ``commands.describe_error``, and a refused message comes back to the
+input line to be edited.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import sys
 import time
 import zlib
@@ -52,13 +54,15 @@ from chatproto.messages import (
     RoomMessage,
     TopicChanged,
 )
-from reference_client.client import HistoryPage, JoinResult
+from reference_client.client import ChatError, ConnectionLost, HistoryPage, JoinResult
 from reference_client.commands import (
     COMMANDS,
     SAY,
     Command,
+    CommandError,
     CommandResult,
     describe_error,
+    disconnect_reason,
     execute,
     parse_command,
 )
@@ -213,6 +217,7 @@ class ChatView:
         self.clock = clock
         self.state = ConnectionState.CONNECTED
         self.state_detail = ""
+        """What the state word in the title leaves unsaid ("attempt 2", why it ended)."""
         self._windows: dict[str, Window] = {
             fold(STATUS_WINDOW): Window(STATUS_WINDOW, is_room=False, joined=False)
         }
@@ -575,10 +580,11 @@ class ChatView:
 
     def _on_disconnected(self, event: Disconnected) -> None:
         self.state = ConnectionState.DISCONNECTED
-        self.state_detail = describe_error(event)
+        # The title says "disconnected" itself: only the reason goes with it.
+        self.state_detail = disconnect_reason(event)
         if event.code is None and event.reason == "closed":
             return  # we closed it ourselves
-        self.error(self.state_detail)
+        self.error(describe_error(event))
 
     def resync(self, rooms: Mapping[str, Iterable[str]]) -> None:
         """After a reconnect: the rooms the client is in again, with their members.
@@ -602,12 +608,23 @@ class ChatView:
         self.changed()
 
     def show_history(self, room: str, messages: Sequence[RoomMessage]) -> None:
-        """Messages fetched with /history: shown dimmed in the current window."""
-        window = self.current
-        if not messages:
-            self._add(window, Line(LineKind.INFO, "", f"{room}: no messages"))
+        """Messages fetched with /history: dimmed, under a heading, in ``room``'s window.
+
+        That window becomes the current one: the person asked to see the room,
+        and what they type next goes to the room whose messages they are
+        reading (shown in another room's window, a reply would go astray).
+        A room without a window (not joined) gets the heading in the current one.
+        """
+        window = self.window(room) or self.current
+        name = window.name if window.is_room and fold(window.name) == fold(room) else room
+        count = len(messages)
+        noun = "message" if count == 1 else "messages"
+        self._add(window, Line(LineKind.INFO, "",
+                               f"History of {name}: {count or 'no'} {noun}"))
         for message in messages:
             self._add(window, self._message_line(message, history=True))
+        if window is not self.current:
+            self.switch(window.name)
 
     # -------------------------------------------------------- completion
 
@@ -649,13 +666,17 @@ class ChatView:
 
     # ----------------------------------------------------------- display
 
-    def title(self) -> str:
+    def state_text(self) -> str:
+        """The connection state in words: ``connected``, ``disconnected: <why>``..."""
         state = self.state.value
         if self.state_detail and self.state is not ConnectionState.CONNECTED:
             state = f"{state}: {self.state_detail}"
+        return state
+
+    def title(self) -> str:
         where = self.current.name
         topic = f" -- {self.current.topic}" if self.current.topic else ""
-        return f"chatproto {self.server} | {self.nick} | {where} | {state}{topic}"
+        return f"chatproto {self.server} | {self.nick} | {where} | {self.state_text()}{topic}"
 
     def panel(self) -> list[tuple[str, str]]:
         """The side panel as (style class, text) rows: windows, then members."""
@@ -704,12 +725,17 @@ STYLE_RULES: dict[str, str] = {
 """Style classes of the screen (prompt_toolkit style strings)."""
 
 
+CONTINUATION_INDENT = "      "
+"""What starts every row of a line after its first: the text lines up past "HH:MM "."""
+
+
 def render_line(line: Line) -> StyleAndTextTuples:
     """The styled fragments of one line (nick in its colour, history dimmed)."""
-    text = line.text.expandtabs(4).replace("\n", "\n      ")
+    text = line.text.expandtabs(4).replace("\n", "\n" + CONTINUATION_INDENT)
     stamp: StyleAndTextTuples = [("class:time", f"{line.time} ")] if line.time else []
     if line.history:
-        return [("class:history", line.plain().expandtabs(4).replace("\n", "\n      "))]
+        return [("class:history",
+                 line.plain().expandtabs(4).replace("\n", "\n" + CONTINUATION_INDENT))]
     if line.kind is LineKind.MESSAGE:
         nick_style = nick_colour(line.nick) + (" class:own" if line.own else "")
         return [*stamp, (nick_style, line.nick), ("", ": "), ("", text)]
@@ -721,12 +747,107 @@ def render_line(line: Line) -> StyleAndTextTuples:
     style = {LineKind.ERROR: "class:error", LineKind.NOTICE: "class:notice",
              LineKind.INFO: "class:info"}.get(line.kind, "class:system")
     body = line.plain()[len(line.time) + 1:] if line.time else line.plain()
-    return [*stamp, (style, body.expandtabs(4).replace("\n", "\n      "))]
+    return [*stamp, (style, body.expandtabs(4).replace("\n", "\n" + CONTINUATION_INDENT))]
 
 
-def pane_fragments(view: ChatView, *, limit: int = 400) -> StyleAndTextTuples:
+_WORD_OR_GAP = re.compile(r"\n| +|[^ \n]+")
+
+
+def wrap_fragments(fragments: StyleAndTextTuples, width: int,
+                   indent: str = CONTINUATION_INDENT) -> StyleAndTextTuples:
+    """``fragments`` broken into rows of at most ``width`` cells, at word boundaries.
+
+    A word that does not fit on the row moves to the next one (the spaces
+    before it are dropped); only a word longer than a whole row is broken
+    inside. Rows after the first of a line start with ``indent`` (left out
+    when the width leaves no room for it); a line's own newlines and leading
+    spaces are kept. Styles stay with their text.
+    """
+    from prompt_toolkit.utils import get_cwidth
+
+    width = max(1, width)
+    indent_width = get_cwidth(indent) if get_cwidth(indent) * 2 <= width else 0
+    out: StyleAndTextTuples = []
+    column = 0
+    row_start = 0  # the column where the row's own text begins (after an indent)
+    at_line_start = True
+    gap: StyleAndTextTuples = []  # spaces waiting to see whether the next word fits
+    word: StyleAndTextTuples = []
+
+    def new_row() -> None:
+        nonlocal column, row_start
+        out.append(("", "\n"))
+        if indent_width:
+            out.append(("", indent))
+        column = row_start = indent_width
+
+    def width_of(pieces: StyleAndTextTuples) -> int:
+        return sum(get_cwidth(piece[1]) for piece in pieces)
+
+    def place_word() -> None:
+        nonlocal column, at_line_start
+        if not word:
+            return
+        needed = width_of(word)
+        spaces = width_of(gap)
+        if column + spaces + needed <= width:
+            out.extend(gap)
+            column += spaces
+        elif column > row_start and indent_width + needed <= width:
+            new_row()
+        elif column + spaces < width:  # too long for any row: break it, starting here
+            out.extend(gap)
+            column += spaces
+        else:
+            new_row()
+        for style, text, *_ in word:
+            chunk = ""
+            for char in text:
+                char_width = get_cwidth(char)
+                if column + char_width > width and column > row_start:
+                    if chunk:
+                        out.append((style, chunk))
+                    chunk = ""
+                    new_row()
+                chunk += char
+                column += char_width
+            if chunk:
+                out.append((style, chunk))
+        gap.clear()
+        word.clear()
+        at_line_start = False
+
+    for fragment in fragments:
+        style, text = fragment[0], fragment[1]
+        if not text:  # zero-width markers ([SetCursorPosition]) stay where they are
+            place_word()
+            out.append(fragment)
+            continue
+        for piece in _WORD_OR_GAP.findall(text):
+            if piece == "\n":
+                place_word()
+                out.append(("", "\n"))
+                column = row_start = 0
+                gap.clear()
+                at_line_start = True
+            elif piece[0] == " ":
+                place_word()
+                if at_line_start:  # indentation of the line itself
+                    out.append((style, piece))
+                    column = row_start = min(column + len(piece), width - 1)
+                else:
+                    gap.append((style, piece))
+            else:
+                word.append((style, piece))
+    place_word()
+    return out
+
+
+def pane_fragments(view: ChatView, *, limit: int = 400,
+                   width: int | None = None) -> StyleAndTextTuples:
     """The message pane: the current window's last lines, ``view.scroll`` up from the end.
 
+    With ``width`` (the pane's columns) each line is wrapped at word boundaries.
     The cursor marker goes at the end of the last visible line so that the
     window scrolls to show it (and what comes before it).
     """
@@ -736,7 +857,8 @@ def pane_fragments(view: ChatView, *, limit: int = 400) -> StyleAndTextTuples:
     for index, line in enumerate(lines[max(0, end - limit):end]):
         if index:
             fragments.append(("", "\n"))
-        fragments.extend(render_line(line))
+        rendered = render_line(line)
+        fragments.extend(wrap_fragments(rendered, width) if width else rendered)
     fragments.append(("[SetCursorPosition]", ""))
     return fragments
 
@@ -757,6 +879,20 @@ PANEL_WIDTH = 28
 
 LOCAL_COMMANDS: dict[str, tuple[str, ...]] = {"win": ("count",)}
 """Commands the terminal UI handles itself, besides ``commands.COMMANDS``."""
+
+MESSAGE_COMMANDS = frozenset({SAY, "msg"})
+"""Commands that carry a message: refused, the line typed comes back to the input."""
+
+
+def input_scroll(scroll: int, line_width: int, window_width: int) -> int:
+    """Columns to scroll the one-row input left by, at most what shows the line's end.
+
+    prompt_toolkit keeps a horizontal scroll once made while the line is as
+    wide as the scroll itself, so after a line wider than the window was sent
+    (or refused, or erased) the prompt stayed scrolled out of sight for good.
+    It still scrolls further on its own to keep the cursor visible.
+    """
+    return max(0, min(scroll, line_width + 1 - window_width))
 
 
 class _LogToView(logging.Handler):
@@ -794,6 +930,7 @@ class TerminalUI:
         from prompt_toolkit.layout.menus import CompletionsMenu
         from prompt_toolkit.layout.processors import BeforeInput
         from prompt_toolkit.styles import Style
+        from prompt_toolkit.utils import get_cwidth
 
         self.client = client
         self.reconnect = reconnect
@@ -867,7 +1004,8 @@ class TerminalUI:
         def _redraw(event: KeyPressEvent) -> None:
             event.app.renderer.clear()
 
-        self.pane = Window(FormattedTextControl(lambda: pane_fragments(view),
+        self.pane = Window(FormattedTextControl(lambda: pane_fragments(
+                               view, width=self._pane_width()),
                                                 focusable=False, show_cursor=False),
                            wrap_lines=True, always_hide_cursor=True)
         panel = Window(FormattedTextControl(lambda: panel_fragments(view), focusable=False,
@@ -881,7 +1019,16 @@ class TerminalUI:
         title = Window(FormattedTextControl(lambda: [("class:title", view.title())]),
                        height=1, style="class:title")
         prompt = BeforeInput(lambda: [("class:prompt", view.prompt())])
-        entry = Window(BufferControl(self.input, input_processors=[prompt]), height=1)
+
+        def entry_scroll(window: Window) -> int:
+            info = window.render_info
+            if info is None:
+                return 0
+            return input_scroll(window.horizontal_scroll,
+                                get_cwidth(view.prompt() + self.input.text), info.window_width)
+
+        entry = Window(BufferControl(self.input, input_processors=[prompt]), height=1,
+                       get_horizontal_scroll=entry_scroll)
         root = FloatContainer(
             HSplit([title, body, Window(height=1, char="\u2500", style="class:separator"),
                     entry]),
@@ -892,6 +1039,10 @@ class TerminalUI:
             layout=Layout(root, focused_element=entry), key_bindings=bindings,
             style=Style.from_dict(STYLE_RULES), full_screen=True, mouse_support=False)
         view.changed = self.app.invalidate
+
+    def _pane_width(self) -> int:
+        """Columns of the message pane: the screen's, less the side panel and its rule."""
+        return max(1, self.app.output.get_size().columns - PANEL_WIDTH - 1)
 
     def _page(self) -> int:
         info = self.pane.render_info
@@ -977,10 +1128,30 @@ class TerminalUI:
             await self.quit(command.text or "")
             return
         if command.name == SAY and view.state is ConnectionState.RECONNECTING:
-            view.error("not connected (reconnecting): message not sent")
+            self._give_back(text, "not connected (reconnecting)")
             return
-        result = await execute(self.client, command)
+        try:
+            result = await execute(self.client, command)
+        except (ChatError, CommandError, ConnectionLost) as exc:
+            if command.name not in MESSAGE_COMMANDS:
+                raise
+            self._give_back(text, describe_error(exc, me=view.nick))
+            return
         self.show_result(command, result)
+
+    def _give_back(self, text: str, why: str) -> None:
+        """A message was not sent: say why, and put the line typed back to edit.
+
+        Back into the input line if that is empty; if the person has typed on
+        meanwhile, their new text stays and Up recalls the refused line.
+        """
+        if self.input.text:
+            self.view.error(f"{why} -- not sent; Up recalls it")
+            return
+        from prompt_toolkit.document import Document
+
+        self.input.document = Document(text, len(text))
+        self.view.error(f"{why} -- not sent; it is back in the input line")
 
     def show_result(self, command: Command, result: CommandResult) -> None:
         view = self.view
@@ -1045,5 +1216,5 @@ async def run_tui(client: ChatClient, *, reconnect: bool) -> int:
     ui = TerminalUI(client, reconnect=reconnect)
     status = await ui.run()
     if status != 0 and ui.view.state is ConnectionState.DISCONNECTED:
-        print(f"chatproto-client: {ui.view.state_detail}", file=sys.stderr)
+        print(f"chatproto-client: {ui.view.state_text()}", file=sys.stderr)
     return status

@@ -344,9 +344,28 @@ async def test_refused_commands_are_json_error_lines(
     # The connection is still fine after all that.
     assert (await alice.ok("/join #room"))["room"] == "#room"
     assert (await alice.ok("/rooms"))["rooms"][0]["room"] == "#room"
+    # But the script is told, by the exit status, that not everything was done.
     alice.close_stdin()
     status, _, stderr = await alice.finish()
-    assert status == 0 and stderr == ""
+    assert status == 1
+    assert assert_one_clean_line(stderr) == \
+        "chatproto-client: 8 commands got an ERROR (see the ERROR lines on stdout)"
+
+
+async def test_json_exit_status_is_1_after_a_single_refused_command(
+        make_server_process: MakeServerProcess, cli: Callable[..., Any]) -> None:
+    server = await start_server(make_server_process)
+    alice = await json_client(cli, server, "alice")
+    assert (await alice.ok("/join #room"))["room"] == "#room"
+    refused = await alice.command("/msg nobody hi")
+    assert refused["event"] == "ERROR" and refused["name"] == "NO_SUCH_NICK"
+    await alice.ok("after the error")
+    alice.close_stdin()
+    status, events, stderr = await alice.finish()
+    assert status == 1
+    assert {"event": "OK", "command": "quit"} in events  # it still left politely
+    assert assert_one_clean_line(stderr) == \
+        "chatproto-client: 1 command got an ERROR (see the ERROR lines on stdout)"
 
 
 async def test_current_room_is_the_last_joined(
@@ -385,7 +404,9 @@ async def test_nick_in_use_is_one_line(make_server_process: MakeServerProcess,
         status, stdout, stderr = await run_to_exit(cli, f"{HOST}:{server.port}", "--nick",
                                                    "ALICE", *mode)
         assert status == 1 and stdout == ""
-        assert "nick already in use" in assert_one_clean_line(stderr)
+        # The server's "ALICE is in use" says it: no "nick already in use (... in use)".
+        assert assert_one_clean_line(stderr) == \
+            "chatproto-client: cannot log in: ALICE is in use: choose another nick"
 
 
 async def test_password_login_and_wrong_password(
@@ -424,7 +445,9 @@ async def test_password_login_and_wrong_password(
 
     status, _, stderr = await run_to_exit(cli, address, "--nick", "alice", "--json")
     assert status == 1
-    assert "registered" in assert_one_clean_line(stderr)
+    assert assert_one_clean_line(stderr) == (
+        "chatproto-client: cannot log in: this nick needs its password: "
+        "give its password (--password-env VAR or --password-stdin)")
 
 
 async def test_server_shutdown_ends_json_client_with_exit_1(
@@ -496,12 +519,77 @@ async def test_tls_send_with_cafile_and_untrusted_server(
     status, _, stderr = await run_to_exit(cli, address, "--nick", "eve", "--tls",
                                           "--send", "#secure", "hi")
     assert status == 1
-    assert "TLS" in assert_one_clean_line(stderr)
+    assert "certificate is not trusted" in assert_one_clean_line(stderr)
     # Plain TCP to a TLS server: the handshake never completes; still one line.
     status, _, stderr = await run_to_exit(cli, address, "--nick", "eve", "--send", "#secure",
                                           "hi")
     assert status == 1
     assert "try --tls" in assert_one_clean_line(stderr)
+
+
+TLS_MODES = [("--send", "#room", "hi"), ("--json",)]
+
+
+@pytest.mark.parametrize("mode", TLS_MODES, ids=["send", "json"])
+async def test_tls_mismatches_say_what_happened_and_what_to_do(
+        make_server_process: MakeServerProcess, cli: Callable[..., Any], tmp_path: Path,
+        mode: tuple[str, ...]) -> None:
+    """--tls against a plain server and a self-signed server without --cafile: one line
+    each naming the problem and the option that fixes it, not OpenSSL's reason code."""
+    ca, other = trustme.CA(), trustme.CA()
+    issued = ca.issue_cert(HOST)
+    cert, key, other_pem = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "other.pem"
+    cert.write_bytes(b"".join(blob.bytes() for blob in issued.cert_chain_pems))
+    issued.private_key_pem.write_to_path(str(key))
+    other.cert_pem.write_to_path(str(other_pem))
+    plain = await start_server(make_server_process)
+    tls = await start_server(make_server_process, "--tls-cert", str(cert), "--tls-key", str(key))
+    plain_at, tls_at = f"{HOST}:{plain.port}", f"{HOST}:{tls.port}"
+    cases = [
+        ((plain_at, "--tls"), f"cannot connect to {plain_at}: the server does not speak TLS: "
+                              "drop --tls"),
+        ((plain_at, "--cafile", str(other_pem)),
+         f"cannot connect to {plain_at}: the server does not speak TLS: drop --tls and --cafile"),
+        ((tls_at, "--tls"), f"cannot connect to {tls_at}: the server's certificate is not "
+                            "trusted (self-signed, or from an unknown CA): pass --cafile CA.pem "
+                            "(the signing CA's certificate, or the self-signed one)"),
+        ((tls_at, "--cafile", str(other_pem)),
+         f"cannot connect to {tls_at}: the server's certificate is not trusted (self-signed, "
+         f"or from an unknown CA): {other_pem} does not hold the CA that signed it"),
+    ]
+    for args, expected in cases:
+        status, stdout, stderr = await run_to_exit(cli, *args, "--nick", "eve", *mode)
+        assert status == 1, (args, stderr)
+        assert stdout == ""
+        assert assert_one_clean_line(stderr) == f"chatproto-client: {expected}", args
+
+
+async def test_version_and_help_state_the_defaults(cli: Callable[..., Any]) -> None:
+    status, stdout, stderr = await run_to_exit(cli, "--version")
+    assert status == 0, stderr
+    assert stdout == "chatproto-client 0.1.0 (chatproto protocol version 1)\n"
+    status, stdout, _ = await run_to_exit(cli, "--help")
+    assert status == 0
+    entries: dict[str, str] = {}  # each argument's help, its wrapped lines run together
+    last = ""
+    for row in stdout.splitlines():
+        if row.startswith("  ") and not row.startswith("   "):
+            name, _, text = row.strip().partition("  ")
+            entries[name] = text.strip()
+            last = name
+        elif row.startswith("   ") and last:
+            entries[last] += " " + row.strip()
+    for option, default in [
+        ("HOST[:PORT]", "default 127.0.0.1:7878"),
+        ("--password-env VAR", "default: no password"),
+        ("--password-stdin", "default: no password"),
+        ("--tls", "default: plain TCP"),
+        ("--cafile PEM", "default: the system's CA certificates"),
+        ("--reconnect", "default: exit instead"),
+        ("--send ROOM TEXT", "default mode: the terminal UI"),
+    ]:
+        assert default in entries[option], (option, entries[option])
+    assert "exit 1 if any command got an ERROR" in entries["--json"]
 
 
 @pytest.mark.parametrize(("text", "expected"), [

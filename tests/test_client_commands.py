@@ -254,7 +254,7 @@ CONDITIONS: list[tuple[str, object, tuple[str, ...]]] = [
      ("version mismatch", "version 1", "2..3")),
     ("handshake: nick in use",
      HandshakeFailed(int(ErrorCode.NICK_IN_USE), "alice is in use", request="HELLO"),
-     ("nick already in use", "alice")),
+     ("cannot log in", "alice is in use", "choose another nick")),
     ("handshake: wrong password",
      HandshakeFailed(int(ErrorCode.AUTH_FAILED), "wrong password", request="HELLO"),
      ("wrong password",)),
@@ -270,7 +270,7 @@ CONDITIONS: list[tuple[str, object, tuple[str, ...]]] = [
      ("wrong password",)),
     ("wrong operator password",
      ChatError(int(ErrorCode.AUTH_FAILED), "wrong operator credentials", request="OPER"),
-     ("wrong operator name or password",)),
+     ("wrong operator credentials",)),
     ("kicked", _me_left(LeaveKind.KICK), ("you were kicked from #r", "op", "spam")),
     ("banned", _me_left(LeaveKind.BAN), ("you were banned from #r", "op")),
     ("banned on join",
@@ -302,7 +302,7 @@ CONDITIONS: list[tuple[str, object, tuple[str, ...]]] = [
      ("rate limited", "wait 1.5 s")),
     ("idle timeout", ConnectionLost("x", int(ErrorCode.IDLE_TIMEOUT)), ("idle",)),
     ("slow consumer", ConnectionLost("x", int(ErrorCode.SLOW_CONSUMER)), ("too slowly",)),
-    ("no such nick", ChatError(int(ErrorCode.NO_SUCH_NICK), "no user zed"), ("no such nick",)),
+    ("no such nick", ChatError(int(ErrorCode.NO_SUCH_NICK), "no user zed"), ("no user zed",)),
     ("not operator", ChatError(int(ErrorCode.NOT_OPERATOR), ""), ("/oper",)),
     ("invalid room name", ChatError(int(ErrorCode.INVALID_ROOM_NAME), "invalid room"),
      ("invalid room name", "'#'")),
@@ -334,6 +334,46 @@ def test_describe_error_is_one_clear_line(condition: str, exc: object,
     assert "Traceback" not in line
     for word in words:
         assert word in line, f"{condition}: {word!r} not in {line!r}"
+
+
+E = ErrorCode
+SAID_ONCE: list[tuple[str, object, str]] = [
+    # (condition, the error with the reference server's own detail, the whole line)
+    ("nick in use at login", HandshakeFailed(int(E.NICK_IN_USE), "alice is in use",
+                                             request="HELLO"),
+     "cannot log in: alice is in use: choose another nick"),
+    ("nick in use", ChatError(int(E.NICK_IN_USE), "bob is in use", request="NICK"),
+     "bob is in use: choose another nick"),
+    ("wrong password", ChatError(int(E.AUTH_FAILED), "wrong password", request="LOGIN"),
+     "wrong password"),
+    ("not in the room", ChatError(int(E.NOT_IN_ROOM), "not in #r"), "not in #r"),
+    ("already in the room", ChatError(int(E.ALREADY_IN_ROOM), "already in #r"),
+     "already in #r"),
+    ("banned", ChatError(int(E.BANNED_FROM_ROOM), "banned from #r"), "banned from #r"),
+    ("muted", ChatError(int(E.MUTED), "muted in #r"), "muted in #r"),
+    ("no such room", ChatError(int(E.NO_SUCH_ROOM), "no room #x"), "no room #x"),
+    ("already registered", ChatError(int(E.ALREADY_REGISTERED), "alice is registered"),
+     "alice is registered"),
+    # A detail that says something the wording does not: kept beside it.
+    ("too many rooms", ChatError(int(E.TOO_MANY_ROOMS), "max_rooms_per_user reached"),
+     "you are in too many rooms (max_rooms_per_user reached): /part one first"),
+    ("too long", ChatError(int(E.MESSAGE_TOO_LONG),
+                           "text is longer than max_message_length = 4096"),
+     "message too long (text is longer than max_message_length = 4096)"),
+    ("version", HandshakeFailed(int(E.UNSUPPORTED_VERSION), "server speaks 2..3",
+                                request="HELLO"),
+     "cannot log in: version mismatch: the server does not speak chatproto version 1 "
+     "(server speaks 2..3): use a client that matches the server"),
+    ("no detail", ChatError(int(E.NICK_IN_USE), ""), "nick already in use: choose another nick"),
+]
+
+
+@pytest.mark.parametrize(("condition", "exc", "line"), SAID_ONCE,
+                         ids=[c[0] for c in SAID_ONCE])
+def test_error_lines_say_each_thing_once(condition: str, exc: object, line: str) -> None:
+    """The server's detail replaces the client's wording when it restates it (shares a
+    content word with it), and is added in parentheses when it says something else."""
+    assert describe_error(exc) == line  # type: ignore[arg-type]
 
 
 def test_describe_someone_else_kicked() -> None:

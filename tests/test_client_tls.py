@@ -19,7 +19,8 @@ from conftest import AsyncResources, MakeServer
 from server_harness import HOST
 
 from chatproto.messages import RoomMessage
-from reference_client import ChatClient, ConnectionLost, HandshakeFailed
+from reference_client import ChatClient, ConnectionLost, HandshakeFailed, TlsFailure
+from reference_client.client import tls_failure
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +75,10 @@ async def test_an_untrusted_certificate_raises_connection_lost(
             await ChatClient.connect(HOST, chat.port, nick="alice", tls=untrusting)
     message = str(info.value)
     assert one_line(message), message
-    assert "TLS" in message or "certificate" in message.lower(), message
+    # What happened, in words (OpenSSL's CERTIFICATE_VERIFY_FAILED alone says little).
+    assert info.value.tls_failure is TlsFailure.UNTRUSTED
+    assert message == (f"cannot connect to {HOST}:{chat.port}: the server's certificate is "
+                       "not trusted (self-signed, or from an unknown CA)")
 
 
 async def test_tls_to_a_plain_server_raises_connection_lost(
@@ -88,6 +92,32 @@ async def test_tls_to_a_plain_server_raises_connection_lost(
             await ChatClient.connect(HOST, chat.port, nick="alice", tls=trusting(ca),
                                      connect_timeout=5)
     assert one_line(str(info.value)), str(info.value)
+    # Not OpenSSL's WRONG_VERSION_NUMBER: what it means.
+    assert info.value.tls_failure is TlsFailure.NOT_TLS
+    assert str(info.value) == f"cannot connect to {HOST}:{chat.port}: the server does not speak TLS"
+
+
+async def test_a_certificate_for_another_name_is_named_as_such(
+        make_server: MakeServer, tmp_path: Path) -> None:
+    """A trusted CA, but a certificate issued for another host name: WRONG_NAME."""
+    ca = trustme.CA()
+    issued = ca.issue_cert("chat.example")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.write_bytes(b"".join(blob.bytes() for blob in issued.cert_chain_pems))
+    issued.private_key_pem.write_to_path(str(key))
+    chat = await make_server(tls_cert=cert, tls_key=key)
+    async with asyncio.timeout(10):
+        with pytest.raises(ConnectionLost) as info:
+            await ChatClient.connect(HOST, chat.port, nick="alice", tls=trusting(ca))
+    assert info.value.tls_failure is TlsFailure.WRONG_NAME
+    assert str(info.value).endswith("the server's certificate was issued for another name")
+
+
+def test_other_failures_are_no_tls_failure() -> None:
+    assert tls_failure(ConnectionResetError()) is None
+    assert tls_failure(ssl.SSLError(1, "[SSL: SOMETHING_ELSE] something else")) is None
+    # Made by hand (no verify_code): not classified, and no AttributeError either.
+    assert tls_failure(ssl.SSLCertVerificationError(1, "certificate verify failed")) is None
 
 
 async def test_plain_to_a_tls_server_raises_connection_lost(

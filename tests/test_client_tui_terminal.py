@@ -22,6 +22,7 @@ from pathlib import Path
 import pexpect
 import pyte
 import pytest
+import trustme
 from server_harness import HOST, ServerProcess
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -193,6 +194,11 @@ def line(nick: str, text: str) -> re.Pattern[str]:
     return re.compile(rf"(?m)^\d\d:\d\d {re.escape(nick)}: {re.escape(text)}")
 
 
+def flowed(text: str) -> str:
+    """``text`` with its rows run together, as one reads a wrapped line."""
+    return " ".join(text.split())
+
+
 def join_all(room: str, *terminals: Terminal) -> None:
     """Each client joins ``room`` in turn; everyone already there sees each arrival."""
     for index, terminal in enumerate(terminals):
@@ -318,7 +324,105 @@ def test_keys_completion_history_and_room_switching(open_terminal: OpenTerminal)
     alice.enter("/frobnicate")
     alice.wait_for("unknown command /frobnicate")
     alice.enter("/msg nobody-here hello")
-    alice.wait_for("no such nick")
+    alice.wait_for("no user nobody-here -- not sent; it is back in the input line")
+    alice.wait_for(lambda t: t.input_line() == "[#one] /msg nobody-here hello",
+                   what="the refused message, back to edit")
+    alice.type("\x15")
     assert "Traceback" not in "".join(alice.transcript)
     alice.enter("/quit")
     assert alice.wait_exit() == 0
+
+
+def test_a_refused_long_line_comes_back_and_the_prompt_stays(
+        open_terminal: OpenTerminal) -> None:
+    """A line over max_message_length is refused: the text returns to the input line to
+    be edited, and once it is erased the prompt shows again (it used to stay scrolled
+    out of sight for good)."""
+    alice = open_terminal("alice")
+    started(alice)
+    join_all("#tui", alice)
+
+    alice.enter("x" * 5000)  # the default max_message_length is 4096 bytes
+    alice.wait_for(lambda t: "message too long" in flowed(t.pane())
+                   and "not sent; it is back in the input line" in flowed(t.pane()),
+                   what="the refusal, saying where the text went")
+    alice.wait_for(lambda t: t.input_line().endswith("x" * 60), what="the text, back")
+    alice.type("\x15")  # Ctrl-U: erase it
+    alice.wait_for(lambda t: t.input_line() == "[#tui]", what="the prompt, visible again")
+    alice.enter("short enough")
+    alice.wait_for(line("alice", "short enough"))
+    alice.wait_for(lambda t: t.input_line() == "[#tui]", what="the prompt after sending")
+    assert "Traceback" not in "".join(alice.transcript)
+
+
+def test_history_of_another_room_opens_that_rooms_window(open_terminal: OpenTerminal) -> None:
+    """/history #two typed in #one: the messages appear in #two's window, under a heading,
+    and #two becomes the current window; #one's window gets none of them."""
+    alice, bob = open_terminal("alice"), open_terminal("bob")
+    started(alice, bob)
+    join_all("#two", alice, bob)
+    bob.enter("said in two")
+    alice.wait_for(line("bob", "said in two"))
+    alice.enter("/join #one")
+    alice.wait_for(lambda t: t.input_line().startswith("[#one]"), what="[#one]")
+
+    alice.enter("/history #two 5")
+    alice.wait_for(lambda t: t.input_line().startswith("[#two]"), what="#two made current")
+    heading = re.compile(r"(?m)^History of #two: 1 message\n\d\d:\d\d bob: said in two$")
+    alice.wait_for(lambda t: heading.search(t.pane()) is not None, what="the heading")
+    alice.type("\x0e")  # Ctrl-N: wraps around to the status window, then #two's neighbour
+    alice.wait_for(lambda t: not t.input_line().startswith("[#two]"), what="another window")
+    alice.enter("/switch #one")
+    alice.wait_for(lambda t: t.input_line().startswith("[#one]"), what="[#one]")
+    alice.wait_for("You joined #one")
+    assert "said in two" not in alice.pane() and "History of" not in alice.pane()
+
+
+def test_long_messages_wrap_at_word_boundaries(open_terminal: OpenTerminal) -> None:
+    alice, bob = open_terminal("alice"), open_terminal("bob")
+    started(alice, bob)
+    join_all("#tui", alice, bob)
+    words = [f"word{n:02d}" for n in range(30)]  # 7 columns each with its space
+    alice.enter(" ".join(words))
+    bob.wait_for(words[-1])
+    rows = [row for row in bob.pane().splitlines() if "word" in row]
+    assert len(rows) >= 3, rows
+    assert rows[0].startswith(tuple(f"{h:02d}:" for h in range(24))) and "alice: word00" in rows[0]
+    # Every word whole on one row; the rows after the first line up under the text.
+    assert [word for row in rows for word in row.split() if word.startswith("word")] == words
+    assert all(row.startswith("      word") for row in rows[1:]), rows
+    pane_width = COLUMNS - 28 - 1
+    assert all(len(row) <= pane_width for row in rows), rows
+
+
+def test_tls_mismatches_end_the_terminal_client_with_one_line(
+        chat_server: ServerProcess, tmp_path: Path) -> None:
+    """The terminal client, started with --tls against a plain server or without --cafile
+    against a self-signed one: one line saying what happened and what to do, exit 1."""
+    ca = trustme.CA()
+    issued = ca.issue_cert(HOST)
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.write_bytes(b"".join(blob.bytes() for blob in issued.cert_chain_pems))
+    issued.private_key_pem.write_to_path(str(key))
+    (tmp_path / "tls-server").mkdir()
+    tls_server = ServerProcess(tmp_path / "tls-server", "--tls-cert", str(cert),
+                               "--tls-key", str(key))
+    terminals: list[Terminal] = []
+    try:
+        asyncio.run(tls_server.start())
+        for port, expected in [
+            (chat_server.port, "the server does not speak TLS: drop --tls"),
+            (tls_server.port, "the server's certificate is not trusted (self-signed, or from "
+                              "an unknown CA): pass --cafile CA.pem"),
+        ]:
+            terminal = Terminal(port, "alice", "--tls")
+            terminals.append(terminal)
+            assert terminal.wait_exit() == 1
+            output = flowed("".join(terminal.transcript))
+            assert f"chatproto-client: cannot connect to {HOST}:{port}: {expected}" in output
+            assert "Traceback" not in output and "VERIFY_FAILED" not in output
+            assert "WRONG_VERSION_NUMBER" not in output
+    finally:
+        for terminal in terminals:
+            terminal.close()
+        tls_server.close()

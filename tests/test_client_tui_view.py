@@ -10,7 +10,7 @@ from datetime import datetime
 import pytest
 from conftest import AsyncResources, RunningServer
 from prompt_toolkit.application import create_app_session
-from prompt_toolkit.formatted_text import fragment_list_to_text
+from prompt_toolkit.formatted_text import StyleAndTextTuples, fragment_list_to_text
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 from server_harness import HOST
@@ -43,10 +43,12 @@ from reference_client.tui import (
     LineKind,
     TerminalUI,
     clock_hhmm,
+    input_scroll,
     nick_colour,
     pane_fragments,
     panel_fragments,
     render_line,
+    wrap_fragments,
 )
 
 # 2024-05-06 13:45:30 local time, whatever the machine's time zone.
@@ -362,13 +364,112 @@ def test_resync_after_reconnect(view: ChatView) -> None:
 def test_show_history_and_closed_disconnect(view: ChatView) -> None:
     view.show_history("#dev", [message("#dev", 1, "dave", "older")])
     assert view.current.lines[-1].history
-    assert texts(view, "#dev")[-1] == "13:45 dave: older"
+    assert texts(view, "#dev")[-2:] == ["History of #dev: 1 message", "13:45 dave: older"]
     view.show_history("#dev", [])
-    assert texts(view, "#dev")[-1] == "#dev: no messages"
+    assert texts(view, "#dev")[-1] == "History of #dev: no messages"
     count = len(view.current.lines)
     view.on_event(Disconnected(reason="closed"))  # our own close: nothing to say
     assert len(view.current.lines) == count
     assert state(view) is ConnectionState.DISCONNECTED
+
+
+def test_history_of_another_room_goes_to_its_window(view: ChatView) -> None:
+    """/history #general typed in #dev: the messages go to #general's window, under a
+    heading, and #general becomes current (a reply then goes to the room being read)."""
+    assert view.current_room == "#dev"
+    dev_before = texts(view, "#dev")
+    view.show_history("#GENERAL", [message("#general", 1, "bob", "one"),
+                                   message("#general", 2, "bob", "two")])
+    assert texts(view, "#dev") == dev_before
+    assert texts(view, "#general")[-3:] == ["History of #general: 2 messages",
+                                            "13:45 bob: one", "13:45 bob: two"]
+    assert view.current_room == "#general"
+    general = view.window("#general")
+    assert general is not None and general.unread == 0
+
+
+def test_history_of_a_room_without_a_window_is_headed_in_the_current_one(
+        view: ChatView) -> None:
+    view.show_history("#elsewhere", [message("#elsewhere", 1, "erin", "far away")])
+    assert view.current_room == "#dev"
+    assert texts(view, "#dev")[-2:] == ["History of #elsewhere: 1 message",
+                                        "13:45 erin: far away"]
+    assert view.window("#elsewhere") is None
+
+
+@pytest.mark.parametrize("event", [
+    Disconnected(reason="server closed the connection: SERVER_SHUTDOWN: bye", code=502),
+    Disconnected(reason="connection lost: Connection reset by peer"),
+    Disconnected(reason="server closed the connection: RATE_LIMITED: flood", code=402),
+], ids=["shutdown", "reset", "other code"])
+def test_title_says_disconnected_once(view: ChatView, event: Disconnected) -> None:
+    view.on_event(event)
+    title = view.title()
+    assert title.count("disconnected") == 1, title
+    assert f"| disconnected: {view.state_detail}" in title and view.state_detail
+    # The line in the pane is the full sentence, said once as well.
+    assert texts(view, "#dev")[-1] == f"13:45 !! {describe_error(event)}"
+    assert describe_error(event).count("disconnected") <= 1
+
+
+def test_title_after_our_own_close_is_just_disconnected(view: ChatView) -> None:
+    view.on_event(Disconnected(reason="closed"))
+    assert view.title().endswith("| #dev | disconnected")
+
+
+def rows_of(fragments: StyleAndTextTuples) -> list[str]:
+    return fragment_list_to_text(fragments).split("\n")
+
+
+def test_wrap_breaks_at_spaces_and_indents_the_rows_after_the_first() -> None:
+    text = "13:45 dave: the quick brown fox jumps over the lazy dog"
+    rows = rows_of(wrap_fragments([("", text)], 20))
+    assert rows == ["13:45 dave: the", "      quick brown", "      fox jumps over",
+                    "      the lazy dog"]
+    assert all(len(row) <= 20 for row in rows)
+    # A row filled exactly to the width needs no break; a line that fits is untouched.
+    assert rows_of(wrap_fragments([("", "12345 67890")], 11)) == ["12345 67890"]
+    assert wrap_fragments([("", "short")], 80) == [("", "short")]
+
+
+def test_wrap_breaks_inside_only_the_words_longer_than_a_row() -> None:
+    rows = rows_of(wrap_fragments([("", "see " + "x" * 30 + " ok")], 12))
+    assert rows == ["see xxxxxxxx", "      xxxxxx", "      xxxxxx", "      xxxxxx",
+                    "      xxxx", "      ok"]
+    # Where an indent would leave no room, rows start at the left edge.
+    assert rows_of(wrap_fragments([("", "abcdefgh ij")], 4)) == ["abcd", "efgh", "ij"]
+
+
+def test_wrap_keeps_styles_newlines_and_wide_characters() -> None:
+    fragments = render_line(ChatView(nick="x")._message_line(
+        message("#r", 1, "dave", "hello wonderful\nworld"), history=False))
+    wrapped = wrap_fragments(fragments, 18)
+    assert rows_of(wrapped) == ["13:45 dave: hello", "      wonderful", "      world"]
+    # The nick keeps its colour, and "dave:" (two fragments) counts as one word.
+    assert (nick_colour("dave"), "dave") in wrapped
+    assert fragment_list_to_text(wrapped).replace("\n      ", " ") == \
+        "13:45 dave: hello wonderful world"
+    # Wide characters take two cells each: three of them do not fit after "ab ".
+    assert rows_of(wrap_fragments([("", "ab \u6f22\u5b57\u6f22")], 7)) == \
+        ["ab", "\u6f22\u5b57\u6f22"]
+
+
+def test_pane_wraps_every_line_to_the_given_width(view: ChatView) -> None:
+    view.on_event(message("#dev", 1, "dave", "alpha beta gamma delta epsilon"))
+    rows = fragment_list_to_text(pane_fragments(view, width=24)).split("\n")
+    assert rows[-3:] == ["13:45 dave: alpha beta", "      gamma delta", "      epsilon"]
+    assert pane_fragments(view, width=24)[-1] == ("[SetCursorPosition]", "")
+
+
+@pytest.mark.parametrize(("scroll", "line_width", "window_width", "expected"), [
+    (0, 10, 80, 0),        # fits: never scrolled
+    (4920, 7, 80, 0),      # a 5000-column line was sent: the empty prompt shows again
+    (4920, 5005, 80, 4920),  # still long: keep the scroll (the cursor decides)
+    (100, 150, 80, 71),    # shortened: scroll back just enough to show its end
+])
+def test_input_scroll_never_hides_a_line_that_fits(scroll: int, line_width: int,
+                                                   window_width: int, expected: int) -> None:
+    assert input_scroll(scroll, line_width, window_width) == expected
 
 
 def test_rendering_colours_nicks_and_dims_history(view: ChatView) -> None:
@@ -447,7 +548,7 @@ async def test_terminal_ui_commands(server: RunningServer,
             # Refused or mistyped commands: one line each.
             for typed, expected in [
                 ("/join nohash", "invalid room name"),
-                ("/msg ghost hi", "no such nick is connected"),
+                ("/msg ghost hi", "no user ghost -- not sent; it is back in the input line"),
                 ("/kick #r bob", "only server operators can do that"),
                 ("/switch #elsewhere", "no window #elsewhere"),
                 ("/win 9", "usage: /win N"),
@@ -458,6 +559,16 @@ async def test_terminal_ui_commands(server: RunningServer,
                     view.error(describe_error(exc, me=view.nick))
                 assert expected in last(ui), (typed, last(ui))
                 assert view.current.lines[-1].kind is LineKind.ERROR
+                # A refused message comes back to the input line; nothing else does.
+                assert ui.input.text == (typed if typed.startswith("/msg") else ""), typed
+                ui.input.reset()
+
+            # Typed on meanwhile: the new text stays, and Up recalls the refused line.
+            ui.input.text = "half a thought"
+            await ui.handle_line("/msg ghost again")
+            assert last(ui).endswith("no user ghost -- not sent; Up recalls it")
+            assert ui.input.text == "half a thought"
+            ui.input.reset()
 
             await ui.handle_line("/win 0")
             assert view.current.name == STATUS_WINDOW
