@@ -118,10 +118,11 @@ def assert_reports_name_kit_spec_and_target(reports: Reports, target: str) -> No
 def test_kit_passes_the_reference_server_every_case(
         make_server_process: MakeServerProcess, tmp_path: Path) -> None:
     server = make_server_process("--oper", OPER, "--keepalive-interval-s", "1",
-                                 "--idle-timeout-s", "3")
+                                 "--idle-timeout-s", "3", "--event-loop", "uvloop")
     asyncio.run(server.start())
     target = f"{HOST}:{server.port}"
     reports = run_kit(target, tmp_path)
+    assert any("loop=uvloop" in line for line in server.stderr_lines), server.stderr_text()
     assert_all_passed(reports)
     cases = reports.json["cases"]
     assert any(case["outcome"] == "PASS" for case in cases)
@@ -134,6 +135,19 @@ def test_kit_passes_the_reference_server_every_case(
     # The test guide shows this very run (an operator, no TLS, no shutdown command).
     assert _without_time(reports.summary()) == _without_time(_guide_summary(render_summary(
         ["oper"]))), f"the guide's summary is not what the run printed:\n{reports.output}"
+
+
+@pytest.mark.timeout(KIT_TIMEOUT_S + 60)
+def test_kit_passes_the_reference_server_on_asyncios_loop(
+        make_server_process: MakeServerProcess, tmp_path: Path) -> None:
+    """The full run above is on uvloop (what `.[fast]` gives); asyncio's own loop passes
+    the same cases (the slow ones aside, which test timers rather than transports)."""
+    server = make_server_process("--oper", OPER, "--event-loop", "asyncio")
+    asyncio.run(server.start())
+    assert any("loop=asyncio" in line for line in server.stderr_lines), server.stderr_text()
+    reports = run_kit(f"{HOST}:{server.port}", tmp_path, "--skip-slow")
+    assert_all_passed(reports)
+    assert reports.json["counts"]["PASS"] >= len(reports.json["cases"]) // 2
 
 
 @dataclass(frozen=True)
