@@ -193,14 +193,18 @@ def _senders() -> tuple[Sender, ...]:
     return tuple(sender for sender in Sender if sender is not Sender.BOTH)
 
 
-def _grouped_transitions() -> dict[tuple[State, Sender, State], list[str]]:
+Transitions = Mapping[tuple[State, Sender, str], State]
+
+
+def _grouped_transitions(transitions: Transitions = TRANSITIONS,
+                         ) -> dict[tuple[State, Sender, State], list[str]]:
     order = {key: index for index, key in enumerate(_ordered_keys())}
     groups: dict[tuple[State, Sender, State], list[str]] = {}
     for state in State:
         for sender in _senders():
-            for key in sorted((k for (s, who, k) in TRANSITIONS if s is state and who is sender),
+            for key in sorted((k for (s, who, k) in transitions if s is state and who is sender),
                               key=lambda k: order.get(k, len(order))):
-                after = TRANSITIONS[(state, sender, key)]
+                after = transitions[(state, sender, key)]
                 groups.setdefault((state, sender, after), []).append(key)
     return dict(sorted(groups.items(), key=lambda item: (
         list(State).index(item[0][0]), _senders().index(item[0][1]),
@@ -258,28 +262,45 @@ def describe_messages(keys: list[str], sender: Sender) -> str:
     return best[1]
 
 
-def render_state_diagram() -> str:
-    edges: dict[tuple[State, State], dict[Sender, list[str]]] = {}
-    for (state, sender, after), keys in _grouped_transitions().items():
-        edges.setdefault((state, after), {})[sender] = keys
-    lines = ["```mermaid", "stateDiagram-v2", f"    [*] --> {next(iter(State))}"]
-    for (state, after), by_sender in edges.items():
+def state_edges(transitions: Transitions = TRANSITIONS) -> dict[tuple[State, State], list[str]]:
+    """Each (state, next state) pair of ``transitions`` with its diagram labels.
+
+    A label is ``C ▸ messages`` or ``S ▸ messages``; one ``C or S ▸ messages``
+    when both senders take the pair with the same messages.
+    """
+    by_pair: dict[tuple[State, State], dict[Sender, list[str]]] = {}
+    for (state, sender, after), keys in _grouped_transitions(transitions).items():
+        by_pair.setdefault((state, after), {})[sender] = keys
+    edges: dict[tuple[State, State], list[str]] = {}
+    for pair, by_sender in by_pair.items():
         senders = list(by_sender)
         if len(senders) > 1 and all(by_sender[s] == by_sender[senders[0]] for s in senders):
             marks = " or ".join(SENDER_MARK[s] for s in senders)
-            label = marks + EDGE_SEPARATOR + describe_messages(by_sender[senders[0]], senders[0])
-            lines.append(f"    {state} --> {after} : {label}")
-            continue
-        for sender, keys in by_sender.items():
-            label = SENDER_MARK[sender] + EDGE_SEPARATOR + describe_messages(keys, sender)
-            lines.append(f"    {state} --> {after} : {label}")
+            edges[pair] = [marks + EDGE_SEPARATOR
+                           + describe_messages(by_sender[senders[0]], senders[0])]
+        else:
+            edges[pair] = [SENDER_MARK[sender] + EDGE_SEPARATOR + describe_messages(keys, sender)
+                           for sender, keys in by_sender.items()]
+    return edges
+
+
+def state_diagram_legend() -> str:
+    """What the sender marks of the diagram labels mean (Markdown)."""
+    return ", ".join(f"`{mark}{EDGE_SEPARATOR}X`: the {sender.value} sends X"
+                     for sender, mark in SENDER_MARK.items())
+
+
+def render_state_diagram() -> str:
+    """The state diagram as Mermaid source (GitHub draws it; the site draws its own SVG)."""
+    lines = ["```mermaid", "stateDiagram-v2", f"    [*] --> {next(iter(State))}"]
+    for (state, after), labels in state_edges().items():
+        lines += [f"    {state} --> {after} : {label}" for label in labels]
     for state in State:
         if not any(s is state for (s, _, _) in TRANSITIONS):
             lines.append(f"    {state} --> [*]")
     lines.append("```")
-    legend = ", ".join(f"`{mark}{EDGE_SEPARATOR}X`: the {sender.value} sends X"
-                       for sender, mark in SENDER_MARK.items())
-    return "\n".join(lines) + f"\n\n{legend}. The state table above is authoritative."
+    return ("\n".join(lines)
+            + f"\n\n{state_diagram_legend()}. The state table above is authoritative.")
 
 
 def render_message_index() -> str:

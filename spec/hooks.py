@@ -8,8 +8,12 @@ Nothing on the site that describes the wire is copied by hand. At build time:
   state table and diagram, error registry, limits) is rendered again from the
   live schema, so the site cannot show a stale table even if nobody ran
   ``python -m chatproto.specgen``;
+* the state diagram is drawn as an inline SVG from the state table
+  (``chatproto._statediagram``) in place of the page's Mermaid source, so the
+  site loads no script to draw it and works with no network;
 * ``requirements.md`` is generated: every requirement with its level, its text,
-  a link to where it stands and the conformance cases that check it;
+  a link to where it stands and the conformance cases that check it, page by
+  page in the order of ``mkdocs.yml``'s nav;
 * every requirement paragraph gets a permalink anchor named by its ID
   (``framing.md#CP-FRAME-3``);
 * the test vectors under ``vectors/`` are written from the schema;
@@ -27,7 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from chatproto import MESSAGE_TYPES, PROTOCOL_VERSION, _schema
-from chatproto._specdoc import SpecContext, fill_markers
+from chatproto._specdoc import SpecContext, fill_markers, state_diagram_legend
+from chatproto._statediagram import render_state_svg
 from chatproto._vectors import FIXED_SHAPES, render_vectors
 from chatproto.requirements import load_requirements, parse_requirements
 
@@ -36,6 +41,9 @@ _REQUIREMENT_START = re.compile(r"^(\s*(?:[-*]\s+)?)\*\*(CP-[A-Z]+-\d+)\*\*", re
 _LEVEL_CLASS = {"MUST": "must", "SHOULD": "should", "MAY": "may"}
 _FIELDS_BLOCK = re.compile(r"^<!-- generated:fields ([A-Z_]+) -->$(.*?)^```text$",
                            re.MULTILINE | re.DOTALL)
+_STATE_DIAGRAM_BLOCK = re.compile(r"^(<!-- generated:state-diagram -->\n).*?"
+                                  r"^(<!-- /generated:state-diagram -->)$",
+                                  re.MULTILINE | re.DOTALL)
 
 _context: SpecContext | None = None
 
@@ -53,8 +61,8 @@ def on_config(config: Any) -> Any:
 def on_files(files: Any, config: Any) -> Any:
     from mkdocs.structure.files import File
 
-    files.append(File.generated(config, REQUIREMENTS_PAGE,
-                                content=render_requirements_index(Path(config["docs_dir"]))))
+    content = render_requirements_index(Path(config["docs_dir"]), config["nav"])
+    files.append(File.generated(config, REQUIREMENTS_PAGE, content=content))
     return files
 
 
@@ -63,6 +71,7 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
     if "/" not in name and name != REQUIREMENTS_PAGE:
         markdown = fill_markers(markdown, context=_context, where=name)
         markdown = _FIELDS_BLOCK.sub(_with_layout_diagram, markdown)
+        markdown = _STATE_DIAGRAM_BLOCK.sub(_drawn_state_diagram, markdown)
         markdown = _REQUIREMENT_START.sub(_anchor_requirement, markdown)
     return _with_kit_blocks(markdown, name)
 
@@ -86,6 +95,20 @@ def _with_layout_diagram(match: re.Match[str]) -> str:
     # The drawing goes between the field table and the offset listing.
     before_listing = match.group(0)[: -len("```text")]
     return f"{before_listing}{layout_diagram(match.group(1))}\n\n```text"
+
+
+def _drawn_state_diagram(match: re.Match[str]) -> str:
+    return f"{match.group(1)}\n{state_diagram_figure()}\n\n{match.group(2)}"
+
+
+def state_diagram_figure() -> str:
+    """The state diagram as an HTML figure: the SVG and what its marks mean."""
+    legend = re.sub(r"`([^`]*)`", lambda m: f"<code>{escape(m.group(1))}</code>",
+                    state_diagram_legend())
+    # A raw HTML block: Markdown leaves it alone as long as it has no blank line.
+    return (f'<figure class="cp-state-diagram">\n{render_state_svg()}\n'
+            f"<figcaption>{legend}. An arrow from the dashed box leaves any state inside it. "
+            "The state table above is authoritative.</figcaption>\n</figure>")
 
 
 def layout_diagram(name: str) -> str:
@@ -130,42 +153,74 @@ def on_post_build(config: Any) -> None:
         (site / name).write_text(text, encoding="utf-8")
 
 
-def render_requirements_index(docs_dir: Path) -> str:
-    """The requirements index page, in Markdown."""
+def nav_pages(nav: Any) -> list[tuple[str, str]]:
+    """(title, file) of every page in ``mkdocs.yml``'s ``nav``, in the order it lists them."""
+    found: list[tuple[str, str]] = []
+    for item in nav or []:
+        entries = item.items() if isinstance(item, dict) else [(None, item)]
+        for title, target in entries:
+            if isinstance(target, list):
+                found += nav_pages(target)
+            elif isinstance(target, str):
+                found.append((title or target, target))
+    return found
+
+
+def render_requirements_index(docs_dir: Path, nav: Any) -> str:
+    """The requirements index page, in Markdown: page by page in ``nav`` order.
+
+    Each requirement is an entry of its own (ID and level, text, the cases that
+    check it), so the text has the page's width and a case ID is never squeezed
+    into a column: case IDs are whole words that wrap between each other.
+    """
     from conformance.coverage import NOT_CHECKABLE, cases_by_requirement
 
     covered = cases_by_requirement()
-    lines = [
-        "# Requirements index",
-        "",
-        "Every numbered requirement of chatproto version "
-        f"{PROTOCOL_VERSION}, in the order of the pages, with its level, its text, "
-        "where it stands and the conformance "
-        "cases that check it. Generated from the spec pages and the kit at build time.",
-        "",
-    ]
+    pages = _spec_pages(docs_dir)
+    titled = [(title, page) for title, page in nav_pages(nav) if page in pages]
+    listed = {page for _, page in titled}
+    # A page with requirements that the nav leaves out still has them listed, last.
+    order = titled + [(page, page) for page in pages if page not in listed]
     counts: dict[str, int] = {}
-    rows: list[str] = []
-    for page, text in _spec_pages(docs_dir).items():
-        for req in parse_requirements(text, page):
+    sections: list[str] = []
+    for title, page in order:
+        requirements = parse_requirements(pages[page], page)
+        if not requirements:
+            continue
+        sections += [f"## {title}", "", '<div class="cp-index" markdown>']
+        for req in requirements:
             counts[req.level.value] = counts.get(req.level.value, 0) + 1
             cases = covered.get(req.id, [])
             if cases:
-                checked = "<br>".join(f"`{case.id}`" for case in cases)
+                checked = " ".join(f"<code>{escape(case.id)}</code>" for case in cases)
             elif req.id in NOT_CHECKABLE:
-                checked = f"not checkable over the network: {NOT_CHECKABLE[req.id]}"
+                checked = escape(f"not checkable over the network: {NOT_CHECKABLE[req.id]}")
             else:
                 checked = "no case"
             # Links within the requirement's own page must name that page here.
-            statement = _cell(req.text.replace("](#", f"]({page}#"))
-            rows.append(f"| [{req.id}]({page}#{req.id}) | {req.level.value} | "
-                        f"{statement} | {checked} |")
+            statement = req.text.replace("](#", f"]({page}#")
+            level = req.level.value
+            sections += [
+                f'<div class="cp-index-entry" id="{req.id}" markdown>',
+                f'<p class="cp-index-head" markdown>[{req.id}]({page}#{req.id}) '
+                f'<span class="cp-level cp-{_LEVEL_CLASS[level]}">{level}</span></p>',
+                f"<p markdown>{statement}</p>",
+                f'<div class="cp-index-cases"><span class="cp-index-label">Checked by</span> '
+                f"{checked}</div>",
+                "</div>",
+            ]
+        sections += ["</div>", ""]
     summary = ", ".join(f"{counts[level]} {level}" for level in ("MUST", "SHOULD", "MAY")
                         if level in counts)
-    lines += [f"{sum(counts.values())} requirements: {summary}.", "",
-              "| Requirement | Level | Text | Checked by |", "|---|---|---|---|", *rows, ""]
-    return "\n".join(lines)
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return "\n".join([
+        "# Requirements index",
+        "",
+        f"Every numbered requirement of chatproto version {PROTOCOL_VERSION} with its level, "
+        "its text and the conformance cases that check it: page by page in the order of the "
+        "site's navigation, and on each page in the order they stand there. Generated from the "
+        "spec pages and the kit at build time.",
+        "",
+        f"{sum(counts.values())} requirements: {summary}.",
+        "",
+        *sections,
+    ])

@@ -4,10 +4,13 @@ The site is built here as it is published, so a broken link, anchor or page
 fails the suite. The tests then check what the hooks promise (spec/hooks.py):
 the wire tables and vectors follow the live schema with no hand edit, every
 requirement ID is an anchor and the requirements index lists them all with the
-cases that check them, and every page names the spec version. A headless
-Chromium (Debian's, driven by Playwright) opens the served site with every
-request off 127.0.0.1 blocked, and ``mike`` publishes two versions into a
-throwaway git repository.
+cases that check them, in the nav's order, and every page names the spec
+version. The site fetches nothing from elsewhere (a lab without internet sees
+all of it): a scan of the built pages finds no outside script, style, font or
+image, and a headless Chromium (Debian's, driven by Playwright) opens the served
+site with every request off 127.0.0.1 blocked and finds the state diagram drawn,
+and field names and case IDs whole on a laptop and a phone. ``mike`` publishes
+two versions into a throwaway git repository.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from collections.abc import Iterator
 from html.parser import HTMLParser
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import unquote, urljoin, urlsplit
 
 import pytest
@@ -34,9 +37,13 @@ from schema_patch import retype_field
 
 from chatproto import ERROR_REGISTRY, MESSAGE_TYPES, PROTOCOL_VERSION, Limits, _vectors
 from chatproto._fields import UINT32
+from chatproto._state import State
 from chatproto.messages import SendRoom
 from chatproto.requirements import load_requirements, spec_dir
 from conformance.coverage import NOT_CHECKABLE, cases_by_requirement
+
+if TYPE_CHECKING:
+    from playwright.sync_api import ViewportSize
 
 ROOT = Path(__file__).resolve().parent.parent
 MKDOCS_YML = ROOT / "mkdocs.yml"
@@ -212,28 +219,137 @@ def test_every_requirement_is_an_anchor_on_its_page(site: Path) -> None:
         assert req.id in _parse(_page_html(site, req.page)).ids, f"{req.id} on {req.page}"
 
 
+class _IndexParser(HTMLParser):
+    """The requirements index: its page headings and entries, in document order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.headings: list[str] = []
+        self.entries: list[dict[str, Any]] = []
+        self._open: list[str] = []  # the class of each open div of the current entry
+        self._into: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = {key: value or "" for key, value in attrs}
+        css = attributes.get("class", "").split()
+        if tag == "h2":
+            self.headings.append("")
+            self._into = "heading"
+        elif tag == "div" and "cp-index-entry" in css:
+            self.entries.append({"id": attributes.get("id"), "links": [], "level": "",
+                                 "text": "", "cases": [], "checked": ""})
+            self._open = ["entry"]
+        elif tag == "div" and self._open:
+            self._open.append(" ".join(css))
+        elif self._open:
+            entry = self.entries[-1]
+            if tag == "a" and self._into is None:
+                entry["links"].append(attributes.get("href"))
+            if tag == "span" and "cp-level" in css:
+                self._into = "level"
+            elif tag == "p" and "cp-index-head" not in css:
+                self._into = "text"
+            elif tag == "code" and self._open[-1] == "cp-index-cases":
+                entry["cases"].append("")
+                self._into = "case"
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "div" and self._open:
+            self._open.pop()
+        elif (tag, self._into) in {("h2", "heading"), ("span", "level"), ("p", "text"),
+                                   ("code", "case")}:
+            self._into = None
+
+    def handle_data(self, data: str) -> None:
+        if self._into == "heading":
+            self.headings[-1] += data
+        elif self._open:
+            entry = self.entries[-1]
+            if self._into == "case":
+                entry["cases"][-1] += data
+            elif self._into in ("level", "text"):
+                entry[self._into] += data
+            if self._open[-1] == "cp-index-cases":
+                entry["checked"] += data
+
+
+def _index(site: Path) -> _IndexParser:
+    parser = _IndexParser()
+    parser.feed(_page_html(site, "requirements.md").read_text(encoding="utf-8"))
+    return parser
+
+
+def _nav(nav: Any) -> list[tuple[str, str]]:
+    """(title, page) of mkdocs.yml's nav, in its order."""
+    found: list[tuple[str, str]] = []
+    for item in nav:
+        for title, target in item.items():
+            found += _nav(target) if isinstance(target, list) else [(title, target)]
+    return found
+
+
 def test_requirements_index_lists_every_requirement(site: Path) -> None:
-    index = _page_html(site, "requirements.md")
     index_url = "http://site/requirements/"
-    rows = {cells[0][0]: cells for cells in _parse(index).rows if len(cells) == 4}
+    entries = {entry["id"]: entry for entry in _index(site).entries}
     requirements = load_requirements()
     covered = cases_by_requirement()
-    assert set(rows) - {"Requirement"} == set(requirements)
+    assert set(entries) == set(requirements)
     for req in requirements.values():
-        (_, links), (level, _), _, (checked_by, _) = rows[req.id]
-        assert level == req.level.value, req.id
-        assert len(links) == 1, req.id
-        # The link resolves: its page was built and holds an element with that id.
-        target = urlsplit(urljoin(index_url, links[0]))
+        entry = entries[req.id]
+        assert entry["level"] == req.level.value, req.id
+        assert entry["text"].strip(), req.id
+        # The ID links to the requirement: its page was built and holds that id.
+        assert len(entry["links"]) == 1, req.id
+        target = urlsplit(urljoin(index_url, entry["links"][0]))
         page = site / unquote(target.path).lstrip("/") / "index.html"
-        assert target.fragment == req.id and req.id in _parse(page).ids, links[0]
+        assert target.fragment == req.id and req.id in _parse(page).ids, entry["links"][0]
+        checked = " ".join(entry["checked"].split())
         cases = [case.id for case in covered[req.id]]
         if cases:
-            assert checked_by.split("\n") == cases, req.id
+            assert entry["cases"] == cases, req.id
         elif req.id in NOT_CHECKABLE:
-            assert checked_by.startswith("not checkable over the network"), req.id
+            assert checked.startswith("Checked by not checkable over the network"), req.id
         else:
-            assert checked_by == "no case", req.id
+            assert checked == "Checked by no case", req.id
+
+
+def test_requirements_index_follows_the_nav_then_each_page(site: Path) -> None:
+    from mkdocs.config import load_config
+
+    expected: list[str] = []
+    titles: list[str] = []
+    for title, page in _nav(load_config(str(MKDOCS_YML))["nav"]):
+        if page == "requirements.md":
+            continue
+        # The requirement anchors of the built page, in the order they stand on it.
+        html = _page_html(site, page).read_text(encoding="utf-8")
+        ids = list(dict.fromkeys(re.findall(r'id="(CP-[A-Z]+-\d+)"', html)))
+        expected += ids
+        titles += [title] if ids else []
+    index = _index(site)
+    assert [entry["id"] for entry in index.entries] == expected
+    assert [heading.rstrip("¶").strip() for heading in index.headings] == titles  # no permalink
+    assert sorted(expected) != expected  # the nav's order is not the files' names
+
+
+def test_requirements_index_takes_its_order_from_the_nav() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("site_hooks", SPEC_DIR / "hooks.py")
+    assert spec is not None and spec.loader is not None
+    hooks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hooks)
+    nav = [{"Errors": "errors.md"}, {"Both": [{"Limits": "limits.md"},
+                                              {"Framing": "framing.md"}]}]
+    text = hooks.render_requirements_index(SPEC_DIR, nav)
+    headings = re.findall(r"^## (.*)$", text, re.MULTILINE)
+    assert headings[:3] == ["Errors", "Limits", "Framing"]
+    listed = re.findall(r'class="cp-index-entry" id="(CP-[A-Z]+-\d+)"', text)
+    by_page = [req.id for page in ("errors.md", "limits.md", "framing.md")
+               for req in load_requirements().values() if req.page == page]
+    assert listed[:len(by_page)] == by_page
+    # The pages the nav leaves out come last, still listed.
+    assert set(listed) == set(load_requirements())
 
 
 def test_every_page_shows_the_spec_version(site: Path) -> None:
@@ -263,6 +379,92 @@ def test_changelog_has_an_entry_per_version_that_matches_the_code() -> None:
         assert match and int(match.group(1)) == actual, (stated, actual)
 
 
+# ------------------------------------------------------------------ offline
+
+
+class _ResourceParser(HTMLParser):
+    """Every URL a page makes the browser fetch by itself (not the links a reader follows)."""
+
+    FETCHED: ClassVar[dict[str, tuple[str, ...]]] = {
+        "script": ("src",), "link": ("href",), "img": ("src", "srcset"),
+        "source": ("src", "srcset"), "iframe": ("src",), "embed": ("src",), "object": ("data",),
+        "video": ("src", "poster"), "audio": ("src",), "track": ("src",),
+        "image": ("href", "xlink:href"), "use": ("href", "xlink:href"), "input": ("src",)}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[str] = []
+        self.classes: set[str] = set()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        for name, value in attrs:
+            if value is None:
+                continue
+            if name in self.FETCHED.get(tag, ()):
+                self.urls += [part.split()[0] for part in value.split(",") if part.strip()] \
+                    if name == "srcset" else [value]
+            elif name == "style":
+                self.urls += _css_urls(value)
+            elif name == "class":
+                self.classes.update(value.split())
+
+    def handle_data(self, data: str) -> None:
+        if self.lasttag == "style":
+            self.urls += _css_urls(data)
+
+
+def _css_urls(css: str) -> list[str]:
+    return [m.group(1) or m.group(2) for m in
+            re.finditer(r"""url\(\s*['"]?([^'")\s]+)|@import\s+['"]([^'"]+)""", css)]
+
+
+def _external(url: str) -> bool:
+    """A URL off this site: with a scheme other than data: or blob:, or protocol-relative."""
+    has_scheme = re.match(r"[a-zA-Z][a-zA-Z0-9+.-]*:", url) is not None
+    return url.startswith("//") or (has_scheme and not url.startswith(("data:", "blob:")))
+
+
+def test_the_built_site_fetches_nothing_from_elsewhere(site: Path) -> None:
+    """A lab without internet sees the whole site: no script, style, font or image off it."""
+    pages = sorted(site.rglob("*.html"))
+    assert len(pages) > 10
+    external: list[str] = []
+    for page in pages:
+        parser = _ResourceParser()
+        parser.feed(page.read_text(encoding="utf-8"))
+        external += [f"{page.relative_to(site)}: {url}" for url in parser.urls if _external(url)]
+        # Material fetches Mermaid from a CDN for any element of this class.
+        assert "mermaid" not in parser.classes, page
+    for sheet in sorted(site.rglob("*.css")):
+        external += [f"{sheet.relative_to(site)}: {url}"
+                     for url in _css_urls(sheet.read_text(encoding="utf-8")) if _external(url)]
+    assert external == []
+
+
+def test_the_state_diagram_is_drawn_at_build_time(site: Path) -> None:
+    """The page's Mermaid source (for readers of the Markdown) becomes an inline SVG."""
+    assert "```mermaid" in (SPEC_DIR / "lifecycle.md").read_text(encoding="utf-8")
+    html = _page_html(site, "lifecycle.md").read_text(encoding="utf-8")
+    figure = html[html.index('<figure class="cp-state-diagram">'):]
+    figure = figure[:figure.index("</figure>")]
+    assert figure.count('<svg xmlns="http://www.w3.org/2000/svg" class="cp-sd"') == 1
+    for state in State:
+        assert f'text-anchor="middle" fill="currentColor">{state.value}</text>' in figure
+    assert "stateDiagram" not in html and "<script" not in figure
+
+
+def test_the_resource_scan_sees_external_references() -> None:
+    parser = _ResourceParser()
+    parser.feed('<link rel="stylesheet" href="https://fonts.example/a.css">'
+                '<script src="//cdn.example/x.js"></script><img srcset="a.png 1x, http://e/b 2x">'
+                '<a href="https://example.org/">a link is not fetched</a>'
+                '<div style="background: url(\'https://e/c.png\')"></div>'
+                '<style>@import "https://e/d.css";</style><img src="data:image/png;base64,AA">')
+    assert [url for url in parser.urls if _external(url)] == [
+        "https://fonts.example/a.css", "//cdn.example/x.js", "http://e/b", "https://e/c.png",
+        "https://e/d.css"]
+
+
 # ------------------------------------------------------------------- browser
 
 
@@ -278,12 +480,45 @@ CHROMIUM_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
     "--no-first-run", "--disable-gpu", "--disable-quic",
 ]
-OPTIONAL_EXTERNAL = {
-    # Material loads Mermaid from this CDN on a page holding a diagram (the
-    # state diagram of lifecycle.md). Blocked, the diagram's source stays on
-    # the page as text, next to the state table that says the same.
-    re.compile(r"https://unpkg\.com/mermaid@\d+/dist/mermaid\.min\.js"),
-}
+NARROW: ViewportSize = {"width": 390, "height": 844}
+"""A phone's viewport."""
+WIDE: ViewportSize = {"width": 1280, "height": 900}
+"""A laptop's."""
+# The texts of the elements in ``selector`` that the browser laid out on more than one line
+# (a range has one rectangle per line it spans, inline or not).
+BROKEN_ACROSS_LINES = """selector => [...document.querySelectorAll(selector)].filter(element => {
+    const range = document.createRange();
+    range.selectNodeContents(element);
+    return new Set([...range.getClientRects()].map(rect => Math.round(rect.top))).size !== 1;
+}).map(element => element.textContent)"""
+# Pairs of the state diagram's texts and boxes whose drawn areas overlap.
+OVERLAPS = """() => {
+    const boxes = [...document.querySelectorAll('svg.cp-sd text, svg.cp-sd rect.cp-sd-state')]
+        .map(element => [element.textContent || element.nextElementSibling.textContent,
+                         element.tagName, element.getBBox()]);
+    const hits = [];
+    for (const [i, [a, tagA, p]] of boxes.entries()) {
+        for (const [b, tagB, q] of boxes.slice(i + 1)) {
+            if (tagA === 'rect' && tagB === 'text' && a === b) continue;  // a state's own name
+            if (p.x < q.x + q.width && q.x < p.x + p.width && p.y < q.y + q.height
+                && q.y < p.y + p.height) hits.push(a + ' / ' + b);
+        }
+    }
+    return hits;
+}"""
+# The contrast ratio (WCAG) of the state names drawn over the page's background.
+NAME_CONTRAST = """() => {
+    const rgba = text => text.match(/[\\d.]+/g).map(Number);
+    const luminance = ([r, g, b]) => [r, g, b].map(c => c / 255)
+        .map(c => c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4)
+        .reduce((sum, c, i) => sum + c * [0.2126, 0.7152, 0.0722][i], 0);
+    const back = rgba(getComputedStyle(document.body).backgroundColor);
+    const name = document.querySelector('svg.cp-sd .cp-sd-name');
+    const [r, g, b, a = 1] = rgba(getComputedStyle(name).fill);
+    const fore = [r, g, b].map((c, i) => c * a + back[i] * (1 - a));
+    const [hi, lo] = [luminance(fore), luminance(back)].sort((x, y) => y - x);
+    return (hi + 0.05) / (lo + 0.05);
+}"""
 
 
 def _find_chromium() -> str | None:
@@ -362,7 +597,7 @@ def test_site_in_a_browser(served_site: str) -> None:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:
-            context = browser.new_context(viewport={"width": 1280, "height": 900},
+            context = browser.new_context(viewport=WIDE,
                                           color_scheme="light", service_workers="block")
             context.route("**/*", only_loopback)
             page = context.new_page()
@@ -419,18 +654,64 @@ def test_site_in_a_browser(served_site: str) -> None:
             assert attempted_external == [], attempted_external
             assert page_errors == [], page_errors
 
-            # The one page with a Mermaid diagram asks for the CDN, and no more;
-            # Material reports the blocked script as an error and shows the source.
+            # Field names and states are whole words, at a laptop's width and a phone's.
+            for viewport in (None, NARROW):
+                if viewport:
+                    page.set_viewport_size(viewport)
+                page.goto(served_site + "messages/")
+                names = "article td:first-child > code"
+                assert page.locator(names).count() > 3 * len(MESSAGE_TYPES)
+                assert page.evaluate(BROKEN_ACROSS_LINES, names) == []
+                if viewport:
+                    welcome = page.locator("//h3[@id='welcome-0x0002']/following::table[1]")
+                    welcome.scroll_into_view_if_needed()
+                    page.screenshot(path=str(ARTIFACTS / "site-messages-narrow.png"))
+                page.goto(served_site + "lifecycle/")
+                assert page.evaluate(BROKEN_ACROSS_LINES, "article td > code") == []
+            page.set_viewport_size(WIDE)
+
+            # The requirements index: case IDs whole, each entry as wide as the text.
+            for viewport in (None, NARROW):
+                if viewport:
+                    page.set_viewport_size(viewport)
+                page.goto(served_site + "requirements/")
+                cases = page.locator(".cp-index-cases code")
+                assert cases.count() > len(load_requirements())
+                assert page.evaluate(BROKEN_ACROSS_LINES, ".cp-index-cases code") == []
+                # Nothing makes the page itself wider than the screen.
+                assert page.evaluate("document.scrollingElement.scrollWidth <= innerWidth")
+                entry = page.locator(".cp-index-entry").first.bounding_box()
+                article = page.locator("article").bounding_box()
+                assert entry and article and entry["width"] > 0.9 * article["width"], entry
+                page.screenshot(path=str(ARTIFACTS / ("site-requirements-narrow.png" if viewport
+                                                      else "site-requirements.png")))
+            page.set_viewport_size(WIDE)
+
+            # The state diagram is drawn, from the page alone: an SVG naming every state,
+            # no Mermaid source, nothing asked of the network.
             page.goto(served_site + "lifecycle/")
             page.wait_for_load_state("networkidle")
-            source = page.locator("pre", has_text="stateDiagram-v2")
-            expect(source).to_be_visible()
-            assert attempted_external, "the state diagram no longer loads Mermaid?"
-            unexpected = [url for url in attempted_external
-                          if not any(p.fullmatch(url) for p in OPTIONAL_EXTERNAL)]
-            unexpected += [error for error in page_errors
-                           if not any(p.search(error) for p in OPTIONAL_EXTERNAL)]
-            assert unexpected == [], unexpected
+            diagram = page.get_by_role("img", name=re.compile("^Connection state diagram"))
+            expect(diagram).to_be_visible()
+            drawn = diagram.locator("text.cp-sd-name")
+            expect(drawn).to_have_text([state.value for state in State])
+            box = diagram.bounding_box()
+            assert box is not None and box["width"] > 500 and box["height"] > 300, box
+            assert page.locator("pre", has_text="stateDiagram").count() == 0
+            assert page.locator(".mermaid").count() == 0
+            assert page.evaluate(OVERLAPS) == []
+            figure = page.locator("figure.cp-state-diagram")
+            figure.scroll_into_view_if_needed()
+            for scheme, title in (("default", None), ("slate", "Switch to dark mode")):
+                if title:
+                    page.get_by_title(title).click()
+                expect(body).to_have_attribute("data-md-color-scheme", scheme)
+                assert page.evaluate(NAME_CONTRAST) >= 4.5, scheme
+                figure.screenshot(path=str(ARTIFACTS / f"site-state-diagram-{scheme}.png"))
+            page.get_by_title("Switch to light mode").click()
+            page.screenshot(path=str(ARTIFACTS / "site-lifecycle.png"), full_page=True)
+            assert attempted_external == [], attempted_external
+            assert page_errors == [], page_errors
         finally:
             browser.close()
 
