@@ -5,6 +5,13 @@ turn, just before it writes that turn's output, so nothing is acknowledged to
 a client before it is committed, and a burst of messages costs one commit.
 WAL with synchronous=NORMAL keeps every committed transaction across a crash
 of the process (kill -9); only a power failure could lose the last ones.
+
+SQLite integers are signed 64-bit, the protocol's ``seq``, ``msg_id``,
+``timestamp_ms`` and ``client_msg_id`` are u64: each is stored as the signed
+integer with the same 64 bits (``_to_db``), so values below 2^63, all that a
+database written before this mapping can hold, keep their meaning and no
+migration is needed. Range queries on ``seq`` split a u64 range at 2^63
+(``_db_ranges``), so they stay in u64 order across it.
 """
 
 from __future__ import annotations
@@ -51,6 +58,30 @@ CREATE TABLE IF NOT EXISTS counters (
 """
 
 
+_U64_SIGN = 1 << 63
+_U64_SPAN = 1 << 64
+U64_MAX = _U64_SPAN - 1
+
+
+def _to_db(value: int) -> int:
+    """The signed 64-bit integer with the same bits as the u64 ``value``."""
+    return value - _U64_SPAN if value >= _U64_SIGN else value
+
+
+def _from_db(value: int) -> int:
+    return value + _U64_SPAN if value < 0 else value
+
+
+def _db_ranges(first: int, last: int) -> list[tuple[int, int]]:
+    """The u64 range first..last (inclusive) as stored ranges, in increasing u64 order."""
+    first, last = max(first, 0), min(last, U64_MAX)
+    if first > last:
+        return []
+    if last < _U64_SIGN or first >= _U64_SIGN:
+        return [(_to_db(first), _to_db(last))]
+    return [(first, _U64_SIGN - 1), (-_U64_SIGN, _to_db(last))]
+
+
 @dataclass(frozen=True, slots=True)
 class RoomRecord:
     fold: str
@@ -67,6 +98,15 @@ class StoredMessage:
     sender: str
     client_msg_id: int
     text: str
+
+    @classmethod
+    def from_row(cls, row: tuple[int, int, int, str, int, str]) -> StoredMessage:
+        seq, msg_id, timestamp_ms, sender, client_msg_id, text = row
+        return cls(_from_db(seq), _from_db(msg_id), _from_db(timestamp_ms), sender,
+                   _from_db(client_msg_id), text)
+
+
+_MESSAGE_COLUMNS = "seq, msg_id, timestamp_ms, sender, client_msg_id, text"
 
 
 class Store:
@@ -101,14 +141,15 @@ class Store:
 
     def rooms(self) -> list[RoomRecord]:
         rows = self._db.execute("SELECT room_fold, name, topic, last_seq FROM rooms").fetchall()
-        return [RoomRecord(*row) for row in rows]
+        return [RoomRecord(fold, name, topic, _from_db(last_seq))
+                for fold, name, topic, last_seq in rows]
 
     def save_room(self, room: RoomRecord) -> None:
         self._db.execute(
             "INSERT INTO rooms (room_fold, name, topic, last_seq) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (room_fold) DO UPDATE SET topic = excluded.topic, "
             "last_seq = excluded.last_seq",
-            (room.fold, room.name, room.topic, room.last_seq))
+            (room.fold, room.name, room.topic, _to_db(room.last_seq)))
         self.dirty = True
 
     def marks(self, kind: str) -> list[tuple[str, str]]:
@@ -134,52 +175,71 @@ class Store:
         """Store one room message and forget those older than the last ``keep``."""
         self._db.execute(
             "INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (room_fold, message.seq, message.msg_id, message.timestamp_ms, message.sender,
-             sender_fold, message.client_msg_id, message.text))
+            (room_fold, _to_db(message.seq), _to_db(message.msg_id),
+             _to_db(message.timestamp_ms), message.sender, sender_fold,
+             _to_db(message.client_msg_id), message.text))
         if message.seq > keep:
-            self._db.execute("DELETE FROM messages WHERE room_fold = ? AND seq <= ?",
-                             (room_fold, message.seq - keep))
+            for low, high in _db_ranges(0, message.seq - keep):
+                self._db.execute(
+                    "DELETE FROM messages WHERE room_fold = ? AND seq BETWEEN ? AND ?",
+                    (room_fold, low, high))
         self.dirty = True
 
     def find_resend(self, room_fold: str, sender_fold: str,
                     client_msg_id: int) -> StoredMessage | None:
         row = self._db.execute(
-            "SELECT seq, msg_id, timestamp_ms, sender, client_msg_id, text FROM messages "
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages "
             "WHERE room_fold = ? AND sender_fold = ? AND client_msg_id = ? "
             "AND client_msg_id != 0",
-            (room_fold, sender_fold, client_msg_id)).fetchone()
-        return StoredMessage(*row) if row else None
+            (room_fold, sender_fold, _to_db(client_msg_id))).fetchone()
+        return StoredMessage.from_row(row) if row else None
 
     def messages_after(self, room_fold: str, after_seq: int, limit: int) -> list[StoredMessage]:
         """Up to ``limit`` messages with seq > after_seq, oldest first."""
-        rows = self._db.execute(
-            "SELECT seq, msg_id, timestamp_ms, sender, client_msg_id, text FROM messages "
-            "WHERE room_fold = ? AND seq > ? ORDER BY seq LIMIT ?",
-            (room_fold, after_seq, limit)).fetchall()
-        return [StoredMessage(*row) for row in rows]
+        found: list[StoredMessage] = []
+        for low, high in _db_ranges(after_seq + 1, U64_MAX):
+            rows = self._db.execute(
+                f"SELECT {_MESSAGE_COLUMNS} FROM messages "
+                "WHERE room_fold = ? AND seq BETWEEN ? AND ? ORDER BY seq LIMIT ?",
+                (room_fold, low, high, limit - len(found))).fetchall()
+            found.extend(StoredMessage.from_row(row) for row in rows)
+            if len(found) >= limit:
+                break
+        return found
 
     def messages_before(self, room_fold: str, before_seq: int, limit: int) -> list[StoredMessage]:
-        """The newest ``limit`` messages with seq < before_seq, oldest first."""
-        rows = self._db.execute(
-            "SELECT seq, msg_id, timestamp_ms, sender, client_msg_id, text FROM messages "
-            "WHERE room_fold = ? AND seq < ? ORDER BY seq DESC LIMIT ?",
-            (room_fold, before_seq, limit)).fetchall()
-        return [StoredMessage(*row) for row in reversed(rows)]
+        """The newest ``limit`` messages with seq < before_seq (at most 2^64), oldest first."""
+        found: list[StoredMessage] = []
+        for low, high in reversed(_db_ranges(0, before_seq - 1)):
+            rows = self._db.execute(
+                f"SELECT {_MESSAGE_COLUMNS} FROM messages "
+                "WHERE room_fold = ? AND seq BETWEEN ? AND ? ORDER BY seq DESC LIMIT ?",
+                (room_fold, low, high, limit - len(found))).fetchall()
+            found.extend(StoredMessage.from_row(row) for row in rows)
+            if len(found) >= limit:
+                break
+        found.reverse()
+        return found
 
     def oldest_seq(self, room_fold: str) -> int | None:
-        row = self._db.execute("SELECT MIN(seq) FROM messages WHERE room_fold = ?",
-                               (room_fold,)).fetchone()
-        return row[0] if row and row[0] is not None else None
+        for low, high in _db_ranges(0, U64_MAX):
+            row = self._db.execute(
+                "SELECT MIN(seq) FROM messages WHERE room_fold = ? AND seq BETWEEN ? AND ?",
+                (room_fold, low, high)).fetchone()
+            if row and row[0] is not None:
+                return _from_db(row[0])
+        return None
 
     # ---------------------------------------------------------------- counters
 
     def counter(self, name: str) -> int:
         row = self._db.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()
-        return int(row[0]) if row else 0
+        return _from_db(int(row[0])) if row else 0
 
     def set_counter(self, name: str, value: int) -> None:
         self._db.execute("INSERT INTO counters VALUES (?, ?) "
-                         "ON CONFLICT (name) DO UPDATE SET value = excluded.value", (name, value))
+                         "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                         (name, _to_db(value)))
         self.dirty = True
 
     # --------------------------------------------------------------- lifecycle

@@ -298,6 +298,71 @@ def test_a_crash_loses_only_uncommitted_data(db_path: Path) -> None:
         store.close()
 
 
+
+# ------------------------------------------------------- u64 fields in SQLite
+
+U64_MAX = 2**64 - 1
+
+
+def test_u64_fields_round_trip_through_a_restart(db_path: Path) -> None:
+    """Defect 3: every u64 that reaches SQLite (seq, msg_id, timestamp_ms,
+    client_msg_id, last_seq, the msg_id counter) keeps 2^64-1 and 2^63 exactly,
+    across a close and a reopen (SQLite's own integers stop at 2^63-1)."""
+    top = StoredMessage(seq=U64_MAX, msg_id=U64_MAX, timestamp_ms=U64_MAX, sender="Alice",
+                        client_msg_id=U64_MAX, text="top")
+    middle = StoredMessage(seq=2**63, msg_id=2**63, timestamp_ms=2**63, sender="Alice",
+                           client_msg_id=2**63, text="middle")
+    store = Store(db_path)
+    store.save_room(RoomRecord("#a", "#a", "", U64_MAX))
+    store.append_message("#a", middle, "alice", keep=U64_MAX)
+    store.append_message("#a", top, "alice", keep=U64_MAX)
+    store.set_counter("msg_id", U64_MAX)
+    store.close()
+    store = Store(db_path)
+    try:
+        assert store.rooms() == [RoomRecord("#a", "#a", "", U64_MAX)]
+        assert store.counter("msg_id") == U64_MAX
+        assert store.find_resend("#a", "alice", U64_MAX) == top
+        assert store.find_resend("#a", "alice", 2**63) == middle
+        assert store.messages_after("#a", 0, 10) == [middle, top]
+        assert store.messages_before("#a", 2**64, 10) == [middle, top]
+        assert store.oldest_seq("#a") == 2**63
+    finally:
+        store.close()
+
+
+def test_seq_windows_keep_u64_order_across_2_to_the_63(store: Store) -> None:
+    """Stored as signed integers, seq 2^63 would sort before 1; the windows
+    (HISTORY, resume, retention) must still follow u64 order."""
+    seqs = [2**63 - 2, 2**63 - 1, 2**63, 2**63 + 1]
+    for seq in seqs:
+        store.append_message("#a", _message(seq), "alice", keep=U64_MAX)
+    assert _seqs(store.messages_after("#a", 0, 10)) == seqs
+    assert _seqs(store.messages_after("#a", 2**63 - 2, 2)) == seqs[1:3]
+    assert _seqs(store.messages_before("#a", 2**63 + 1, 2)) == seqs[1:3]
+    assert _seqs(store.messages_before("#a", 2**64, 3)) == seqs[1:]
+    store.append_message("#a", _message(2**63 + 2), "alice", keep=2)  # retention across 2^63
+    assert _seqs(store.messages_after("#a", 0, 10)) == [2**63 + 1, 2**63 + 2]
+
+
+def test_existing_databases_keep_their_values(db_path: Path) -> None:
+    """A database written before the u64 mapping (plain INTEGERs below 2^63) reads the same."""
+    Store(db_path).close()
+    raw = sqlite3.connect(db_path)
+    raw.execute("INSERT INTO messages VALUES ('#a', 7, 70, 1700000000000, 'Alice', 'alice', "
+                "9223372036854775807, 'old')")
+    raw.execute("INSERT INTO rooms VALUES ('#a', '#a', '', 7)")
+    raw.commit()
+    raw.close()
+    store = Store(db_path)
+    try:
+        assert store.messages_after("#a", 0, 10) == [
+            StoredMessage(7, 70, 1_700_000_000_000, "Alice", 2**63 - 1, "old")]
+        assert store.rooms() == [RoomRecord("#a", "#a", "", 7)]
+    finally:
+        store.close()
+
+
 # ----------------------------------------------------------------- passwords
 
 
