@@ -150,12 +150,16 @@ class Connection:
 
         The data is buffered at once; iterate the result to get the events. A
         fatal breach raises RemoteProtocolError after the events before it were
-        yielded: answer it with ``error_message(exc)`` and close.
+        yielded: answer it with ``error_message(exc)`` and close. After that,
+        every call raises the same error at once. Once the connection is
+        CLOSED, or after end of stream, data is dropped unread and yields nothing.
         """
         if self.their_error is not None:
             raise self.their_error
         if data:
-            if not self._eof_seen:
+            # Nothing is read after CLOSED or EOF: buffering it would let a peer
+            # that keeps sending fill our memory with frames no one will decode.
+            if not self._eof_seen and self.state is not State.CLOSED:
                 self._decoder.feed(data)
             return self._events()
         self._eof_seen = True
@@ -171,7 +175,7 @@ class Connection:
             try:
                 self._decoder.check_eof()
             except RemoteProtocolError as exc:
-                self.their_error = exc
+                self._fail(exc)
                 raise
         yield ConnectionClosed()
 
@@ -181,7 +185,7 @@ class Connection:
                 event = self._next_event()
             except RemoteProtocolError as exc:
                 if exc.fatal:
-                    self.their_error = exc
+                    self._fail(exc)
                     raise
                 event = FrameRejected(exc.code, exc.request_id, exc.detail, 0)
             if event is None:
@@ -235,8 +239,22 @@ class Connection:
                                       f"{message.NAME} is not allowed in state {self.state}",
                                       request_id=raw.request_id)
         self._on_transition(message, sender)
-        self.state = after
+        self._enter(after)
         return message
+
+    def _enter(self, state: State) -> None:
+        self.state = state
+        if state is State.CLOSED:
+            self._drop_input()
+
+    def _fail(self, exc: RemoteProtocolError) -> None:
+        self.their_error = exc
+        self._drop_input()
+
+    def _drop_input(self) -> None:
+        # Once framing is lost or the connection is CLOSED no frame is read
+        # again, so the unread tail (up to a whole chunk) is only memory held.
+        self._decoder = FrameDecoder(self._decoder.max_length)
 
     def _check_client_message(self, message: Message) -> FrameRejected | None:
         assert self.limits is not None
@@ -290,7 +308,7 @@ class Connection:
             raise LocalProtocolError(ErrorCode.FRAME_TOO_LARGE,
                                      f"{message.NAME} needs {len(frame) - 4} > {limit} octets")
         self._on_transition(message, self.role)
-        self.state = after
+        self._enter(after)
         return frame
 
     @property
