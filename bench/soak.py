@@ -1,0 +1,735 @@
+"""Soak: many clients chat at random for a while; nothing acknowledged may go missing.
+
+Run: ``python bench/soak.py`` (15 s, 50 clients, against a server it starts on
+127.0.0.1 port 0 with a temporary --data-dir); ``--duration 300`` for five
+minutes; ``--target HOST:PORT`` for a server already running; ``--json FILE``
+to keep the report. Exit status 1 when anything was lost, duplicated or
+reordered, or when an unexpected error happened.
+
+Every client picks its next action with its own seeded ``random.Random``: send
+to a room, send a private message, join, part, quit and reconnect, or crash
+(send, then reset the connection) and reconnect. A reconnecting client takes a
+new nick and joins its rooms again with ``resume`` from the last seq it saw, so
+a room membership lasts from JOIN to PART whatever happens to the connections
+in between: its *window*.
+
+What the report counts, and how it knows:
+
+* One observer connection joins every room first and never acts. It sees the
+  server's order of events per room, so the position of each MEMBER_LEFT among
+  the ROOM_MESSAGEs gives the exact last seq of the membership it ends.
+* A window must hold every seq in (JOIN's last_seq, end] exactly once: end is
+  that position for a PART, the room's final last_seq for a window still open.
+  Its own messages count through their OK, replays through the resumed JOIN.
+  Missing seqs are *lost*, seqs seen twice *duplicated*, seqs outside the
+  window *extra*; an event whose seq is not above the previous one on the same
+  connection is *out of order*.
+* A private message acknowledged with OK must reach the connection holding the
+  nick exactly once, unless that connection was reset by the soak itself (a
+  crashed client cannot be delivered to): those are counted apart.
+* Every ERROR is counted by code. RATE_LIMITED (the clients pace themselves from
+  WELCOME's limits, so it should stay 0) and NO_SUCH_NICK (an addressee that was
+  between two connections) are expected; anything else, a timeout or a
+  connection the server ended, is not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chatproto import (
+    Connection,
+    ConnectionClosed,
+    ErrorCode,
+    FrameRejected,
+    Limits,
+    LocalProtocolError,
+    RemoteProtocolError,
+    Sender,
+)
+from chatproto.messages import (
+    Bye,
+    Error,
+    Hello,
+    HistoryGap,
+    Join,
+    ListRooms,
+    MemberLeft,
+    Message,
+    Ok,
+    Part,
+    Ping,
+    Pong,
+    PrivateMessage,
+    Quit,
+    RoomInfo,
+    RoomMessage,
+    SendPrivate,
+    SendRoom,
+    Welcome,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+REQUEST_TIMEOUT_S = 15.0
+"""Longest wait for one answer before the soak calls it an error."""
+ROOMS = 6
+MAX_ROOMS_PER_CLIENT = 3
+EXPECTED_CODES = frozenset({"RATE_LIMITED", "NO_SUCH_NICK"})
+_FINAL = (Welcome, Pong, Bye, Ok, Error)
+_LISTENING = re.compile(r"listening on \[?([^\]\s]+?)\]?:(\d+)")
+
+# How often each action is picked.
+ACTIONS = {"send_room": 50, "send_private": 15, "join": 12, "part": 9, "quit": 3,
+           "crash": 3}
+
+
+class Broken(Exception):
+    """The connection ended, or an answer did not come: reconnect."""
+
+
+# ------------------------------------------------------------------ ledger
+
+
+@dataclass
+class Window:
+    """One membership of one client in one room, across reconnections."""
+
+    room: str
+    start: int
+    """Messages with a seq above this belong to the window."""
+    seqs: list[int] = field(default_factory=list)
+    """Every seq received in it (events, replays, own OKs), in arrival order."""
+    parted: tuple[str, int] | None = None
+    """(nick, ordinal of that nick's leave of the room) for a window ended by PART."""
+    cut: bool = False
+    """It could not be resumed: completeness is not checked."""
+    resuming: bool = False
+    """A JOIN with resume is under way: its replay belongs to the window."""
+
+    @property
+    def last(self) -> int:
+        return max(self.seqs, default=self.start)
+
+
+@dataclass
+class Observed:
+    """What the observer saw of one room."""
+
+    start: int = 0
+    last_seq: int = 0
+    seqs: list[int] = field(default_factory=list)
+    leaves: dict[str, list[int]] = field(default_factory=dict)
+    """nick -> last seq seen before each MEMBER_LEFT of that nick, in order."""
+
+
+@dataclass
+class Tally:
+    connections: int = 0
+    room_sent: int = 0
+    private_sent: int = 0
+    room_delivered: int = 0
+    private_delivered: int = 0
+    out_of_order: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    unexpected: list[str] = field(default_factory=list)
+
+    def error(self, code: str, what: str = "") -> None:
+        self.errors[code] += 1
+        if code not in EXPECTED_CODES and len(self.unexpected) < 50:
+            self.unexpected.append(f"{code}: {what}" if what else code)
+
+
+@dataclass
+class PrivateSent:
+    to_nick: str
+    msg_id: int
+
+
+# ------------------------------------------------------------------ client
+
+
+class SoakConnection:
+    """One TCP connection over ``chatproto.Connection``: requests by id, events to a callback."""
+
+    def __init__(self, tally: Tally, on_event: Any) -> None:
+        self.tally = tally
+        self.on_event = on_event
+        self.conn = Connection(Sender.CLIENT)
+        self._writer: asyncio.StreamWriter | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._pending: dict[int, tuple[list[Message], asyncio.Future[list[Message]]]] = {}
+        self._next_id = 1
+        self.closed = asyncio.Event()
+        self.crashed = False
+        """Reset by us on purpose: what was on its way to it is not owed to it."""
+
+    async def open(self, host: str, port: int, source: str | None) -> None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            if source is not None:
+                sock.bind((source, 0))
+            async with asyncio.timeout(REQUEST_TIMEOUT_S):
+                await asyncio.get_running_loop().sock_connect(sock, (host, port))
+            reader, self._writer = await asyncio.open_connection(sock=sock)
+        except (OSError, TimeoutError) as exc:
+            sock.close()
+            raise Broken(f"connect: {exc!r}") from None
+        self.tally.connections += 1
+        self._task = asyncio.create_task(self._read(reader))
+
+    def send(self, message: Message) -> int:
+        if self._writer is None or self._writer.is_closing():
+            raise Broken("connection closed")
+        if message.is_request:
+            message = message.model_copy(update={"request_id": self._next_id})
+            self._next_id += 1
+            loop = asyncio.get_running_loop()
+            self._pending[message.request_id] = ([], loop.create_future())
+        try:
+            self._writer.write(self.conn.send(message))
+        except LocalProtocolError as exc:
+            raise Broken(f"cannot send {message.NAME}: {exc}") from None
+        return message.request_id
+
+    async def answer(self, request_id: int) -> list[Message]:
+        _, future = self._pending[request_id]
+        try:
+            async with asyncio.timeout(REQUEST_TIMEOUT_S):
+                return await future
+        except TimeoutError:
+            self.tally.error("TIMEOUT", f"no answer to request {request_id}")
+            raise Broken("timeout") from None
+
+    async def request(self, message: Message) -> list[Message]:
+        return await self.answer(self.send(message))
+
+    def crash(self) -> None:
+        self.crashed = True
+        if self._writer is not None:
+            self._writer.transport.abort()
+
+    async def close(self) -> None:
+        if self._writer is not None and not self._writer.is_closing():
+            self._writer.close()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                async with asyncio.timeout(5):
+                    await self._task
+
+    async def _read(self, reader: asyncio.StreamReader) -> None:
+        try:
+            while True:
+                try:
+                    data = await reader.read(65536)
+                except OSError:
+                    data = b""
+                for event in self.conn.receive_data(data):
+                    if isinstance(event, ConnectionClosed):
+                        return
+                    if isinstance(event, FrameRejected):
+                        self.tally.error("BAD_FRAME_FROM_SERVER", event.detail)
+                        continue
+                    self._dispatch(event)
+                if not data:
+                    return
+        except RemoteProtocolError as exc:
+            if not self.crashed:
+                self.tally.error("BAD_STREAM_FROM_SERVER", f"{exc.code.name} {exc.detail}")
+        finally:
+            self.closed.set()
+            for _, future in self._pending.values():
+                if not future.done():
+                    future.set_exception(Broken("connection lost"))
+                    future.exception()
+            self._pending.clear()
+            if self._writer is not None:
+                self._writer.transport.abort()
+
+    def _dispatch(self, message: Message) -> None:
+        if isinstance(message, Error):
+            self.tally.error(_code_name(message.code), message.detail)
+        if isinstance(message, Ping) and message.request_id == 0:
+            with contextlib.suppress(Broken):
+                self.send(Pong(token=message.token))
+            return
+        # Answers' frames too, in arrival order: a JOIN's replay must be counted
+        # before the live events that follow it in the same read.
+        self.on_event(self, message)
+        pending = self._pending.get(message.request_id) if message.request_id else None
+        if pending is None:
+            return
+        frames, future = pending
+        frames.append(message)
+        if isinstance(message, _FINAL):
+            del self._pending[message.request_id]
+            if not future.done():
+                future.set_result(frames)
+
+
+def _code_name(code: int) -> str:
+    try:
+        return ErrorCode(code).name
+    except ValueError:
+        return f"CODE_{code}"
+
+
+class Pacer:
+    """The server's token bucket, mirrored, so that the client never earns RATE_LIMITED."""
+
+    def __init__(self, burst: int, interval_ms: int) -> None:
+        self.burst, self.interval_s = burst, interval_ms / 1000
+        self.tokens, self.updated = float(burst), time.monotonic()
+
+    async def take(self) -> None:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) / self.interval_s)
+        self.updated = now
+        if self.tokens < 1:
+            # A little extra: the server refills from the time it reads the frame.
+            await asyncio.sleep((1 - self.tokens) * self.interval_s * 1.05)
+            self.tokens, self.updated = 1.0, time.monotonic()
+        self.tokens -= 1
+
+
+class Soak:
+    """The clients, the observer and the ledger of one run."""
+
+    def __init__(self, args: argparse.Namespace, host: str, port: int) -> None:
+        self.args = args
+        self.host, self.port = host, port
+        self.tally = Tally()
+        self.rooms = [f"#soak{args.seed}-{k}" for k in range(ROOMS)]
+        self.observed = {room: Observed() for room in self.rooms}
+        self.windows: list[Window] = []
+        self.nicks: dict[int, str] = {}
+        """Client index -> the nick of its live connection."""
+        self.privates: list[PrivateSent] = []
+        self.private_received: dict[str, Counter[int]] = {}
+        """nick -> msg_id -> how often its connection received it."""
+        self.crashed_nicks: set[str] = set()
+        self.stop = asyncio.Event()
+        self._client_msg_ids = iter(range(1, 1 << 62))
+
+    def source(self, index: int) -> str | None:
+        # Spread clients over loopback addresses, so that a per-address cap or
+        # bucket of the server does not turn the soak into a test of that.
+        return f"127.0.0.{10 + index % 240}" if self.host.startswith("127.") else None
+
+    # -------------------------------------------------------------- observer
+
+    async def observe(self, ready: asyncio.Event) -> SoakConnection:
+        conn = SoakConnection(self.tally, self._observer_event)
+        await conn.open(self.host, self.port, self.source(250))
+        await self._hello(conn, f"obs{self.args.seed}")
+        for room in self.rooms:
+            frames = await conn.request(Join(room=room))
+            info = frames[0]
+            if not isinstance(info, RoomInfo) or not isinstance(frames[-1], Ok):
+                raise SystemExit(f"soak: the observer could not join {room}: {frames[-1]!r}")
+            seen = self.observed[room]
+            seen.start = seen.last_seq = info.last_seq
+        ready.set()
+        return conn
+
+    def _observer_event(self, conn: SoakConnection, message: Message) -> None:
+        if isinstance(message, RoomMessage) and message.room in self.observed:
+            seen = self.observed[message.room]
+            seen.seqs.append(message.seq)
+            seen.last_seq = max(seen.last_seq, message.seq)
+        elif isinstance(message, MemberLeft) and message.room in self.observed:
+            seen = self.observed[message.room]
+            seen.leaves.setdefault(message.nick, []).append(seen.last_seq)
+
+    # --------------------------------------------------------------- clients
+
+    async def _hello(self, conn: SoakConnection, nick: str) -> Limits:
+        frames = await conn.request(Hello(min_version=1, max_version=1, nick=nick,
+                                          client_name="chatproto-soak/1"))
+        welcome = frames[-1]
+        if not isinstance(welcome, Welcome):
+            raise Broken(f"HELLO refused: {welcome!r}")
+        return welcome.limits
+
+    async def client(self, index: int) -> None:
+        rng = random.Random(self.args.seed * 1_000_003 + index)
+        windows: dict[str, Window] = {}  # room -> the open window
+        generation = 0
+        while not self.stop.is_set():
+            generation += 1
+            nick = f"s{index}g{generation}"
+            conn = SoakConnection(self.tally, lambda c, m: None)
+            try:
+                await self._connected(index, rng, conn, nick, windows)
+            except Broken as exc:
+                if not conn.crashed and not self.stop.is_set():
+                    self.tally.error("CONNECTION_LOST", f"{nick}: {exc}")
+            finally:
+                self.nicks.pop(index, None)
+                await conn.close()
+
+    async def _connected(self, index: int, rng: random.Random, conn: SoakConnection,
+                         nick: str, windows: dict[str, Window]) -> None:
+        last_event: dict[str, int] = {}  # room -> seq of the last event on this connection
+        parts: Counter[str] = Counter()  # room -> PARTs on this connection
+        received = self.private_received.setdefault(nick, Counter())
+
+        def on_event(_: SoakConnection, message: Message) -> None:
+            if isinstance(message, RoomMessage):
+                window = windows.get(message.room)
+                if message.request_id:  # a JOIN's replay: only a resumed one counts
+                    if window is not None and window.resuming:
+                        self._arrived(window, message.seq, last_event)
+                elif window is None:
+                    self.tally.error("EVENT_OUTSIDE_MEMBERSHIP", f"{nick} {message.room}")
+                else:
+                    self._arrived(window, message.seq, last_event)
+            elif isinstance(message, HistoryGap):
+                self.tally.error("HISTORY_GAP", f"{nick} {message.room} "
+                                 f"{message.first_seq}..{message.last_seq}")
+            elif isinstance(message, PrivateMessage):
+                received[message.msg_id] += 1
+                self.tally.private_delivered += 1
+            elif isinstance(message, Error) and message.fatal and not message.request_id:
+                raise_later.append(f"{_code_name(message.code)} {message.detail}")
+
+        raise_later: list[str] = []
+        conn.on_event = on_event
+        await conn.open(self.host, self.port, self.source(index))
+        limits = await self._hello(conn, nick)
+        msg_pacer = Pacer(limits.msg_rate_burst, limits.msg_rate_interval_ms)
+        cmd_pacer = Pacer(limits.cmd_rate_burst, limits.cmd_rate_interval_ms)
+        for room, window in list(windows.items()):  # resume every membership
+            await cmd_pacer.take()
+            await self._join(conn, window, nick, resume=True, last_event=last_event)
+            if window.cut:
+                del windows[room]
+        self.nicks[index] = nick
+
+        while not self.stop.is_set():
+            if raise_later:
+                raise Broken(raise_later[0])
+            await asyncio.sleep(rng.uniform(0.05, 0.4))
+            if self.stop.is_set():
+                break
+            action = rng.choices(list(ACTIONS), weights=list(ACTIONS.values()))[0]
+            if action in ("send_room", "crash") and windows:
+                await msg_pacer.take()
+                room = rng.choice(sorted(windows))
+                request_id = conn.send(SendRoom(room=room, client_msg_id=next(
+                    self._client_msg_ids), text=f"{nick} says {rng.random():.6f}"))
+                if action == "crash":  # the answer may or may not have been sent
+                    conn.crash()
+                    self.crashed_nicks.add(nick)
+                    return
+                final = (await conn.answer(request_id))[-1]
+                if isinstance(final, Ok):
+                    self.tally.room_sent += 1
+                    windows[room].seqs.append(final.seq)
+            elif action == "send_private":
+                others = [n for i, n in self.nicks.items() if i != index]
+                if not others:
+                    continue
+                await msg_pacer.take()
+                to_nick = rng.choice(others)
+                final = (await conn.request(SendPrivate(
+                    nick=to_nick, client_msg_id=next(self._client_msg_ids),
+                    text=f"psst {to_nick}")))[-1]
+                if isinstance(final, Ok):
+                    self.tally.private_sent += 1
+                    self.privates.append(PrivateSent(to_nick, final.msg_id))
+            elif action == "join" and len(windows) < MAX_ROOMS_PER_CLIENT:
+                room = rng.choice([r for r in self.rooms if r not in windows])
+                await cmd_pacer.take()
+                # In the table before the request: live events may follow the
+                # answer in the same read, before this coroutine runs again.
+                window = windows[room] = Window(room, 0)
+                await self._join(conn, window, nick, resume=False, last_event=last_event)
+                if window.cut:
+                    del windows[room]
+                else:
+                    self.windows.append(window)
+            elif action == "part" and windows:
+                room = rng.choice(sorted(windows))
+                await cmd_pacer.take()
+                final = (await conn.request(Part(room=room)))[-1]
+                if isinstance(final, Ok):
+                    window = windows.pop(room)
+                    window.parted = (nick, parts[room])
+                    parts[room] += 1
+                    last_event.pop(room, None)
+            elif action == "quit":
+                frames = await conn.request(Quit(reason="soak"))
+                if not isinstance(frames[-1], Bye):
+                    self.tally.error("QUIT_NOT_BYE", repr(frames[-1]))
+                return
+        # The end: wait for every event sent before now (the PING barrier).
+        await conn.request(Ping(token=b"end"))
+
+    async def _join(self, conn: SoakConnection, window: Window, nick: str, *, resume: bool,
+                    last_event: dict[str, int]) -> None:
+        """JOIN ``window``'s room; a resumed one gets its replay through the event hook."""
+        window.resuming = resume
+        try:
+            frames = await conn.request(Join(room=window.room, resume=resume,
+                                             last_seen_seq=window.last if resume else 0))
+        finally:
+            window.resuming = False
+        final, info = frames[-1], frames[0]
+        if not isinstance(final, Ok) or not isinstance(info, RoomInfo):
+            window.cut = True
+        elif not resume:
+            window.start = info.last_seq  # a plain JOIN's replay is before the window
+
+    def _arrived(self, window: Window, seq: int, last_event: dict[str, int]) -> None:
+        if seq <= last_event.get(window.room, 0):
+            self.tally.out_of_order += 1
+        last_event[window.room] = seq
+        window.seqs.append(seq)
+        self.tally.room_delivered += 1
+
+    # ---------------------------------------------------------------- checks
+
+    def verdict(self) -> dict[str, int]:
+        lost = duplicated = extra = 0
+        for window in self.windows:
+            seen = self.observed[window.room]
+            if window.cut:
+                end = window.last
+            elif window.parted is not None:
+                nick, ordinal = window.parted
+                leaves = seen.leaves.get(nick, [])
+                if ordinal >= len(leaves):
+                    self.tally.error("UNOBSERVED_PART", f"{nick} {window.room}")
+                    continue
+                end = leaves[ordinal]
+            else:
+                end = seen.last_seq
+            counts = Counter(window.seqs)
+            wanted = set(range(window.start + 1, end + 1))
+            duplicated += sum(n - 1 for n in counts.values())
+            extra += len(set(counts) - wanted)
+            lost += len(wanted - set(counts)) if not window.cut else 0
+        for seen in self.observed.values():  # the observer is a member too
+            counts = Counter(seen.seqs)
+            duplicated += sum(n - 1 for n in counts.values())
+            lost += len(set(range(seen.start + 1, seen.last_seq + 1)) - set(counts))
+            self.tally.out_of_order += sum(1 for a, b in zip(seen.seqs, seen.seqs[1:],
+                                                             strict=False) if b <= a)
+        undeliverable = 0
+        for sent in self.privates:
+            times = self.private_received.get(sent.to_nick, Counter())[sent.msg_id]
+            if times == 0 and sent.to_nick in self.crashed_nicks:
+                undeliverable += 1
+            elif times == 0:
+                lost += 1
+            duplicated += max(0, times - 1)
+        return {"lost": lost, "duplicated": duplicated, "out_of_order": self.tally.out_of_order,
+                "extra": extra, "private_undeliverable_after_crash": undeliverable}
+
+
+# ------------------------------------------------------------------ server
+
+
+class OwnServer:
+    """``python -m reference_server`` on 127.0.0.1 port 0, with a temporary data dir."""
+
+    def __init__(self, data_dir: str, extra: list[str]) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "reference_server", "--host", HOST, "--port", "0",
+             "--data-dir", data_dir, *extra],
+            cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self.port = 0
+        self.tracebacks = 0
+        self.lines: list[str] = []
+        self._listening = threading.Event()
+        threading.Thread(target=self._drain, daemon=True).start()
+        self.peak_rss_kib = 0
+
+    def _drain(self) -> None:
+        assert self.proc.stderr is not None
+        for raw in self.proc.stderr:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            self.lines = [*self.lines[-40:], line]
+            if line.startswith("Traceback"):
+                self.tracebacks += 1
+            match = _LISTENING.search(line)
+            if match and not self.port:
+                self.port = int(match.group(2))
+                self._listening.set()
+        self._listening.set()
+
+    def wait_listening(self, timeout: float = 20.0) -> int:
+        self._listening.wait(timeout)
+        if not self.port:
+            self.proc.kill()
+            raise SystemExit("soak: the server did not start:\n" + "\n".join(self.lines))
+        return self.port
+
+    def sample_rss(self) -> None:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    self.peak_rss_kib = max(self.peak_rss_kib, int(line.split()[1]))
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        return self.proc.returncode
+
+
+# ------------------------------------------------------------------ run
+
+
+async def run(args: argparse.Namespace, host: str, port: int,
+              server: OwnServer | None) -> dict[str, Any]:
+    soak = Soak(args, host, port)
+    ready = asyncio.Event()
+    observer = await soak.observe(ready)
+    started = time.monotonic()
+
+    async def sample() -> None:
+        while server is not None:
+            server.sample_rss()
+            await asyncio.sleep(0.25)
+
+    sampler = asyncio.create_task(sample())
+    clients = [asyncio.create_task(soak.client(i)) for i in range(args.clients)]
+    await asyncio.sleep(args.duration)
+    soak.stop.set()
+    try:
+        async with asyncio.timeout(60):
+            await asyncio.gather(*clients)
+    except TimeoutError:
+        soak.tally.error("TIMEOUT", "clients did not stop within 60 s")
+    await observer.request(Ping(token=b"end"))  # every event of the run has reached it
+    frames = await observer.request(ListRooms())
+    for info in frames:
+        if isinstance(info, RoomInfo) and info.room in soak.observed and \
+                info.last_seq != soak.observed[info.room].last_seq:
+            soak.tally.error("LAST_SEQ_MISMATCH", f"{info.room}: server {info.last_seq}, "
+                             f"observed {soak.observed[info.room].last_seq}")
+    elapsed = time.monotonic() - started
+    verdict = soak.verdict()
+    await observer.close()
+    sampler.cancel()
+    tally = soak.tally
+    report: dict[str, Any] = {
+        "duration_s": round(elapsed, 1), "clients": args.clients, "seed": args.seed,
+        "connections": tally.connections,
+        "room_messages_sent": tally.room_sent, "room_messages_delivered": tally.room_delivered,
+        "private_messages_sent": tally.private_sent,
+        "private_messages_delivered": tally.private_delivered,
+        "memberships": len(soak.windows),
+        **verdict,
+        "errors_by_code": dict(sorted(tally.errors.items())),
+        "unexpected_errors": tally.unexpected,
+        "peak_server_rss_kib": server.peak_rss_kib if server is not None else None,
+    }
+    return report
+
+
+def failed(report: dict[str, Any]) -> bool:
+    return bool(report["lost"] or report["duplicated"] or report["out_of_order"]
+                or report["extra"] or report["unexpected_errors"])
+
+
+def text_report(report: dict[str, Any]) -> str:
+    rss = report["peak_server_rss_kib"]
+    lines = [
+        f"soak: {report['clients']} clients for {report['duration_s']} s (seed {report['seed']})",
+        f"  connections handled   {report['connections']}",
+        f"  memberships           {report['memberships']}",
+        f"  room messages         {report['room_messages_sent']} sent, "
+        f"{report['room_messages_delivered']} delivered",
+        f"  private messages      {report['private_messages_sent']} sent, "
+        f"{report['private_messages_delivered']} delivered "
+        f"({report['private_undeliverable_after_crash']} to a client that crashed first)",
+        f"  lost {report['lost']}, duplicated {report['duplicated']}, "
+        f"out of order {report['out_of_order']}, outside membership {report['extra']}",
+        f"  peak server RSS       {f'{rss / 1024:.1f} MiB' if rss else 'n/a (--target)'}",
+        "  errors by code        " + (", ".join(f"{code} {count}" for code, count in
+                                             report["errors_by_code"].items()) or "none"),
+    ]
+    lines += [f"  UNEXPECTED: {line}" for line in report["unexpected_errors"]]
+    lines.append("  verdict               " + ("FAILED" if failed(report) else "ok"))
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=50, help="clients (default 50)")
+    parser.add_argument("--duration", type=float, default=15.0,
+                        help="seconds of random traffic (default 15)")
+    parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    parser.add_argument("--target", metavar="HOST:PORT",
+                        help="a running server on 127.0.0.1 (default: start one)")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the report here")
+    parser.add_argument("--server-arg", action="append", default=[], metavar="ARG",
+                        help="extra argument for the server the soak starts (repeatable)")
+    args = parser.parse_args(argv)
+    if not 1 <= args.clients <= 1000 or not 0 < args.duration <= 24 * 3600:
+        parser.error("--clients is 1..1000 and --duration 0..86400")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    server: OwnServer | None = None
+    with tempfile.TemporaryDirectory(prefix="chatproto-soak-") as data_dir:
+        if args.target:
+            host, _, port_text = args.target.rpartition(":")
+            if host not in ("127.0.0.1", "localhost") or not port_text.isdigit():
+                print("soak: --target must be 127.0.0.1:PORT (the soak talks to loopback only)",
+                      file=sys.stderr)
+                return 2
+            host, port = HOST, int(port_text)
+        else:
+            server = OwnServer(data_dir, args.server_arg)
+            host, port = HOST, server.wait_listening()
+        try:
+            report = asyncio.run(run(args, host, port, server))
+        except Broken as exc:
+            print(f"soak: cannot reach the server at {host}:{port}: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            status = server.stop() if server is not None else 0
+        if server is not None:
+            if status != 0:
+                report["unexpected_errors"].append(f"server exit status {status}")
+            if server.tracebacks:
+                report["unexpected_errors"].append(
+                    f"server logged {server.tracebacks} traceback(s)")
+    print(text_report(report))
+    if args.json is not None:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    return 1 if failed(report) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
