@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from chatproto import CASEMAPPING, ErrorCode, encode, fold
@@ -61,6 +61,7 @@ from chatproto.messages import (
 )
 from reference_server.backplane import Backplane, Member
 from reference_server.config import ServerConfig
+from reference_server.moderation import MARK_KINDS, Mark, MarkKind, Moderation
 from reference_server.passwords import hash_password, verify_password
 from reference_server.session import Session
 from reference_server.store import RoomRecord, Store, StoredMessage
@@ -89,8 +90,6 @@ class Room:
     name: str
     topic: str = ""
     last_seq: int = 0
-    bans: set[str] = field(default_factory=set)
-    mutes: set[str] = field(default_factory=set)
 
     def record(self) -> RoomRecord:
         return RoomRecord(self.fold, self.name, self.topic, self.last_seq)
@@ -111,12 +110,8 @@ class ChatService:
             record.fold: Room(record.fold, record.name, record.topic, record.last_seq)
             for record in store.rooms()
         }
-        for kind in ("ban", "mute"):
-            for room_fold, nick_fold in store.marks(kind):
-                if room_fold in self.rooms:
-                    marks = self.rooms[room_fold].bans if kind == "ban" else \
-                        self.rooms[room_fold].mutes
-                    marks.add(nick_fold)
+        self.moderation = Moderation(Mark(kind, room_fold, nick_fold) for kind in MARK_KINDS
+                                     for room_fold, nick_fold in store.marks(kind))
         self._next_msg_id = store.counter(_MSG_ID_COUNTER) + 1
         self._saved_msg_id = self._next_msg_id
         self._dirty_rooms: set[str] = set()
@@ -193,6 +188,21 @@ class ChatService:
             raise Refused(ErrorCode.NOT_IN_ROOM, f"not in {room.name}")
         return room
 
+    def _marked(self, kind: MarkKind, session: Session, room: Room) -> bool:
+        """Whether a ban or mute in ``room`` applies to ``session`` (CP-OPER-10)."""
+        return self.moderation.applies(kind, room.fold, session.session_id, session.nick_fold)
+
+    def _set_mark(self, kind: MarkKind, session: Session, room: Room, nick: str,
+                  present: bool) -> Member | None:
+        """Impose or lift a ban or mute of ``nick`` (CP-OPER-10, -11); its holder, if any."""
+        mark, target = Mark(kind, room.fold, fold(nick)), self.backplane.find_member(fold(nick))
+        holder = target.session_id if target is not None else None
+        (self.moderation.set if present else self.moderation.lift)(mark, holder)
+        self.store.set_mark(kind, room.fold, mark.nick_fold, present)
+        log.info("%s room=%s nick=%s by=%s", kind if present else f"un{kind}", room.name,
+                 nick, session.nick)
+        return target
+
     @staticmethod
     def _need_operator(session: Session) -> None:
         if not session.operator:
@@ -229,6 +239,7 @@ class ChatService:
         old_nick = session.nick
         session.nick = new_nick
         session.nick_fold = fold(new_nick)
+        self.moderation.took_nick(session.session_id, session.nick_fold)
         if old_nick != new_nick:
             self._tell(NickChanged(old_nick=old_nick, new_nick=new_nick),
                        self._room_mates(session))
@@ -261,6 +272,7 @@ class ChatService:
         if not self.backplane.claim_nick(nick_fold, session):
             raise Refused(ErrorCode.NICK_IN_USE, f"{nick} is in use")
         session.nick, session.nick_fold, session.logged_in = nick, nick_fold, logged_in
+        self.moderation.took_nick(session.session_id, nick_fold)
         versions = session.conn.common_versions
         assert versions is not None  # the Connection refuses a HELLO without one
         limits = self.config.limits
@@ -360,7 +372,7 @@ class ChatService:
         if len(joined) >= self.config.limits.max_rooms_per_user:
             raise Refused(ErrorCode.TOO_MANY_ROOMS, "max_rooms_per_user reached")
         room = self.rooms.get(room_fold)
-        if room is not None and session.nick_fold in room.bans:
+        if room is not None and self._marked("ban", session, room):
             raise Refused(ErrorCode.BANNED_FROM_ROOM, f"banned from {room.name}")
         if room is None:
             room = self.rooms[room_fold] = Room(room_fold, request.room)
@@ -414,7 +426,7 @@ class ChatService:
 
     def _set_topic(self, session: Session, request: SetTopic) -> None:
         room = self._member_room(session, request.room)
-        if session.nick_fold in room.mutes:
+        if self._marked("mute", session, room):
             raise Refused(ErrorCode.MUTED, f"muted in {room.name}")
         room.topic = request.topic
         self._dirty_rooms.add(room.fold)
@@ -451,7 +463,7 @@ class ChatService:
 
     def _send_room(self, session: Session, request: SendRoom) -> None:
         room = self._member_room(session, request.room)
-        if session.nick_fold in room.mutes:
+        if self._marked("mute", session, room):
             raise Refused(ErrorCode.MUTED, f"muted in {room.name}")
         if request.client_msg_id:
             earlier = self.store.find_resend(room.fold, session.nick_fold, request.client_msg_id)
@@ -514,26 +526,20 @@ class ChatService:
     def _ban(self, session: Session, request: Ban) -> None:
         self._need_operator(session)
         room = self._room(request.room)
-        room.bans.add(fold(request.nick))
-        self.store.set_mark("ban", room.fold, fold(request.nick), True)
+        self._set_mark("ban", session, room, request.nick, True)
         self._remove_from_room(session, room, request.nick, LeaveKind.BAN, request.reason)
-        log.info("ban room=%s nick=%s by=%s", room.name, request.nick, session.nick)
         session.reply(Ok(request_id=request.request_id))
 
     def _unban(self, session: Session, request: Unban) -> None:
         self._need_operator(session)
         room = self._room(request.room)
-        room.bans.discard(fold(request.nick))
-        self.store.set_mark("ban", room.fold, fold(request.nick), False)
+        self._set_mark("ban", session, room, request.nick, False)
         session.reply(Ok(request_id=request.request_id))
 
     def _mute(self, session: Session, request: Mute) -> None:
         self._need_operator(session)
         room = self._room(request.room)
-        nick_fold = fold(request.nick)
-        (room.mutes.add if request.muted else room.mutes.discard)(nick_fold)
-        self.store.set_mark("mute", room.fold, nick_fold, request.muted)
-        target = self.backplane.find_member(nick_fold)
+        target = self._set_mark("mute", session, room, request.nick, request.muted)
         nick = target.nick if target is not None else request.nick  # its own spelling (CP-NICK-3)
         self._tell(MuteChanged(room=room.name, nick=nick, muted=request.muted,
                                by=session.nick), self._others_in(room, session))
@@ -570,5 +576,6 @@ class ChatService:
                 self._tell(MemberLeft(room=room.name, nick=session.nick, kind=int(kind),
                                       reason=reason), self.backplane.room_members(room_fold))
             self.backplane.release_nick(session.nick_fold, session)
+        self.moderation.forget(session.session_id)
         log.info("disconnect peer=%s session=%d nick=%s reason=%s", session.peer,
                  session.session_id, session.nick or "-", why)

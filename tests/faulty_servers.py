@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from chatproto._framing import FrameDecoder, RawFrame
     from chatproto.messages import Hello, Join, Kick, Message, Ping, Quit, SendPrivate, SendRoom
     from reference_server.backplane import Member
+    from reference_server.moderation import MarkKind
     from reference_server.service import ChatService, Refused, Room
     from reference_server.session import Session
     from reference_server.store import StoredMessage
@@ -387,6 +388,22 @@ def _kick_without_operator_check() -> None:
     ChatService._kick = _kick  # type: ignore[method-assign]
 
 
+def _moderation_by_current_nick_only() -> None:
+    """A ban or mute is checked against the client's current nick only.
+
+    CP-OPER-10: a ban or mute stays with every connection that held the nick.
+    Here a NICK shakes it off: the banned member joins again, the muted one
+    speaks. Every other moderation rule is about the holder of the nick named,
+    and holds.
+    """
+    from reference_server.service import ChatService
+
+    def _marked(self: ChatService, kind: MarkKind, session: Session, room: Room) -> bool:
+        return self.moderation.applies(kind, room.fold, -1, session.nick_fold)  # BUG: nick only
+
+    ChatService._marked = _marked  # type: ignore[method-assign]
+
+
 # ---------------------------------------------------------- handshake, errors
 
 
@@ -653,6 +670,9 @@ FAULTS: dict[str, Fault] = {
     "kick_without_operator_check": Fault(
         "KICK from a non-operator is carried out",
         frozenset({"CP-OPER-3"}), _kick_without_operator_check),
+    "moderation_by_current_nick_only": Fault(
+        "a ban or mute is checked against the current nick only: NICK shakes it off",
+        frozenset({"CP-OPER-10"}), _moderation_by_current_nick_only),
     "welcome_casemapping_rfc1459": Fault(
         'WELCOME advertises casemapping "rfc1459"',
         frozenset({"CP-HS-1"}), _welcome_casemapping_rfc1459),

@@ -17,14 +17,20 @@ from chatproto.messages import (
     Kick,
     LeaveKind,
     ListUsers,
+    Login,
+    MemberJoined,
     MemberLeft,
     Message,
     Mute,
     MuteChanged,
+    Nick,
     Oper,
+    Part,
+    Register,
     RoomMessage,
     SendRoom,
     SetTopic,
+    TopicChanged,
     Unban,
     UserInfo,
 )
@@ -194,3 +200,98 @@ async def test_mute_changed_shows_the_members_own_spelling(
     await op.ok(Mute(room="#room", nick="MALLORY", muted=True))
     changes = of_type(await alice.barrier(), MuteChanged)
     assert [c.nick for c in changes] == ["mallory"]
+
+
+# ------------------------------------------------------- moderation across nick changes
+
+
+async def test_ban_stays_with_the_connection_after_nick(
+        server: RunningServer, client_factory: ClientFactory) -> None:
+    """CP-OPER-10, CP-OPER-11, CP-ROOM-13: banned mallory takes another nick and is still
+    refused; a newcomer under "mallory" is refused too; UNBAN of the nick she holds now
+    lets her (only her) back in."""
+    op = await operator(client_factory)
+    alice, mallory = await client_factory("alice"), await client_factory("mallory")
+    await join_all("#room", alice, mallory)
+    await op.ok(Ban(room="#room", nick="mallory", reason="spam"))
+    await mallory.ok(Nick(nick="innocent"))
+    refused(await mallory.request(Join(room="#room")), ErrorCode.BANNED_FROM_ROOM)
+    await mallory.ok(Nick(nick="Innocent2"))
+    refused(await mallory.request(Join(room="#ROOM")), ErrorCode.BANNED_FROM_ROOM)
+    newcomer = await client_factory("Mallory")
+    refused(await newcomer.request(Join(room="#room")), ErrorCode.BANNED_FROM_ROOM)
+    assert of_type(await alice.barrier(), MemberJoined) == []
+
+    await op.ok(Unban(room="#room", nick="innocent2"))
+    await mallory.ok(Join(room="#room"))
+    refused(await newcomer.request(Join(room="#room")), ErrorCode.BANNED_FROM_ROOM)
+
+
+async def test_mute_stays_with_the_connection_after_nick(
+        server: RunningServer, client_factory: ClientFactory) -> None:
+    """CP-OPER-10, CP-OPER-11, CP-OPER-9: muted mallory takes another nick: SEND_ROOM and
+    SET_TOPIC are still MUTED and reach nobody, also after PART and JOIN; unmuting the
+    nick she was muted under lets her speak."""
+    op = await operator(client_factory)
+    alice, mallory = await client_factory("alice"), await client_factory("mallory")
+    await join_all("#room", alice, mallory)
+    await op.ok(Mute(room="#room", nick="mallory", muted=True))
+    await alice.barrier()
+    await mallory.ok(Nick(nick="innocent"))
+    await mallory.ok(Part(room="#room"))
+    await mallory.ok(Join(room="#room"))
+    await alice.barrier()
+    refused(await mallory.request(SendRoom(room="#room", text="new nick")), ErrorCode.MUTED)
+    refused(await mallory.request(SetTopic(room="#room", topic="new me")), ErrorCode.MUTED)
+    assert [e for e in await alice.barrier() if isinstance(e, RoomMessage | TopicChanged)] == []
+
+    await op.ok(Mute(room="#room", nick="mallory", muted=False))
+    await mallory.ok(SendRoom(room="#room", text="thanks"))
+    assert [m.sender for m in of_type(await alice.barrier(), RoomMessage)] == ["innocent"]
+
+
+async def test_a_nick_taken_while_marked_brings_its_marks(
+        server: RunningServer, client_factory: ClientFactory) -> None:
+    """CP-OPER-10: a connection that takes a banned and muted nick by NICK carries both
+    when it moves on; one that held the nick only before the ban carries nothing, and
+    the marks a connection carries end with it."""
+    op = await operator(client_factory)
+    early, late = await client_factory("troll"), await client_factory("late")
+    await early.ok(Nick(nick="early"))  # held "troll" before the ban only
+    await join_all("#banned", op)
+    await join_all("#muted", op)
+    await op.ok(Ban(room="#banned", nick="troll"))
+    await op.ok(Mute(room="#muted", nick="troll", muted=True))
+    await late.ok(Nick(nick="troll"))
+    await late.ok(Nick(nick="late"))
+    refused(await late.request(Join(room="#banned")), ErrorCode.BANNED_FROM_ROOM)
+    await late.ok(Join(room="#muted"))
+    refused(await late.request(SendRoom(room="#muted", text="hi")), ErrorCode.MUTED)
+    await early.ok(Join(room="#banned"))
+    await late.quit()
+    again = await client_factory("late")
+    await again.ok(Join(room="#banned"))
+
+
+async def test_ban_of_a_registered_nick_holds_every_login(
+        server: RunningServer, client_factory: ClientFactory) -> None:
+    """CP-OPER-10, CP-ROOM-13: the account's nick is banned while its owner is away; a
+    HELLO with the password, a reconnection, and a LOGIN from a guest each carry the ban,
+    and a NICK afterwards does not shed it."""
+    owner = await client_factory("Alice")
+    await owner.ok(Register(password="alice-password"))
+    await owner.quit()
+    op = await operator(client_factory)
+    await op.ok(Join(room="#room"))
+    await op.ok(Ban(room="#room", nick="alice"))
+    for _visit in range(2):
+        owner = await client_factory("alice", "alice-password")
+        refused(await owner.request(Join(room="#room")), ErrorCode.BANNED_FROM_ROOM)
+        await owner.ok(Nick(nick="not_alice"))
+        refused(await owner.request(Join(room="#room")), ErrorCode.BANNED_FROM_ROOM)
+        await owner.quit()
+    guest = await client_factory("guest")
+    await guest.ok(Login(nick="ALICE", password="alice-password"))
+    await guest.ok(Nick(nick="guest"))
+    refused(await guest.request(Join(room="#room")), ErrorCode.BANNED_FROM_ROOM)
+    assert of_type(await op.barrier(), MemberJoined) == []

@@ -19,6 +19,8 @@ from chatproto.messages import (
     Kick,
     LeaveKind,
     ListMembers,
+    Login,
+    MemberJoined,
     MemberLeft,
     Mute,
     MuteChanged,
@@ -34,10 +36,11 @@ from chatproto.messages import (
 from conformance.outcomes import Violation
 from conformance.registry import server_case
 from conformance.server_side import Peer, ServerContext, mixed_case
+from conformance.suites.server.accounts import registered_account
 from conformance.transcript import describe, outcome
 
 AUTH_TIMEOUT = 10.0
-"""Seconds for OPER: servers may check operator passwords with a slow KDF."""
+"""Seconds for OPER, and HELLO or LOGIN with a password: servers may use a slow KDF."""
 
 
 def _random(length: int = 12) -> str:
@@ -429,3 +432,108 @@ async def mute_outlasts_leaving_the_room(ctx: ServerContext) -> None:
                         "mute is kept for the nick in the room, not for the membership")
     await bob.assert_none(RoomMessage, req="CP-ERR-5",
                           why="a refused SEND_ROOM reaches nobody")
+
+
+# ------------------------------------------------------------------ across nick changes
+
+
+@server_case("CP-OPER-10", "CP-OPER-11", "CP-ROOM-13", needs=("oper",))
+async def ban_stays_with_the_connection_after_nick(ctx: ServerContext) -> None:
+    """A banned member's NICK does not let it back in; UNBAN by its new nick does."""
+    room = ctx.room("banick")
+    op = await operator_client(ctx)
+    mallory = await ctx.client("mallory")
+    bob = await ctx.client("bob")
+    await _room_with(room, mallory, bob)
+    banned = mallory.nick
+    await op.ok(Ban(room=room, nick=banned, reason="spam"), req="CP-OPER-6")
+    await _expect_removal(ctx, bob, "CP-OPER-6", room=room, nick=banned, kind=LeaveKind.BAN,
+                          reason="spam", by=op.nick)
+    renamed = ctx.nick("fresh")
+    await mallory.ok(Nick(nick=renamed), req="CP-NICK-7")
+    answer = await mallory.request(Join(room=room), req="CP-OPER-10")
+    if not isinstance(answer.final, Error) or answer.final.code != ErrorCode.BANNED_FROM_ROOM:
+        raise Violation("CP-OPER-10", f"{banned!r} was banned from {room}, changed nick to "
+                        f"{renamed!r} and joined again: JOIN was answered with "
+                        f"{outcome(answer.final)}, not ERROR BANNED_FROM_ROOM; a ban stays "
+                        "with the connection that held the nick")
+    await bob.assert_none(MemberJoined, req="CP-OPER-10", why="a refused JOIN joins nobody")
+    # The ban of the nick itself stays, for whoever takes the nick next.
+    late = await ctx.connect("late")
+    await late.hello(banned)
+    await late.refused(Join(room=room), ErrorCode.BANNED_FROM_ROOM, req="CP-ROOM-13")
+    # UNBAN naming the nick mallory holds now forgives her connection only.
+    await op.ok(Unban(room=room, nick=renamed), req="CP-OPER-7")
+    answer = await mallory.request(Join(room=room), req="CP-OPER-11")
+    ctx.check(not isinstance(answer.final, Error), "CP-OPER-11",
+              f"after UNBAN of {renamed!r}, the nick she holds now, her JOIN was answered "
+              f"with {outcome(answer.final)}, not OK")
+    await late.refused(Join(room=room), ErrorCode.BANNED_FROM_ROOM, req="CP-ROOM-13")
+
+
+@server_case("CP-OPER-10", "CP-OPER-11", "CP-OPER-9", "CP-ERR-5", needs=("oper",))
+async def mute_stays_with_the_connection_after_nick(ctx: ServerContext) -> None:
+    """A muted member's NICK does not let it speak; unmuting its old nick does."""
+    room = ctx.room("mutenick")
+    op = await operator_client(ctx)
+    mallory = await ctx.client("mallory")
+    bob = await ctx.client("bob")
+    await _room_with(room, mallory, bob)
+    muted = mallory.nick
+    await op.ok(Mute(room=room, nick=muted, muted=True), req="CP-OPER-8")
+    for peer in (mallory, bob):
+        await _expect_mute_changed(ctx, peer, room=room, nick=muted, muted=True, by=op.nick)
+    renamed = ctx.nick("fresh")
+    await mallory.ok(Nick(nick=renamed), req="CP-NICK-7")
+    for request in (SendRoom(room=room, text="new nick, new voice"),
+                    SetTopic(room=room, topic="new nick, new topic")):
+        answer = await mallory.request(request, req="CP-OPER-10")
+        if not isinstance(answer.final, Error) or answer.final.code != ErrorCode.MUTED:
+            raise Violation("CP-OPER-10", f"{muted!r} was muted in {room} and changed nick to "
+                            f"{renamed!r}: {request.NAME} was answered with "
+                            f"{outcome(answer.final)}, not ERROR MUTED; a mute stays with the "
+                            "connection that held the nick")
+    await bob.assert_none((RoomMessage, TopicChanged), req="CP-ERR-5",
+                          why="a muted member's SEND_ROOM or SET_TOPIC reaches nobody")
+    await op.ok(Mute(room=room, nick=muted, muted=False), req="CP-OPER-8")
+    await _expect_mute_changed(ctx, bob, room=room, nick=muted, muted=False, by=op.nick)
+    answer = await mallory.request(SendRoom(room=room, text="thanks"), req="CP-OPER-11")
+    ctx.check(not isinstance(answer.final, Error), "CP-OPER-11",
+              f"after MUTE muted=0 of {muted!r}, the nick she held when muted, her SEND_ROOM "
+              f"was answered with {outcome(answer.final)}, not OK")
+
+
+@server_case("CP-OPER-10", "CP-ROOM-13", needs=("oper",))
+async def ban_of_registered_nick_holds_every_login(ctx: ServerContext) -> None:
+    """A registered nick banned while away: HELLO or LOGIN to it, then NICK, still banned."""
+    room = ctx.room("banacct")
+    nick, password = await registered_account(ctx, "owner")
+    op = await operator_client(ctx)
+    await op.join(room)
+    await op.ok(Ban(room=room, nick=nick, reason="account banned"), req="CP-OPER-6")
+    for visit in ("first", "second"):  # reconnecting does not help either
+        owner = await ctx.connect(f"owner-{visit}")
+        await owner.hello(nick, password=password, timeout=AUTH_TIMEOUT)
+        await owner.refused(Join(room=room), ErrorCode.BANNED_FROM_ROOM, req="CP-ROOM-13")
+        renamed = ctx.nick("alt")
+        await owner.ok(Nick(nick=renamed), req="CP-NICK-7")
+        answer = await owner.request(Join(room=room), req="CP-OPER-10")
+        if not isinstance(answer.final, Error) or \
+                answer.final.code != ErrorCode.BANNED_FROM_ROOM:
+            raise Violation("CP-OPER-10", f"the registered nick {nick!r} was banned from "
+                            f"{room}; a connection that logged in to it with HELLO then "
+                            f"took the nick {renamed!r}, and its JOIN was answered with "
+                            f"{outcome(answer.final)}, not ERROR BANNED_FROM_ROOM")
+        await owner.quit()
+        await owner.expect_closed(req="CP-CLOSE-1")
+    guest = await ctx.client("guest")
+    await guest.ok(Login(nick=nick, password=password), req="CP-ACCT-6", timeout=AUTH_TIMEOUT)
+    await guest.ok(Nick(nick=ctx.nick("alt")), req="CP-NICK-7")
+    answer = await guest.request(Join(room=room), req="CP-OPER-10")
+    if not isinstance(answer.final, Error) or answer.final.code != ErrorCode.BANNED_FROM_ROOM:
+        raise Violation("CP-OPER-10", f"the registered nick {nick!r} was banned from {room}; "
+                        "a guest logged in to it with LOGIN, then changed nick, and its JOIN "
+                        f"was answered with {outcome(answer.final)}, not ERROR "
+                        "BANNED_FROM_ROOM")
+    await op.assert_none(MemberJoined, req="CP-OPER-10",
+                         why="every JOIN by the banned account was refused")
