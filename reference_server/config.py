@@ -8,7 +8,9 @@ key and its help text without being listed here.
 from __future__ import annotations
 
 import argparse
+import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -25,6 +27,8 @@ from chatproto import DEFAULT_PORT, PROTOCOL_VERSION, Limits, __version__
 from reference_server.passwords import check_stored_password
 
 VERSION_TEXT = f"chatproto-server {__version__} (spec v{PROTOCOL_VERSION})"
+OPERATORS_ENV = "CHATPROTO_OPERATORS"
+"""Environment variable holding operators as an --oper-file does: NAME:PASSWORD lines."""
 
 
 def _stored_password(value: str) -> str:
@@ -129,7 +133,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--motd", metavar="TEXT", help=_help("motd"))
     parser.add_argument("--oper", action="append", metavar="NAME:PASSWORD", default=[],
                         help="Add an operator (repeatable); PASSWORD as for the [operators] "
-                        "table (default none)")
+                        "table. Every user of this machine can read it in the process "
+                        "list: use --oper-file or " + OPERATORS_ENV + " for real passwords "
+                        "(default none)")
+    parser.add_argument("--oper-file", type=Path, metavar="FILE",
+                        help="Read operators from FILE, one NAME:PASSWORD per line (PASSWORD "
+                        "as for --oper; blank lines and lines starting with # are skipped). "
+                        f"The environment variable {OPERATORS_ENV} may hold the same lines. "
+                        "Operators from the config file, then " + OPERATORS_ENV + ", then "
+                        "--oper-file, then --oper; a later one replaces an earlier one of "
+                        "the same name (default none)")
     parser.add_argument("--tls-cert", type=Path, metavar="PEM", help=_help("tls_cert"))
     parser.add_argument("--tls-key", type=Path, metavar="PEM", help=_help("tls_key"))
     parser.add_argument("--data-dir", type=Path, metavar="DIR", help=_help("data_dir"))
@@ -148,9 +161,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_config(argv: list[str] | None = None) -> ServerConfig:
-    """The configuration from ``--config FILE`` (if any) overlaid with the flags."""
+def parse_operator_lines(text: str, where: str) -> dict[str, str]:
+    """Operators from ``NAME:PASSWORD`` lines, as ``--oper-file`` and ``CHATPROTO_OPERATORS``
+    hold them. A line is taken without its surrounding white space; blank lines and
+    lines that start with ``#`` are skipped. An error names the line by its number,
+    never by its content, which may be a password."""
+    operators: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        entry = line.strip()
+        if not entry or entry.startswith("#"):
+            continue
+        name, sep, password = entry.partition(":")
+        if not sep or not name or not password:
+            raise ConfigError(f"{where} line {number}: wants NAME:PASSWORD")
+        operators[name] = password
+    return operators
+
+
+def _operator_file(path: Path) -> dict[str, str]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read --oper-file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"cannot read --oper-file {path}: not UTF-8 text") from None
+    return parse_operator_lines(text, f"--oper-file {path}")
+
+
+def load_config(argv: list[str] | None = None,
+                environ: Mapping[str, str] | None = None) -> ServerConfig:
+    """The configuration from ``--config FILE`` (if any) overlaid with the flags.
+
+    Operators also come from ``environ`` (``os.environ`` by default): see
+    ``OPERATORS_ENV``.
+    """
     args = build_parser().parse_args(argv)
+    environ = os.environ if environ is None else environ
     settings: dict[str, Any] = {}
     if args.config is not None:
         try:
@@ -172,6 +218,9 @@ def load_config(argv: list[str] | None = None) -> ServerConfig:
         value = getattr(args, f"limit_{name}")
         if value is not None:
             limits[name] = value
+    operators.update(parse_operator_lines(environ.get(OPERATORS_ENV, ""), OPERATORS_ENV))
+    if args.oper_file is not None:
+        operators.update(_operator_file(args.oper_file))
     for entry in args.oper:
         name, sep, password = entry.partition(":")
         if not sep or not name or not password:  # never echo it: it may be a password

@@ -342,7 +342,11 @@ class ChatService:
             ok = stored is not None and await asyncio.to_thread(
                 verify_password, request.password, stored)
             if not ok:
-                log.info("oper refused session=%d name=%r", session.session_id, request.name)
+                # The name field is the client's: it may be a password typed in the
+                # wrong field. Only a configured name is logged, since it is no secret.
+                log.info("oper refused session=%d name=%s", session.session_id,
+                         repr(request.name) if stored is not None else
+                         f"unknown ({len(request.name.encode())} bytes)")
                 raise Refused(ErrorCode.AUTH_FAILED, "wrong operator credentials")
             session.operator = True
             log.info("oper session=%d nick=%s name=%r", session.session_id, session.nick,

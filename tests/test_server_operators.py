@@ -1,13 +1,18 @@
 """Reference server: operators (OPER, KICK, BAN, UNBAN, MUTE), over real sockets.
 
-Spec page: users (Operators, Who sees what). The operator credential comes from the
-server configuration (``operators``).
+Spec page: users (Operators, Who sees what, Bans and mutes across nick changes). The
+operator credential comes from the server configuration (``operators``): the config
+file, ``--oper-file``, ``CHATPROTO_OPERATORS`` or ``--oper`` (guide: run-server).
 """
 
 from __future__ import annotations
 
+import logging
+import re
+from pathlib import Path
+
 import pytest
-from conftest import ClientFactory, RunningServer
+from conftest import ClientFactory, MakeServerProcess, RunningServer
 from server_harness import ChatTestClient, join_all, of_type, refused
 
 from chatproto import ErrorCode
@@ -34,6 +39,8 @@ from chatproto.messages import (
     Unban,
     UserInfo,
 )
+from reference_server.config import OPERATORS_ENV, ConfigError, build_parser, load_config
+from reference_server.passwords import hash_password
 
 pytestmark = pytest.mark.server_config(operators={"root": "op-secret"})
 
@@ -295,3 +302,90 @@ async def test_ban_of_a_registered_nick_holds_every_login(
     await guest.ok(Nick(nick="guest"))
     refused(await guest.request(Join(room="#room")), ErrorCode.BANNED_FROM_ROOM)
     assert of_type(await op.barrier(), MemberJoined) == []
+
+
+# ------------------------------------------------ operator credentials off the command line
+
+
+def test_operators_from_a_file_and_the_environment(tmp_path: Path) -> None:
+    """--oper-file and CHATPROTO_OPERATORS hold NAME:PASSWORD lines (blank lines and #
+    comments skipped, a hash allowed); config file, then environment, then file, then
+    --oper, a later entry replacing an earlier one of the same name."""
+    stored = hash_password("from-file")
+    oper_file = tmp_path / "operators"
+    oper_file.write_text(f"# who may moderate\n\nroot:{stored}\n  teacher:pass:word  \n"
+                         "shared:from-file\n", encoding="utf-8")
+    config_file = tmp_path / "server.toml"
+    config_file.write_text('[operators]\nold = "kept"\nshared = "from-config"\n',
+                           encoding="utf-8")
+    config = load_config(["--config", str(config_file), "--oper-file", str(oper_file),
+                           "--oper", "teacher:from-flag"],
+                         environ={OPERATORS_ENV: "env:from-env\nshared:from-env\n"})
+    assert config.operators == {"old": "kept", "env": "from-env", "root": stored,
+                                "shared": "from-file", "teacher": "from-flag"}
+    only_env = load_config([], environ={OPERATORS_ENV: "admin:secret"})
+    assert only_env.operators == {"admin": "secret"}
+
+
+@pytest.mark.parametrize("text", ["root\n", ":hunter2-secret\n", "root:\n",
+                                  "root:scrypt$16384$8$1$...\n"],
+                         ids=["no-colon", "no-name", "no-password", "broken-hash"])
+def test_a_bad_operator_line_is_refused_without_showing_it(tmp_path: Path, text: str) -> None:
+    """A malformed line of --oper-file or CHATPROTO_OPERATORS stops the configuration with
+    one line naming where it is, never its content (it may be a password)."""
+    oper_file = tmp_path / "operators"
+    oper_file.write_text("# first line\n" + text, encoding="utf-8")
+    for argv, environ in ((["--oper-file", str(oper_file)], {}),
+                          ([], {OPERATORS_ENV: "# first line\n" + text})):
+        with pytest.raises(ConfigError) as error:
+            load_config(argv, environ=environ)
+        message = str(error.value)
+        assert "\n" not in message
+        assert "hunter2" not in message and "scrypt$16384" not in message, message
+        assert "line 2" in message or "operators.root" in message, message
+    with pytest.raises(ConfigError, match=r"^cannot read --oper-file \S+: No such file"):
+        load_config(["--oper-file", str(tmp_path / "missing")], environ={})
+
+
+def test_help_warns_that_oper_is_visible() -> None:
+    """--help says that --oper is visible to other users and offers the private forms."""
+    text = " ".join(build_parser().format_help().split())
+    assert "--oper-file FILE" in text and OPERATORS_ENV in text
+    assert "Every user of this machine can read it in the process list" in text
+
+
+async def test_oper_file_keeps_the_password_off_the_command_line(
+        make_server_process: MakeServerProcess, client_factory: ClientFactory,
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server given its operators by --oper-file, or by CHATPROTO_OPERATORS, lets them
+    OPER; the password is nowhere in its command line (what `ps` shows)."""
+    oper_file = tmp_path / "operators"
+    oper_file.write_text("root:file-secret-8d2k\n", encoding="utf-8")
+    monkeypatch.setenv(OPERATORS_ENV, "envop:env-secret-5q9w")
+    server = await make_server_process("--oper-file", str(oper_file)).start()
+    cmdline = Path(f"/proc/{server.pid}/cmdline").read_bytes()
+    assert b"file-secret" not in cmdline and b"env-secret" not in cmdline
+    client = await client_factory("alice", server=server)
+    await client.ok(Oper(name="root", password="file-secret-8d2k"))
+    other = await client_factory("bob", server=server)
+    await other.ok(Oper(name="envop", password="env-secret-5q9w"))
+
+
+async def test_failed_oper_does_not_log_an_unknown_name(
+        server: RunningServer, client_factory: ClientFactory,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A refused OPER logs a configured name, but an unknown one only by its length: the
+    name field may hold a password typed in the wrong field (CP-SEC-9)."""
+    caplog.set_level(logging.DEBUG)
+    client = await client_factory("alice")
+    refused(await client.request(Oper(name="MyPassw0rd-x7Q", password="x")),
+            ErrorCode.AUTH_FAILED)
+    refused(await client.request(Oper(name="root", password="wrong-4hG2")),
+            ErrorCode.AUTH_FAILED)
+    lines = [r.getMessage() for r in caplog.records if r.name == "chatproto.server"]
+    refusals = [re.sub(r"session=\d+", "session=N", m) for m in lines
+                if m.startswith("oper refused")]
+    assert refusals == ["oper refused session=N name=unknown (14 bytes)",
+                        "oper refused session=N name='root'"]
+    everything = caplog.text + "".join(repr(r.args) for r in caplog.records)
+    assert "Passw0rd" not in everything and "4hG2" not in everything
