@@ -20,6 +20,8 @@ What must hold for any octets at all:
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -138,6 +140,16 @@ PREFIX_NAMES: dict[Sender, tuple[str, ...]] = {
 }
 
 
+@functools.cache
+def _template(role: Sender, prefix: str) -> Connection:
+    return PREFIXES[role][prefix]()
+
+
+def connection_after(role: Sender, prefix: str) -> Connection:
+    """A fresh ``role`` end after ``prefix``: a copy, 30 times cheaper than replaying it."""
+    return copy.deepcopy(_template(role, prefix))
+
+
 # ------------------------------------------------------------------ the apps
 
 
@@ -247,7 +259,7 @@ def check_connection(
     role: Sender, prefix: str, chunks: Sequence[bytes], eof: bool = True
 ) -> ConnectionOutcome:
     """Feed ``chunks`` (then end of stream if ``eof``) to a ``role`` end after ``prefix``."""
-    conn = PREFIXES[role][prefix]()
+    conn = connection_after(role, prefix)
     events: list[Event] = []
     sent = bytearray()
     fed = 0
@@ -364,3 +376,20 @@ def streams(
 def cuts_of(stream: bytes) -> st.SearchStrategy[list[int]]:
     """Offsets to cut ``stream`` at: anywhere, often one octet apart."""
     return st.lists(st.integers(0, len(stream)), max_size=12)
+
+
+def draw_decoder_case(data: st.DataObject) -> None:
+    """Draw a decoder limit, a stream and its cuts, and check the decoder on them."""
+    max_length = data.draw(st.sampled_from(FRAME_LIMITS) | st.integers(6, 70_000), label="limit")
+    stream = data.draw(streams(), label="stream")
+    check_decoder_split_invariance(max_length, stream, data.draw(cuts_of(stream), label="cuts"))
+
+
+def draw_connection_case(role: Sender, data: st.DataObject) -> None:
+    """Draw a prefix, a stream mostly of the peer's frames and its cuts; check ``role``."""
+    prefix = data.draw(st.sampled_from(PREFIX_NAMES[role]), label="prefix")
+    peer = SERVER if role is CLIENT else CLIENT
+    frames = VECTOR_FRAMES[peer] * 3 + VECTOR_FRAMES[role]
+    stream = data.draw(streams(frames), label="stream")
+    cuts = data.draw(cuts_of(stream), label="cuts")
+    check_split_invariance(role, prefix, stream, cuts, eof=data.draw(st.booleans(), label="eof"))
