@@ -10,11 +10,19 @@ SIGTERM/SIGINT, "listening on HOST:PORT" on stderr, data kept in --data-dir).
 
 from __future__ import annotations
 
+import asyncio
 import signal
 
 import pytest
 from conftest import ClientFactory, MakeServerProcess
-from server_harness import ChatTestClient, describe_all, join_all, of_type
+from server_harness import (
+    ChatTestClient,
+    ConnectionLost,
+    HarnessError,
+    describe_all,
+    join_all,
+    of_type,
+)
 
 from chatproto import ErrorCode
 from chatproto.messages import (
@@ -110,33 +118,93 @@ async def test_restart_keeps_history_topics_accounts_and_counters(
         await alice2.close()
 
 
+KILL_ROUNDS = 3
+"""Times the server is killed and restarted on the same --data-dir."""
+KILL_SENDERS = 4
+"""Clients pipelining SEND_ROOM into one room while the server is killed."""
+KILL_AFTER_ACKS = 150
+"""Each round, the kill comes once a sender has had this many OKs (all of them go on)."""
+KILL_BATCH = 10
+KILL_ROOM = "#crash"
+
+
+async def send_until_killed(client: ChatTestClient, label: str,
+                            acked: list[tuple[Ok, str]], enough: asyncio.Event) -> bool:
+    """Pipeline batches of SEND_ROOM until the connection dies; keep every OK that came.
+
+    True if requests were still unanswered when it died."""
+    batch = 0
+    while True:
+        texts = [f"{label} {batch}.{n}" for n in range(KILL_BATCH)]
+        try:
+            ids = await client.send_many([SendRoom(room=KILL_ROOM, text=t) for t in texts])
+        except (HarnessError, OSError):
+            return False
+        for request_id, text in zip(ids, texts, strict=True):
+            try:
+                final = (await client.response(request_id, timeout=10))[-1]
+            except ConnectionLost:  # killed: this one and the rest are unanswered
+                return True
+            assert isinstance(final, Ok), final
+            acked.append((final, text))
+        if len(acked) >= KILL_AFTER_ACKS:
+            enough.set()
+        batch += 1
+
+
 async def test_kill_9_loses_no_acknowledged_message(make_server_process: MakeServerProcess,
                                                     client_factory: ClientFactory) -> None:
-    """Every message acknowledged with OK survives SIGKILL right after that OK (the server
-    commits before it answers): after a restart on the same --data-dir, HISTORY returns
-    all of them with their identity."""
-    first = make_server_process("--msg-rate-burst", "1000", "--msg-rate-interval-ms", "1")
-    await first.start()
-    alice = await client_factory("alice", server=first)
-    await alice.ok(Join(room="#crash"))
-    ids = await alice.send_many([SendRoom(room="#crash", client_msg_id=n + 1, text=f"n{n}")
-                                 for n in range(200)])
-    oks = []
-    for request_id in ids:
-        final = (await alice.response(request_id))[-1]
-        assert isinstance(final, Ok)
-        oks.append(final)
-    first.kill()  # SIGKILL, right after the last OK arrived
-    assert first.returncode == -signal.SIGKILL
+    """Every message acknowledged with OK survives SIGKILL (the server commits before it
+    answers), under load: KILL_SENDERS clients pipeline SEND_ROOM into one room, the server
+    is killed while they are at it and restarted on the same --data-dir, KILL_ROUNDS
+    times. Afterwards HISTORY pages return every acknowledged message with its identity
+    (seq, msg_id, text); seqs are dense from 1 (CP-MSG-7, across restarts) and msg_ids
+    never reused (CP-MSG-8). Messages whose OK never came may or may not be there."""
+    args = ("--msg-rate-burst", "60000", "--msg-rate-interval-ms", "1",
+            "--history-depth", "100000", "--history-page-max", "1000")
+    data_dir = None
+    acked: list[tuple[Ok, str]] = []
+    for round_number in range(KILL_ROUNDS):
+        process = make_server_process(*args, data_dir=data_dir)
+        await process.start()
+        data_dir = process.data_dir
+        senders = [await client_factory(f"r{round_number}s{n}", server=process)
+                   for n in range(KILL_SENDERS)]
+        for sender in senders:
+            await sender.ok(Join(room=KILL_ROOM))
+        round_acked: list[list[tuple[Ok, str]]] = [[] for _ in senders]
+        enough = asyncio.Event()
+        sending = [asyncio.create_task(send_until_killed(sender, sender.name, mine, enough))
+                   for sender, mine in zip(senders, round_acked, strict=True)]
+        await asyncio.wait_for(enough.wait(), timeout=30)
+        process.kill()  # SIGKILL, with SEND_ROOMs of every sender in flight
+        assert process.returncode == -signal.SIGKILL
+        cut = await asyncio.wait_for(asyncio.gather(*sending), timeout=15)
+        assert any(cut), "the kill came when no SEND_ROOM was in flight"
+        acked += [ack for mine in round_acked for ack in mine]
+        for sender in senders:
+            await sender.close()
 
-    second = make_server_process("--history-page-max", "1000", data_dir=first.data_dir)
-    await second.start()
-    bob = await client_factory("bob", server=second)
-    await bob.ok(Join(room="#crash"))
-    frames = await bob.ok(History(room="#crash", limit=1000))
-    history = of_type(frames, RoomMessage)
-    assert [(m.seq, m.msg_id, m.text) for m in history] == [
-        (ok.seq, ok.msg_id, f"n{ok.seq - 1}") for ok in oks]
+    final = make_server_process(*args, data_dir=data_dir)
+    await final.start()
+    reader = await client_factory("reader", server=final)
+    info = (await reader.ok(Join(room=KILL_ROOM)))[0]
+    assert isinstance(info, RoomInfo)
+    history: list[RoomMessage] = []
+    before = info.last_seq + 1
+    while before > 1:
+        page = of_type(await reader.ok(History(room=KILL_ROOM, before_seq=before, limit=1000)),
+                       RoomMessage)
+        assert page, f"no messages before seq {before}"
+        history = page + history
+        before = page[0].seq
+    assert [m.seq for m in history] == list(range(1, info.last_seq + 1))
+    assert len({m.msg_id for m in history}) == len(history), "a msg_id was used twice"
+    by_seq = {m.seq: (m.msg_id, m.text) for m in history}
+    lost = [(ok.seq, text) for ok, text in acked if by_seq.get(ok.seq) != (ok.msg_id, text)]
+    assert not lost, f"{len(lost)} of {len(acked)} acknowledged messages lost: {lost[:5]}"
+    print(f"\nkill -9: {KILL_ROUNDS} rounds, {len(acked)} acknowledged messages, "
+          f"{len(history)} in history, 0 lost")
 
 
 async def test_command_line_flags_reach_the_protocol(make_server_process: MakeServerProcess,
