@@ -87,50 +87,40 @@ HELLO = Hello(request_id=1, min_version=1, max_version=1, nick="fuzz", client_na
 SMALL_LIMITS = Limits(max_frame_size=4096, max_message_length=64, max_nick_length=8)
 
 
-def _server_after(*steps: str, limits: Limits | None = None) -> Connection:
+_STEPS: dict[str, tuple[Sender, Callable[[Limits], Message]]] = {
+    "HELLO": (CLIENT, lambda limits: HELLO),
+    "WELCOME": (SERVER, lambda limits: welcome(1, nick="fuzz", **limits.model_dump())),
+    "QUIT": (CLIENT, lambda limits: Quit(request_id=9)),
+    "BYE": (SERVER, lambda limits: Bye(request_id=9)),
+}
+
+
+def _after(role: Sender, *steps: str, limits: Limits | None = None) -> Connection:
+    """The ``role`` end of a pair that exchanged ``steps``, each a valid frame."""
     pair = Pair.new(limits)
     for step in steps:
-        if step == "HELLO":
-            pair.transfer(CLIENT, HELLO)
-        elif step == "WELCOME":
-            assert pair.server.limits is not None
-            pair.transfer(SERVER, welcome(1, nick="fuzz", **pair.server.limits.model_dump()))
-        elif step == "QUIT":
-            pair.transfer(CLIENT, Quit(request_id=9))
-        elif step == "BYE":
-            pair.transfer(SERVER, Bye(request_id=9))
-    return pair.server
-
-
-def _client_after(*steps: str) -> Connection:
-    pair = Pair.new()
-    for step in steps:
-        if step == "HELLO":
-            pair.transfer(CLIENT, HELLO)
-        elif step == "WELCOME":
-            pair.transfer(SERVER, welcome(1, nick="fuzz"))
-        elif step == "QUIT":
-            pair.transfer(CLIENT, Quit(request_id=9))
-        elif step == "BYE":
-            pair.transfer(SERVER, Bye(request_id=9))
-    return pair.client
+        sender, message = _STEPS[step]
+        assert pair.server.limits is not None
+        pair.transfer(sender, message(pair.server.limits))
+    return pair.side(role)
 
 
 PREFIXES: dict[Sender, dict[str, Callable[[], Connection]]] = {
     SERVER: {
         "fresh": lambda: Connection(SERVER),
-        "hello-received": lambda: _server_after("HELLO"),
-        "ready": lambda: _server_after("HELLO", "WELCOME"),
-        "ready-small-limits": lambda: _server_after("HELLO", "WELCOME", limits=SMALL_LIMITS),
-        "quitting": lambda: _server_after("HELLO", "WELCOME", "QUIT"),
-        "closed": lambda: _server_after("HELLO", "WELCOME", "QUIT", "BYE"),
+        "hello-received": lambda: _after(SERVER, "HELLO"),
+        "ready": lambda: _after(SERVER, "HELLO", "WELCOME"),
+        "ready-small-limits": lambda: _after(SERVER, "HELLO", "WELCOME", limits=SMALL_LIMITS),
+        "quitting": lambda: _after(SERVER, "HELLO", "WELCOME", "QUIT"),
+        "closed": lambda: _after(SERVER, "HELLO", "WELCOME", "QUIT", "BYE"),
     },
     CLIENT: {
         "fresh": lambda: Connection(CLIENT),
-        "hello-sent": lambda: _client_after("HELLO"),
-        "ready": lambda: _client_after("HELLO", "WELCOME"),
-        "quitting": lambda: _client_after("HELLO", "WELCOME", "QUIT"),
-        "closed": lambda: _client_after("HELLO", "WELCOME", "QUIT", "BYE"),
+        "hello-sent": lambda: _after(CLIENT, "HELLO"),
+        "ready": lambda: _after(CLIENT, "HELLO", "WELCOME"),
+        "ready-small-limits": lambda: _after(CLIENT, "HELLO", "WELCOME", limits=SMALL_LIMITS),
+        "quitting": lambda: _after(CLIENT, "HELLO", "WELCOME", "QUIT"),
+        "closed": lambda: _after(CLIENT, "HELLO", "WELCOME", "QUIT", "BYE"),
     },
 }
 """Connections brought, by valid frames through a real peer, to each state they can be in."""
