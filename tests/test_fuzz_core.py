@@ -20,6 +20,7 @@ from fuzz_properties import (
     CLIENT,
     PREFIXES,
     SERVER,
+    SMALL_LIMITS,
     VECTOR_FRAMES,
     check_connection,
     check_split_invariance,
@@ -35,6 +36,8 @@ from chatproto import (
     Connection,
     ConnectionClosed,
     ErrorCode,
+    LocalProtocolError,
+    Message,
     RemoteProtocolError,
     Sender,
     State,
@@ -42,7 +45,7 @@ from chatproto import (
     encode,
 )
 from chatproto._state import TRANSITIONS, event_key
-from chatproto.messages import Bye, Error, Ping
+from chatproto.messages import Bye, Error, Hello, Ping, Welcome
 
 _QUIET = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
 PROFILES = {
@@ -86,6 +89,35 @@ def test_valid_stream_cut_anywhere_gives_every_frame_and_no_error(
     outcome = check_connection(role, "ready", [stream])
     assert outcome.error is None
     assert len(outcome.events) == len(frames) + 1  # one event per frame, then ConnectionClosed
+
+
+_VECTOR_MESSAGES = [decode_frame(frame) for frame in VECTOR_FRAMES[CLIENT] + VECTOR_FRAMES[SERVER]]
+
+
+@FUZZ
+@given(messages=st.lists(st.tuples(st.sampled_from(_VECTOR_MESSAGES), st.booleans()), max_size=16),
+       start=st.sampled_from([State.AWAIT_HELLO, State.READY]), small=st.booleans())
+def test_what_one_end_may_send_the_other_receives_unchanged(
+    messages: list[tuple[Message, bool]], start: State, small: bool
+) -> None:
+    pair = pair_in(start, SMALL_LIMITS if small else None)
+    for message, by_client in messages:
+        sender = message.SENDER if message.SENDER is not Sender.BOTH \
+            else CLIENT if by_client else SERVER
+        if isinstance(message, Welcome):  # a server advertises what it enforces
+            assert pair.server.limits is not None
+            message = message.model_copy(update=pair.server.limits.model_dump())
+        try:
+            data = pair.side(sender).send(message)
+        except LocalProtocolError:
+            continue
+        if isinstance(message, Hello) and message.min_version > 1:
+            # A client cannot know what the server speaks before WELCOME (CP-HS-6).
+            with pytest.raises(RemoteProtocolError, match="UNSUPPORTED_VERSION"):
+                list(pair.side(peer(sender)).receive_data(data))
+            return
+        assert list(pair.side(peer(sender)).receive_data(data)) == [message]
+        assert pair.client.state is pair.server.state
 
 
 # ------------------------------------------- defect 6: no input kept when CLOSED
