@@ -60,6 +60,7 @@ from chatproto.messages import (
     Ok,
     Part,
     Quit,
+    Register,
     RoomMessage,
     SendRoom,
     Welcome,
@@ -494,6 +495,47 @@ async def malformed_before_hello(ctx: FaultContext) -> None:
             client.abort()
 
 
+async def concurrent_password_checks(ctx: FaultContext) -> None:
+    """12 HELLOs with the right password at once, for one nick: 12 scrypt checks in
+    worker threads (16 MiB each), one WELCOME, the rest NICK_IN_USE. The memory of
+    the checks must go back: RSS stayed 16 MiB per worker thread higher before."""
+    owner = await ctx.offender("keyholder")
+    await owner.ok(Register(password="key-pw"))
+    await owner.quit()
+    for _ in range(2):
+        clients = [await ctx.offender() for _ in range(12)]
+        outcomes = await asyncio.gather(*(client.request(Hello(
+            min_version=1, max_version=1, nick="keyholder", password="key-pw",
+            client_name="faults", capabilities=())) for client in clients))
+        finals = [frames[-1] for frames in outcomes]
+        assert len(of_type(finals, Welcome)) == 1, describe_all(finals)
+        assert all(isinstance(f, Welcome) or (isinstance(f, Error) and f.code in (
+            ErrorCode.NICK_IN_USE, ErrorCode.RATE_LIMITED)) for f in finals), \
+            describe_all(finals)
+        await ctx.close_offenders()
+        await ctx.bystanders[0].barrier(drain=False)  # the closes have been handled
+
+
+async def malformed_when_awaiting_welcome(ctx: FaultContext) -> None:
+    """AWAIT_WELCOME: right behind a HELLO whose password is being checked (in a worker
+    thread, CP-REQ-8 holding the rest back), each malformed frame gets an ERROR."""
+    owner = await ctx.offender("keyholder")
+    await owner.ok(Register(password="key-pw"))
+    await owner.quit()
+    for frame in MALFORMED.values():
+        client = await ctx.offender()
+        hello = client.conn.send(Hello(request_id=client.next_request_id(), min_version=1,
+                                       max_version=1, nick="keyholder", password="key-pw",
+                                       client_name="faults", capabilities=()))
+        await client.send_raw(hello + frame)
+        await client.expect(Welcome, timeout=10)
+        error = await client.expect(Error, timeout=5)
+        if error.fatal:
+            await client.wait_closed()
+        else:
+            await client.quit()  # frees the nick for the next one
+
+
 async def malformed_when_ready(ctx: FaultContext) -> None:
     """READY, in the bystanders' room: ERROR for each; a non-fatal one leaves it in."""
     for name, frame in MALFORMED.items():
@@ -535,7 +577,9 @@ FAULTS: dict[str, tuple[Fault, tuple[str, ...]]] = {
     "command flood": (flood_commands, ("--cmd-rate-burst", "100", "--cmd-rate-interval-ms", "10")),
     "never reads": (never_reads, ("--max-message-length", "16000", "--msg-rate-burst", "1000",
                                   "--msg-rate-interval-ms", "1")),
+    "concurrent password checks": (concurrent_password_checks, ()),
     "malformed in AWAIT_HELLO": (malformed_before_hello, ()),
+    "malformed in AWAIT_WELCOME": (malformed_when_awaiting_welcome, ()),
     "malformed in READY": (malformed_when_ready, ()),
     "malformed in QUITTING": (malformed_when_quitting, ()),
 }
