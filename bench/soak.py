@@ -328,6 +328,10 @@ class Soak:
         """nick -> msg_id -> how often its connection received it."""
         self.crashed_nicks: set[str] = set()
         self.stop = asyncio.Event()
+        self.quiet: set[int] = set()
+        """Clients that have made their last move."""
+        self.all_quiet = asyncio.Event()
+        self.final_connections: list[SoakConnection] = []
         self._client_msg_ids = iter(range(1, 1 << 62))
 
     def source(self, index: int) -> str | None:
@@ -371,24 +375,48 @@ class Soak:
         return welcome.limits
 
     async def client(self, index: int) -> None:
+        """Connect, act at random until the stop, reconnecting as the actions say.
+
+        It ends connected, its memberships resumed, after the PING barrier that
+        follows everyone's last action; the connection stays open until ``run``
+        has taken the final figures.
+        """
         rng = random.Random(self.args.seed * 1_000_003 + index)
         windows: dict[str, Window] = {}  # room -> the open window
-        generation = 0
-        while not self.stop.is_set():
+        pacers: list[Pacer] = []  # (messages, commands), kept across reconnections
+        generation = failures = 0
+        while failures < 5:
             generation += 1
             nick = f"s{index}g{generation}"
             conn = SoakConnection(self.tally, lambda c, m: None)
+            finished = False
             try:
-                await self._connected(index, rng, conn, nick, windows)
+                finished = await self._connected(index, rng, conn, nick, windows, pacers)
+                failures = 0
             except Broken as exc:
-                if not conn.crashed and not self.stop.is_set():
+                failures += 1
+                if not conn.crashed:
                     self.tally.error("CONNECTION_LOST", f"{nick}: {exc}")
             finally:
                 self.nicks.pop(index, None)
-                await conn.close()
+                if finished:
+                    self.final_connections.append(conn)
+                else:
+                    await conn.close()
+            if finished:
+                return
+        for window in windows.values():
+            window.cut = True
+        self._quiet(index)
+
+    def _quiet(self, index: int) -> None:
+        self.quiet.add(index)
+        if len(self.quiet) == self.args.clients:
+            self.all_quiet.set()
 
     async def _connected(self, index: int, rng: random.Random, conn: SoakConnection,
-                         nick: str, windows: dict[str, Window]) -> None:
+                         nick: str, windows: dict[str, Window], pacers: list[Pacer]) -> bool:
+        """One connection's life; True if it lasted to the end of the run."""
         last_event: dict[str, int] = {}  # room -> seq of the last event on this connection
         parts: Counter[str] = Counter()  # room -> PARTs on this connection
         received = self.private_received.setdefault(nick, Counter())
@@ -416,8 +444,11 @@ class Soak:
         conn.on_event = on_event
         await conn.open(self.host, self.port, self.source(index))
         limits = await self._hello(conn, nick)
-        msg_pacer = Pacer(limits.msg_rate_burst, limits.msg_rate_interval_ms)
-        cmd_pacer = Pacer(limits.cmd_rate_burst, limits.cmd_rate_interval_ms)
+        if not pacers:
+            # Kept across reconnections: the server's buckets per address are too.
+            pacers += [Pacer(limits.msg_rate_burst, limits.msg_rate_interval_ms),
+                       Pacer(limits.cmd_rate_burst, limits.cmd_rate_interval_ms)]
+        msg_pacer, cmd_pacer = pacers
         for room, window in list(windows.items()):  # resume every membership
             await cmd_pacer.take()
             await self._join(conn, window, nick, resume=True, last_event=last_event)
@@ -440,7 +471,7 @@ class Soak:
                 if action == "crash":  # the answer may or may not have been sent
                     conn.crash()
                     self.crashed_nicks.add(nick)
-                    return
+                    return False
                 final = (await conn.answer(request_id))[-1]
                 if isinstance(final, Ok):
                     self.tally.room_sent += 1
@@ -481,9 +512,13 @@ class Soak:
                 frames = await conn.request(Quit(reason="soak"))
                 if not isinstance(frames[-1], Bye):
                     self.tally.error("QUIT_NOT_BYE", repr(frames[-1]))
-                return
-        # The end: wait for every event sent before now (the PING barrier).
+                return False
+        # The end: once every client has made its last move, wait for every event
+        # sent before now (the PING barrier).
+        self._quiet(index)
+        await self.all_quiet.wait()
         await conn.request(Ping(token=b"end"))
+        return True
 
     async def _join(self, conn: SoakConnection, window: Window, nick: str, *, resume: bool,
                     last_event: dict[str, int]) -> None:
@@ -627,6 +662,7 @@ async def run(args: argparse.Namespace, host: str, port: int,
             await asyncio.gather(*clients)
     except TimeoutError:
         soak.tally.error("TIMEOUT", "clients did not stop within 60 s")
+        soak.all_quiet.set()
     await observer.request(Ping(token=b"end"))  # every event of the run has reached it
     frames = await observer.request(ListRooms())
     for info in frames:
@@ -636,7 +672,7 @@ async def run(args: argparse.Namespace, host: str, port: int,
                              f"observed {soak.observed[info.room].last_seq}")
     elapsed = time.monotonic() - started
     verdict = soak.verdict()
-    await observer.close()
+    await asyncio.gather(observer.close(), *(conn.close() for conn in soak.final_connections))
     sampler.cancel()
     tally = soak.tally
     report: dict[str, Any] = {
