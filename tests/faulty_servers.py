@@ -313,6 +313,7 @@ def _nick_changed_per_shared_room() -> None:
         old_nick = session.nick
         session.nick = new_nick
         session.nick_fold = fold(new_nick)
+        self.moderation.took_nick(session.session_id, session.nick_fold)
         if old_nick != new_nick:
             event = NickChanged(old_nick=old_nick, new_nick=new_nick)
             for room_fold in self.backplane.rooms_of(session):  # BUG: per room, not per peer
