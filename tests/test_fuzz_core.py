@@ -52,8 +52,11 @@ PROFILES = {
     "default": settings(max_examples=100, deadline=None, suppress_health_check=_QUIET),
     "long": settings(max_examples=10_000, deadline=None, suppress_health_check=_QUIET),
 }
-FUZZ = PROFILES[os.environ.get("CHATPROTO_FUZZ_PROFILE", "default")]
+PROFILE = os.environ.get("CHATPROTO_FUZZ_PROFILE", "default")
+FUZZ = PROFILES[PROFILE]
 """The profile of every property here: ``CHATPROTO_FUZZ_PROFILE=long`` for the long run."""
+if PROFILE == "long":
+    pytestmark = pytest.mark.timeout(0)  # minutes per test, by design
 
 
 @FUZZ
