@@ -149,9 +149,12 @@ def run_atheris(target: str, seconds: float, runs: int | None, workdir: Path,
         or _last_int(r"#(\d+)\s", text) or 0
     cov, ft = _last_int(r"cov: (\d+)", text), _last_int(r"ft: (\d+)", text)
     kept = _last_int(r"corp: (\d+)", text)
+    slowest = _last_int(r"slowest_unit_time_sec: *(\d+)", text)
+    rss = _last_int(r"peak_rss_mb: *(\d+)", text)
     print(f"fuzz target={target} engine=atheris seconds={elapsed:.0f} executions={executions} "
           f"({executions / max(elapsed, 1e-9):.0f}/s) coverage: cov={cov} ft={ft} "
-          f"corpus={kept} crashes={len(found)} log={log}")
+          f"corpus={kept} slowest_input_s={slowest} peak_rss_mb={rss} crashes={len(found)} "
+          f"log={log}")
     if status != 0 or found:
         traceback = text[text.find("=== Uncaught Python exception"):] if found else text[-2000:]
         print(traceback[:4000], file=sys.stderr)
