@@ -47,6 +47,7 @@ class ErrorCode(IntEnum):
     SLOW_CONSUMER = 501
     SERVER_SHUTDOWN = 502
     INTERNAL_ERROR = 503
+    TOO_MANY_CONNECTIONS = 504
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +64,8 @@ class ErrorInfo:
     summary: str
     requirements: tuple[str, ...]
     """Requirement IDs whose breach (or rule) produces this error."""
+    retry_after: bool = False
+    """Its ERROR may carry a nonzero ``retry_after_ms``; every other code's carries 0 (CP-ERR-4)."""
 
     @property
     def name(self) -> str:
@@ -77,8 +80,9 @@ def _row(
     fatal: bool = False,
     retriable: bool = False,
     on_wire: bool = True,
+    retry_after: bool = False,
 ) -> ErrorInfo:
-    return ErrorInfo(code, fatal, retriable, on_wire, summary, requirements)
+    return ErrorInfo(code, fatal, retriable, on_wire, summary, requirements, retry_after)
 
 
 _E = ErrorCode
@@ -100,8 +104,9 @@ ERROR_REGISTRY: dict[ErrorCode, ErrorInfo] = {
              ("CP-HS-5", "CP-HS-6", "CP-HS-7"), fatal=True),
         _row(_E.TRUNCATED_FRAME, "The stream ended in the middle of a frame.",
              ("CP-FRAME-11", "CP-ERR-7"), fatal=True, on_wire=False),
-        _row(_E.IDLE_TIMEOUT, "Nothing was received for the advertised idle timeout.",
-             ("CP-KEEP-5",), fatal=True, retriable=True),
+        _row(_E.IDLE_TIMEOUT, "Nothing was received for the advertised idle timeout, or "
+             "the handshake took too long.",
+             ("CP-KEEP-5", "CP-HS-11"), fatal=True, retriable=True),
         _row(_E.INVALID_REQUEST_ID, "A client request carried request_id 0.", ("CP-REQ-3",)),
         _row(_E.INVALID_FIELD, "A field breaks its constraint (characters, range, length).",
              ("CP-FIELD-3", "CP-FIELD-5", "CP-ROOM-16", "CP-ACCT-3", "CP-HIST-12")),
@@ -130,14 +135,18 @@ ERROR_REGISTRY: dict[ErrorCode, ErrorInfo] = {
         _row(_E.MESSAGE_TOO_LONG, "The text exceeds the advertised max_message_length.",
              ("CP-MSG-2",)),
         _row(_E.NOT_OPERATOR, "The request needs operator privileges.", ("CP-OPER-3",)),
-        _row(_E.RATE_LIMITED, "A token bucket is empty; retry_after_ms says when to retry.",
-             ("CP-RATE-2",), retriable=True),
+        _row(_E.RATE_LIMITED, "A token bucket is empty, or the server's limit on login "
+             "failures or new accounts is reached; retry_after_ms says when to retry.",
+             ("CP-RATE-2", "CP-SEC-11"), retriable=True, retry_after=True),
         _row(_E.SLOW_CONSUMER, "The client's output buffer passed the server's bound.",
              ("CP-FLOW-2",), fatal=True, retriable=True),
         _row(_E.SERVER_SHUTDOWN, "The server is shutting down.", ("CP-CLOSE-7",), fatal=True,
-             retriable=True),
+             retriable=True, retry_after=True),
         _row(_E.INTERNAL_ERROR, "The server failed to carry out a valid request.",
              ("CP-ERR-8",), retriable=True),
+        _row(_E.TOO_MANY_CONNECTIONS, "The server holds as many connections, in all or from "
+             "the client's address, as it accepts.",
+             ("CP-SEC-12",), fatal=True, retriable=True, retry_after=True),
     )
 }
 

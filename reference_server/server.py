@@ -11,23 +11,26 @@ and one write per recipient, not one per message per recipient.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import itertools
 import logging
 import os
+import resource
 import socket
 import ssl
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, cast
 
-from chatproto import ErrorCode
-from chatproto.messages import Ping
+from chatproto import ErrorCode, encode
+from chatproto.messages import Error, Ping
 from reference_server.backplane import LocalBackplane
 from reference_server.config import ServerConfig
 from reference_server.service import ChatService
 from reference_server.session import Session
 from reference_server.store import Store
+from reference_server.throttle import RareLog
 
 log = logging.getLogger("chatproto.server")
 
@@ -74,25 +77,144 @@ def _peer_text(address: Any) -> str:
     return f"{address[0]}:{address[1]}" if isinstance(address, tuple) else str(address)
 
 
-class TlsListener:
-    """Listens on TCP and does every connection's TLS handshake itself, to log the failures.
+class ConnectionSlot:
+    """One admitted connection's place under the caps; ``release`` when it ends (idempotent)."""
 
-    ``loop.create_server(ssl=...)`` would do the handshakes, but neither asyncio
-    nor uvloop reports a failed one outside debug mode; and ``loop.start_tls``
-    on an accepted plain connection loses its first bytes under uvloop, which
-    starts reading after ``connection_made`` whatever the protocol asked.
-    ``connect_accepted_socket`` behaves the same under both loops: it raises
-    the handshake's error, and only a connection that completed it reaches
-    ``protocol_factory``'s protocol.
+    __slots__ = ("_held", "_slots", "address")
+
+    def __init__(self, slots: ConnectionSlots, address: str) -> None:
+        self._slots = slots
+        self.address = address
+        self._held = True
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            self._slots.release(self.address)
+
+
+class ConnectionSlots:
+    """Connections open, in all and per address, against the caps (CP-SEC-12).
+
+    ``cap`` is ``max_connections`` lowered to what the file-descriptor limit
+    allows, so that a refusal (one ERROR, then close) is always possible: past
+    ``cap`` the accept still finds a descriptor, and the ERROR is sent. The
+    refusals in progress are bounded too (``refusal_room``); beyond that a
+    connection is closed at once, without a frame, which the spec allows of a
+    connection that sent nothing.
     """
 
-    def __init__(self, protocol_factory: Callable[[], asyncio.Protocol],
-                 context: ssl.SSLContext) -> None:
+    def __init__(self, cap: int, per_address: int, refusal_room: int) -> None:
+        self.cap = cap
+        self.per_address = per_address
+        self.refusal_room = refusal_room
+        self.open = 0
+        self.refusing = 0
+        self.by_address: dict[str, int] = {}
+
+    def take(self, address: str) -> ConnectionSlot | str:
+        """A slot for a connection from ``address``, or the name of the cap it would pass."""
+        if self.open >= self.cap:
+            return "max_connections"
+        if self.by_address.get(address, 0) >= self.per_address:
+            return "max_connections_per_address"
+        self.open += 1
+        self.by_address[address] = self.by_address.get(address, 0) + 1
+        return ConnectionSlot(self, address)
+
+    def release(self, address: str) -> None:
+        self.open -= 1
+        left = self.by_address[address] - 1
+        if left:
+            self.by_address[address] = left
+        else:
+            del self.by_address[address]
+
+
+_FD_RESERVE = 64
+"""Descriptors kept for everything but connections: stdio, SQLite's files, the listening
+sockets, the event loop's own (epoll, wake-up pipe), log files, the spare below."""
+
+
+def connection_caps(max_connections: int) -> tuple[int, int, int | None]:
+    """(cap, refusal room, descriptor limit): ``max_connections`` within ``ulimit -n``."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return max_connections, max(8, max_connections // 8), None
+    budget = max(2, soft - _FD_RESERVE)
+    refusal_room = max(1, min(budget // 8, 1024))
+    return max(1, min(max_connections, budget - refusal_room)), refusal_room, soft
+
+
+REFUSAL_RETRY_AFTER_MS = 10_000
+"""What TOO_MANY_CONNECTIONS tells a refused client to wait: long enough that a crowd
+retrying does not keep the server full of refusals, short enough for a person."""
+REFUSAL_GRACE_S = 2.0
+"""How long a refused connection may take to read its ERROR before it is cut."""
+
+
+class _Refusal(asyncio.Protocol):
+    """Sends one fatal ERROR TOO_MANY_CONNECTIONS and closes, reading and dropping the rest.
+
+    Closing with unread input makes the kernel send a reset, which can destroy
+    the ERROR before the client reads it (a client that sent HELLO at once);
+    so the sending side is shut and input is read until the client hangs up or
+    the grace period ends (CP-CLOSE-6).
+    """
+
+    def __init__(self, frame: bytes, done: Callable[[], None]) -> None:
+        self._frame = frame
+        self._done = done
+        self._timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, transport)
+        transport.write(self._frame)
+        if transport.can_write_eof():
+            transport.write_eof()
+        else:  # TLS cannot half-close: close() sends close_notify after the ERROR
+            transport.close()
+        self._timer = asyncio.get_running_loop().call_later(REFUSAL_GRACE_S, transport.abort)
+
+    def data_received(self, data: bytes) -> None:
+        pass
+
+    def eof_received(self) -> bool:
+        return False  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._done()
+
+
+class Listener:
+    """Listens on TCP, admits or refuses each connection, and does TLS handshakes itself.
+
+    Accepting here rather than in ``loop.create_server`` puts the connection
+    caps before any work (a TLS handshake, a ``Session``) and keeps accept()
+    failures (out of file descriptors) out of the event loop's handler, which
+    logs a traceback per attempt. For TLS, ``loop.create_server(ssl=...)``
+    would do the handshakes, but neither asyncio nor uvloop reports a failed
+    one outside debug mode; and ``loop.start_tls`` on an accepted plain
+    connection loses its first bytes under uvloop, which starts reading after
+    ``connection_made`` whatever the protocol asked. ``connect_accepted_socket``
+    behaves the same under both loops: it raises the handshake's error, and
+    only a connection that completed it reaches its protocol.
+    """
+
+    def __init__(self, protocol_factory: Callable[[ConnectionSlot], asyncio.Protocol],
+                 context: ssl.SSLContext | None, slots: ConnectionSlots,
+                 refusal: Callable[[str], bytes]) -> None:
         self._protocol_factory = protocol_factory
         self._context = context
+        self.slots = slots
+        self._refusal = refusal
         self.sockets: list[socket.socket] = []
         self._accepting: list[asyncio.Task[None]] = []
-        self._handshakes: set[asyncio.Task[None]] = set()
+        self._connecting: set[asyncio.Task[None]] = set()
+        self._rare_log = RareLog()
+        self._spare_fd: int | None = _open_spare()
 
     async def start(self, host: str, port: int) -> None:
         """Listen on every address ``host`` resolves to, as ``loop.create_server`` does."""
@@ -104,6 +226,8 @@ class TlsListener:
                 listener = socket.create_server(address, family=family, backlog=_BACKLOG)
                 listener.setblocking(False)
                 self.sockets.append(listener)
+                if port == 0:  # every address on the port the first one got
+                    port = listener.getsockname()[1]
         except OSError:
             for listener in self.sockets:
                 listener.close()
@@ -115,41 +239,150 @@ class TlsListener:
         try:
             while True:
                 try:
-                    connection, _ = await loop.sock_accept(listener)
+                    connection, address = await loop.sock_accept(listener)
                 except ConnectionAbortedError:  # gone before we accepted it
                     continue
-                except OSError as exc:  # out of file descriptors or memory
-                    log.warning("accept failed: %s; retrying in %g s", exc, _ACCEPT_RETRY_S)
-                    await asyncio.sleep(_ACCEPT_RETRY_S)
+                except OSError as exc:
+                    await self._accept_failed(listener, exc)
                     continue
-                task = loop.create_task(self._handshake(connection))
-                self._handshakes.add(task)
-                task.add_done_callback(self._handshakes.discard)
+                self._admit(connection, address)
         finally:  # cancelled by close(): sock_accept has let go of the socket by now
             listener.close()
 
-    async def _handshake(self, connection: socket.socket) -> None:
+    def _admit(self, connection: socket.socket, address: Any) -> None:
+        host = address[0] if isinstance(address, tuple) else str(address)
+        slot = self.slots.take(host)
+        if isinstance(slot, str):
+            self._refuse(connection, host, slot)
+            return
+        self._connect(connection, lambda: self._protocol_factory(slot), slot.release)
+
+    def _refuse(self, connection: socket.socket, host: str, cap: str) -> None:
+        slots = self.slots
+        if slots.refusing >= slots.refusal_room:  # a flood: no ERROR, just close
+            self._rare_log.warning("refuse", "refused connection peer=%s: %s reached (%d "
+                                   "open), closed without ERROR", host, cap, slots.open)
+            connection.close()
+            return
+        self._rare_log.warning("refuse", "refused connection peer=%s: %s reached (%d open)",
+                               host, cap, slots.open)
+        slots.refusing += 1
+        refusing = True
+
+        def done() -> None:
+            nonlocal refusing
+            if refusing:
+                refusing = False
+                slots.refusing -= 1
+
+        frame = self._refusal(f"{cap} reached")
+        self._connect(connection, lambda: _Refusal(frame, done), done)
+
+    def _connect(self, connection: socket.socket, factory: Callable[[], asyncio.Protocol],
+                 failed: Callable[[], None]) -> None:
+        task = asyncio.get_running_loop().create_task(self._handshake(connection, factory,
+                                                                      failed))
+        self._connecting.add(task)
+        task.add_done_callback(self._connecting.discard)
+
+    async def _handshake(self, connection: socket.socket,
+                         factory: Callable[[], asyncio.Protocol],
+                         failed: Callable[[], None]) -> None:
+        """Hand the connection to a protocol from ``factory`` (after the TLS handshake).
+
+        ``failed`` runs if that does not happen; it must be idempotent, since a
+        protocol that got the connection also calls it from ``connection_lost``.
+        """
         try:
             peer = _peer_text(connection.getpeername())
         except OSError:  # reset before we got here
             connection.close()
+            failed()
             return
+        loop = asyncio.get_running_loop()
         try:
-            await asyncio.get_running_loop().connect_accepted_socket(
-                self._protocol_factory, connection, ssl=self._context,
-                ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT_S)
+            if self._context is None:
+                await loop.connect_accepted_socket(factory, connection)
+            else:
+                await loop.connect_accepted_socket(
+                    factory, connection, ssl=self._context,
+                    ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT_S)
         except OSError as exc:  # the transport has closed the connection
-            log.info("TLS handshake failed peer=%s reason=%s", peer, handshake_failure(exc))
+            if self._context is not None:
+                log.info("TLS handshake failed peer=%s reason=%s", peer, handshake_failure(exc))
+            failed()
+        except BaseException:  # cancelled by close() in the middle of a handshake
+            connection.close()
+            failed()
+            raise
+
+    async def _accept_failed(self, listener: socket.socket, exc: OSError) -> None:
+        """accept() failed: out of descriptors (EMFILE, ENFILE) or memory.
+
+        At the descriptor limit, the connection waiting in the backlog is taken
+        with the spare descriptor and closed at once (after an ERROR, over plain
+        TCP), so that waiting clients are refused rather than left hanging, and
+        the server accepts again as soon as connections close.
+        """
+        if exc.errno not in (errno.EMFILE, errno.ENFILE) or self._spare_fd is None:
+            self._rare_log.warning("accept", "accept failed: %s; retrying in %g s",
+                                   exc.strerror or exc, _ACCEPT_RETRY_S)
+            await asyncio.sleep(_ACCEPT_RETRY_S)
+            return
+        self._rare_log.warning("accept", "accept failed: %s; refusing new connections until "
+                               "some close (%d open)", exc.strerror or exc, self.slots.open)
+        os.close(self._spare_fd)
+        try:
+            connection, _ = listener.accept()
+        except OSError:  # nobody waiting (Linux says EMFILE before it looks)
+            connection = None
+        if connection is not None:
+            with contextlib.suppress(OSError):
+                if self._context is None:
+                    connection.send(self._refusal("the file-descriptor limit reached"))
+            connection.close()
+        self._spare_fd = _open_spare()
+        if connection is None:  # wait for the next client rather than spin
+            await _readable(listener, _ACCEPT_RETRY_S)
 
     def close(self) -> None:
         """Stop accepting, and drop the connections still in their handshake."""
-        for task in (*self._accepting, *self._handshakes):
+        for task in (*self._accepting, *self._connecting):
             task.cancel()
 
     async def wait_closed(self) -> None:
-        await asyncio.gather(*self._accepting, *self._handshakes, return_exceptions=True)
+        await asyncio.gather(*self._accepting, *self._connecting, return_exceptions=True)
         for listener in self.sockets:  # in case an accept task was cancelled before it ran
             listener.close()
+        if self._spare_fd is not None:
+            os.close(self._spare_fd)
+            self._spare_fd = None
+
+
+async def _readable(sock: socket.socket, timeout: float) -> None:
+    """Return when ``sock`` is readable (a connection waits), or after ``timeout``."""
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_reader(sock.fileno(), wake)
+    try:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await ready
+    finally:
+        loop.remove_reader(sock.fileno())
+
+
+def _open_spare() -> int | None:
+    """A descriptor held in reserve, given up to accept (and refuse) at the limit."""
+    try:
+        return os.open(os.devnull, os.O_RDONLY)
+    except OSError:
+        return None
 
 
 def _loop_name(loop: asyncio.AbstractEventLoop) -> str:
@@ -168,11 +401,14 @@ class ChatServer:
         self._ids = itertools.count(1)
         self._dirty: list[Session] = []
         self._flush_scheduled = False
-        self._server: asyncio.Server | TlsListener | None = None
+        self._server: Listener | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._keepalive: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
         self.port = 0
+        self.connection_slots = ConnectionSlots(
+            config.max_connections, config.max_connections_per_address, 8)
+        """Replaced at start by one whose cap fits the file-descriptor limit."""
 
     @property
     def service(self) -> ChatService:
@@ -183,14 +419,15 @@ class ChatServer:
         self.store = Store(self.config.database_path)
         self._service = ChatService(self.config, self.store, LocalBackplane())
         loop = asyncio.get_running_loop()
-        context = self._tls_context()
-        if context is None:
-            self._server = await loop.create_server(
-                self._new_session, self.config.host, self.config.port, reuse_address=True,
-                backlog=_BACKLOG)
-        else:
-            self._server = TlsListener(self._new_session, context)
-            await self._server.start(self.config.host, self.config.port)
+        cap, refusal_room, fd_limit = connection_caps(self.config.max_connections)
+        if cap < self.config.max_connections:
+            log.warning("max_connections lowered from %d to %d: the file-descriptor limit "
+                        "(ulimit -n) is %s", self.config.max_connections, cap, fd_limit)
+        self.connection_slots = ConnectionSlots(cap, self.config.max_connections_per_address,
+                                                refusal_room)
+        self._server = Listener(self._new_session, self._tls_context(), self.connection_slots,
+                                self._refusal_frame)
+        await self._server.start(self.config.host, self.config.port)
         self.port = self._server.sockets[0].getsockname()[1]
         self._keepalive = loop.create_task(self._keepalive_loop())
         log.info("listening on %s:%d%s pid=%d loop=%s", self.config.host, self.port,
@@ -204,8 +441,14 @@ class ChatServer:
         context.load_cert_chain(self.config.tls_cert, self.config.tls_key)
         return context
 
-    def _new_session(self) -> Session:
-        return Session(self, next(self._ids), self.config.limits)
+    def _new_session(self, slot: ConnectionSlot) -> Session:
+        return Session(self, next(self._ids), self.config.limits, slot)
+
+    @staticmethod
+    def _refusal_frame(detail: str) -> bytes:
+        """The ERROR that refuses a connection over a cap (CP-SEC-12)."""
+        return encode(Error(code=int(ErrorCode.TOO_MANY_CONNECTIONS), fatal=True,
+                            retry_after_ms=REFUSAL_RETRY_AFTER_MS, detail=detail))
 
     async def serve_forever(self) -> None:
         await self._stopped.wait()

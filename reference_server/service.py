@@ -10,7 +10,9 @@ so one request completes before the next frame of any connection is handled.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -65,6 +67,7 @@ from reference_server.moderation import MARK_KINDS, Mark, MarkKind, Moderation
 from reference_server.passwords import hash_password, verify_password
 from reference_server.session import Session
 from reference_server.store import RoomRecord, Store, StoredMessage
+from reference_server.throttle import KeyedBuckets, LoginThrottle, RareLog
 
 log = logging.getLogger("chatproto.server")
 
@@ -76,10 +79,11 @@ _MSG_ID_COUNTER = "msg_id"
 class Refused(Exception):
     """A request is refused with a non-fatal ERROR carrying ``code``."""
 
-    def __init__(self, code: ErrorCode, detail: str = "") -> None:
+    def __init__(self, code: ErrorCode, detail: str = "", retry_after_ms: int = 0) -> None:
         super().__init__(detail)
         self.code = code
         self.detail = detail
+        self.retry_after_ms = retry_after_ms
 
 
 @dataclass(slots=True)
@@ -93,6 +97,20 @@ class Room:
 
     def record(self) -> RoomRecord:
         return RoomRecord(self.fold, self.name, self.topic, self.last_seq)
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash no password matches, made as accounts' are: checking it costs the same."""
+    return hash_password(secrets.token_urlsafe(24))
+
+
+def _verify_or_pretend(password: str, stored: str | None) -> bool:
+    """``verify_password``; with no account (None), the same work against a dummy, False."""
+    if stored is None:
+        verify_password(password, _dummy_hash())
+        return False
+    return verify_password(password, stored)
 
 
 def _now_ms() -> int:
@@ -115,6 +133,14 @@ class ChatService:
         self._next_msg_id = store.counter(_MSG_ID_COUNTER) + 1
         self._saved_msg_id = self._next_msg_id
         self._dirty_rooms: set[str] = set()
+        self._logins = LoginThrottle(
+            KeyedBuckets(config.auth_failure_burst_per_nick,
+                         config.auth_failure_interval_per_nick_s),
+            KeyedBuckets(config.auth_failure_burst_per_address,
+                         config.auth_failure_interval_per_address_s))
+        self._new_accounts = KeyedBuckets(config.account_creation_burst_per_address,
+                                          config.account_creation_interval_per_address_s)
+        self._rare_log = RareLog()
         self._handlers: dict[type[Message], Callable[[Session, Any], Awaitable[None] | None]] = {
             Hello: self._hello, Nick: self._nick, Register: self._register, Login: self._login,
             Oper: self._oper, Away: self._away, ListUsers: self._list_users, Join: self._join,
@@ -155,12 +181,17 @@ class ChatService:
         except Refused as refused:
             self._refuse(session, message, refused)
 
-    @staticmethod
-    def _refuse(session: Session, message: Message, refused: Refused) -> None:
-        if isinstance(message, Hello | Login | Register):
+    def _refuse(self, session: Session, message: Message, refused: Refused) -> None:
+        if refused.code is ErrorCode.RATE_LIMITED:  # a guessing flood: not a line per try
+            self._rare_log.warning(f"rate-limited {message.NAME.lower()}",
+                                   "%s refused peer=%s session=%d code=RATE_LIMITED (%s)",
+                                   message.NAME.lower(), session.peer, session.session_id,
+                                   refused.detail)
+        elif isinstance(message, Hello | Login | Register):
             log.info("%s refused peer=%s session=%d code=%s", message.NAME.lower(),
                      session.peer, session.session_id, refused.code.name)
         session.reply(Error(request_id=message.request_id, code=int(refused.code), fatal=False,
+                            retry_after_ms=refused.retry_after_ms,
                             detail=refused.detail or refused.code.name))
 
     def before_commit(self) -> None:
@@ -247,21 +278,40 @@ class ChatService:
     # ----------------------------------------------------- handshake, identity
 
     def _hello(self, session: Session, hello: Hello) -> Awaitable[None] | None:
-        account = self.store.account_hash(fold(hello.nick))
-        if account is None:
-            if hello.password:
-                raise Refused(ErrorCode.AUTH_FAILED, "no account has this nick")
+        if not hello.password:
+            if self.store.account_hash(fold(hello.nick)) is not None:
+                raise Refused(ErrorCode.NICK_REGISTERED, "this nick needs its password")
             self._welcome(session, hello, hello.nick, logged_in=False)
             return None
-        if not hello.password:
-            raise Refused(ErrorCode.NICK_REGISTERED, "this nick needs its password")
-        registered_nick, password_hash = account
+        checking = self._check_password(session, hello.nick, hello.password)
 
         async def check() -> None:
-            ok = await asyncio.to_thread(verify_password, hello.password, password_hash)
-            if not ok:
-                raise Refused(ErrorCode.AUTH_FAILED, "wrong password")
-            self._welcome(session, hello, registered_nick, logged_in=True)
+            self._welcome(session, hello, await checking, logged_in=True)
+
+        return check()
+
+    def _check_password(self, session: Session, nick: str, password: str) -> Awaitable[str]:
+        """The account's nick, once ``password`` proves to be its password.
+
+        Refused with AUTH_FAILED, in the same words and after the same scrypt
+        work whether or not ``nick`` has an account (a dummy hash stands in),
+        so that neither tells which; refused with RATE_LIMITED, before any check,
+        once the nick or the address has used up its failures (CP-SEC-7, CP-SEC-11).
+        """
+        nick_fold = fold(nick)
+        wait_ms = self._logins.wait_ms(nick_fold, session.address)
+        if wait_ms:
+            raise Refused(ErrorCode.RATE_LIMITED, "too many failed logins for this nick or "
+                          "from this address", retry_after_ms=wait_ms)
+        account = self.store.account_hash(nick_fold)
+
+        async def check() -> str:
+            ok = await asyncio.to_thread(_verify_or_pretend, password,
+                                         account[1] if account is not None else None)
+            if not ok or account is None:
+                self._logins.failed(nick_fold, session.address)
+                raise Refused(ErrorCode.AUTH_FAILED, "authentication failed")
+            return account[0]
 
         return check()
 
@@ -299,12 +349,21 @@ class ChatService:
         session.reply(Ok(request_id=request.request_id))
 
     def _register(self, session: Session, request: Register) -> Awaitable[None]:
+        # The address's bucket first, as the order of checks puts rate limits
+        # before the request's own conditions; a refused REGISTER gives it back.
+        address = session.address
+        wait_ms = self._new_accounts.take(address)
+        if wait_ms:
+            raise Refused(ErrorCode.RATE_LIMITED, "too many new accounts from this address",
+                          retry_after_ms=wait_ms)
         if self.store.account_hash(session.nick_fold) is not None:
+            self._new_accounts.give_back(address)
             raise Refused(ErrorCode.ALREADY_REGISTERED, f"{session.nick} is registered")
 
         async def register() -> None:
             password_hash = await asyncio.to_thread(hash_password, request.password)
             if not self.store.create_account(session.nick_fold, session.nick, password_hash):
+                self._new_accounts.give_back(address)
                 raise Refused(ErrorCode.ALREADY_REGISTERED, f"{session.nick} is registered")
             session.logged_in = True
             session.reply(Ok(request_id=request.request_id))
@@ -313,15 +372,10 @@ class ChatService:
         return register()
 
     def _login(self, session: Session, request: Login) -> Awaitable[None]:
-        account = self.store.account_hash(fold(request.nick))
-        if account is None:
-            raise Refused(ErrorCode.AUTH_FAILED, "no such account")
-        registered_nick, password_hash = account
+        checking = self._check_password(session, request.nick, request.password)
 
         async def login() -> None:
-            ok = await asyncio.to_thread(verify_password, request.password, password_hash)
-            if not ok:
-                raise Refused(ErrorCode.AUTH_FAILED, "wrong password")
+            registered_nick = await checking
             if session.gone:
                 return
             new_fold = fold(registered_nick)

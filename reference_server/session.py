@@ -32,7 +32,7 @@ from chatproto import (
 from chatproto.messages import Error, Limits, Message
 
 if TYPE_CHECKING:
-    from reference_server.server import ChatServer
+    from reference_server.server import ChatServer, ConnectionSlot
 
 log = logging.getLogger("chatproto.server")
 
@@ -62,12 +62,18 @@ class TokenBucket:
 class Session(asyncio.Protocol):
     """A connected client: its protocol state, identity and output queue."""
 
-    def __init__(self, server: ChatServer, session_id: int, limits: Limits) -> None:
+    def __init__(self, server: ChatServer, session_id: int, limits: Limits,
+                 slot: ConnectionSlot | None = None) -> None:
         self.server = server
         self.session_id = session_id
         self.conn = Connection(Sender.SERVER, limits)
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
+        self.slot = slot
+        """Its place under the connection caps, given back when the connection ends."""
+        self._hello_timer: asyncio.TimerHandle | None = None
+        self.address = "?"
+        """The peer's IP address: the key of the buckets shared by its connections."""
         # Identity, set by the chat service.
         self.nick = ""
         self.nick_fold = ""
@@ -105,8 +111,22 @@ class Session(asyncio.Protocol):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        self.address = str(peer[0]) if isinstance(peer, tuple) else str(peer)
         log.info("connect peer=%s session=%d", self.peer, self.session_id)
         self.server.sessions[self.session_id] = self
+        self._hello_timer = asyncio.get_running_loop().call_later(
+            self.server.config.hello_timeout_s, self._hello_timed_out)
+
+    def _hello_timed_out(self) -> None:
+        """No WELCOME within hello_timeout_s: close, so that silent connections do not pile
+        up for the whole idle timeout (CP-HS-11)."""
+        self._hello_timer = None
+        if self.gone or self.conn.state not in (State.AWAIT_HELLO, State.AWAIT_WELCOME):
+            return
+        timeout = self.server.config.hello_timeout_s
+        log.info("handshake timeout peer=%s session=%d", self.peer, self.session_id)
+        self.close_with_error(ErrorCode.IDLE_TIMEOUT, f"no handshake within {timeout:g} s")
+        self.server.service.leave_chat(self, "handshake timeout")
 
     def data_received(self, data: bytes) -> None:
         if self.gone:  # closing after a fatal error or QUIT: the rest is read and dropped
@@ -124,6 +144,11 @@ class Session(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
+        if self._hello_timer is not None:
+            self._hello_timer.cancel()
+            self._hello_timer = None
+        if self.slot is not None:
+            self.slot.release()
         if self._abort_timer is not None:  # the socket is gone: nothing left to cut
             self._abort_timer.cancel()
             self._abort_timer = None

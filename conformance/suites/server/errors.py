@@ -43,7 +43,7 @@ from conformance.suites.server.framing import BAD_UTF8, hello_body, str8, str16,
 from conformance.transcript import describe, outcome
 from conformance.wire import frame_bytes
 
-RETRY_CODES = {ErrorCode.RATE_LIMITED, ErrorCode.SERVER_SHUTDOWN}
+RETRY_CODES = {info.code for info in ERROR_REGISTRY.values() if info.retry_after}
 """The only codes whose ERROR may carry a nonzero retry_after_ms (CP-ERR-4)."""
 EVENTS = (MemberJoined, MemberLeft, RoomMessage, TopicChanged, NickChanged, Presence,
           MuteChanged)
