@@ -182,6 +182,24 @@ def _text_check(min_bytes: int, max_bytes: int) -> StrCheck:
     return check
 
 
+_NONEMPTY_SAFE_TEXT = _text_check(1, 65535)  # str16's own bound: the length is checked below
+
+
+def _message_text_check(value: str, nbytes: int) -> None:
+    """Safe text of 1 byte or more; past the protocol's cap, MESSAGE_TOO_LONG.
+
+    A text longer than 16384 bytes is longer than any ``max_message_length``, so
+    it gets the code CP-MSG-2 gives every text over that limit, not INVALID_FIELD;
+    the text's other constraints are checked first, as the order of checks puts
+    the limits after the constraints.
+    """
+    _NONEMPTY_SAFE_TEXT(value, nbytes)
+    if nbytes > MESSAGE_TEXT_MAX_BYTES:
+        raise FieldError(ErrorCode.MESSAGE_TOO_LONG,
+                         f"text is {nbytes} bytes, more than any max_message_length allows "
+                         f"({MESSAGE_TEXT_MAX_BYTES})")
+
+
 class _KnownGood:
     """A bounded set of names already checked: nicks and rooms repeat in every frame."""
 
@@ -269,8 +287,7 @@ OPTIONAL_NICK = FieldType("nick-or-empty", STR8, "empty, or a nickname", _check_
 ROOM = FieldType("room", STR8, "'#' then [A-Za-z0-9_-], 2..64 bytes", _check_room,
                  "max_room_name_length", ErrorCode.INVALID_ROOM_NAME)
 MESSAGE_TEXT = FieldType("message-text", STR16, "safe text, 1..16384 bytes",
-                         _text_check(1, MESSAGE_TEXT_MAX_BYTES), "max_message_length",
-                         ErrorCode.MESSAGE_TOO_LONG)
+                         _message_text_check, "max_message_length", ErrorCode.MESSAGE_TOO_LONG)
 NOTICE_TEXT = FieldType("notice-text", STR16, "safe text, 0..16384 bytes",
                         _text_check(0, MESSAGE_TEXT_MAX_BYTES))
 TOPIC = FieldType("topic", STR16, "safe text, 0..1024 bytes", _text_check(0, TOPIC_MAX_BYTES),

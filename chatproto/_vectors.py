@@ -41,6 +41,7 @@ from chatproto._fields import (
     LEAVE_KIND,
     MAX_CAPABILITIES,
     MESSAGE_TEXT,
+    MESSAGE_TEXT_MAX_BYTES,
     NICK,
     NOTICE_TEXT,
     OPTIONAL_NICK,
@@ -743,6 +744,11 @@ def invalid_cases() -> list[InvalidCase]:
                     f"SEND_ROOM text of {limits.max_message_length + 1} octets, one above the "
                     "reference max_message_length", server, ready,
                     _text_frame("a" * (limits.max_message_length + 1)),
+                    ErrorCode.MESSAGE_TOO_LONG),
+        InvalidCase("text-above-protocol-cap",
+                    f"SEND_ROOM text of {MESSAGE_TEXT_MAX_BYTES + 1} octets, one above the "
+                    "protocol's cap on any max_message_length (CP-MSG-2)", server, ready,
+                    _text_frame("a" * (MESSAGE_TEXT_MAX_BYTES + 1)),
                     ErrorCode.MESSAGE_TOO_LONG),
         InvalidCase("topic-esc", "SET_TOPIC topic with ESC (U+001B)", server, ready,
                     raw_frame(set_topic, {"topic": "\x1b]0;pwned\x07"}), ErrorCode.INVALID_FIELD),

@@ -217,6 +217,31 @@ def _strips_message_text() -> None:
     ChatService._send_room = _send_room  # type: ignore[method-assign]
 
 
+def _text_past_cap_is_invalid_field() -> None:
+    """A text longer than 16384 bytes is refused as INVALID_FIELD, not MESSAGE_TOO_LONG.
+
+    The bug of version 1's first reading: the protocol's cap on the message-text
+    field taken for a field constraint, apart from max_message_length. CP-MSG-2
+    gives MESSAGE_TOO_LONG to every text longer than max_message_length, and no
+    max_message_length exceeds 16384. Texts between the limit and the cap are
+    still MESSAGE_TOO_LONG, so only the case past the cap sees it.
+    """
+    import dataclasses
+
+    from chatproto import ErrorCode, FrameRejected
+    from reference_server.session import Session
+
+    original = Session._handle
+
+    def _handle(self: Session, event: Event) -> Awaitable[None] | None:
+        if isinstance(event, FrameRejected) and event.code is ErrorCode.MESSAGE_TOO_LONG \
+                and "more than any max_message_length" in event.detail:
+            event = dataclasses.replace(event, code=ErrorCode.INVALID_FIELD)  # BUG
+        return original(self, event)
+
+    Session._handle = _handle  # type: ignore[method-assign]
+
+
 def _seq_is_msg_id() -> None:
     """A room message's seq is its msg_id: increasing in each room, but not 1, 2, 3...
 
@@ -650,6 +675,9 @@ FAULTS: dict[str, Fault] = {
     "strips_message_text": Fault(
         "room message texts lose leading and trailing white space",
         frozenset({"CP-MSG-3"}), _strips_message_text),
+    "text_past_cap_is_invalid_field": Fault(
+        "a text longer than 16384 bytes is refused as INVALID_FIELD",
+        frozenset({"CP-MSG-2"}), _text_past_cap_is_invalid_field),
     "seq_is_msg_id": Fault(
         "a room message's seq is its server-wide msg_id, not 1, 2, 3... per room",
         frozenset({"CP-MSG-8"}), _seq_is_msg_id),

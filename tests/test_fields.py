@@ -35,6 +35,7 @@ INVALID_FIELD = ErrorCode.INVALID_FIELD
 INVALID_NICK = ErrorCode.INVALID_NICK
 INVALID_ROOM = ErrorCode.INVALID_ROOM_NAME
 INVALID_UTF8 = ErrorCode.INVALID_UTF8
+MESSAGE_TOO_LONG = ErrorCode.MESSAGE_TOO_LONG
 
 CYRILLIC_A = "\u0430"  # looks like Latin "a"
 LONE_SURROGATE = "\ud800"
@@ -191,11 +192,13 @@ TEXT_LENGTH_CASES = [
         ("", INVALID_FIELD),
         ("a", OK),
         ("a" * 16384, OK),
-        ("a" * 16385, INVALID_FIELD),
+        # Past the protocol cap a text is longer than any max_message_length (CP-MSG-2).
+        ("a" * 16385, MESSAGE_TOO_LONG),
         ("\u00e9" * 8192, OK),  # 16384 bytes of UTF-8
-        ("\u00e9" * 8192 + "a", INVALID_FIELD),  # 8193 characters, 16385 bytes
+        ("\u00e9" * 8192 + "a", MESSAGE_TOO_LONG),  # 8193 characters, 16385 bytes
         ("\U0001f600" * 4096, OK),
-        ("\U0001f600" * 4096 + "a", INVALID_FIELD),
+        ("\U0001f600" * 4096 + "a", MESSAGE_TOO_LONG),
+        ("\x1b" + "a" * 16385, INVALID_FIELD),  # unsafe first: constraints before limits
     ),
     *_cases(
         _fields.NOTICE_TEXT,

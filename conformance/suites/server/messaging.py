@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from chatproto import ErrorCode, Message, fold
 from chatproto.messages import (
+    SEND_ROOM_OVERHEAD,
     Away,
     Error,
     Hello,
@@ -147,6 +148,30 @@ async def message_longer_than_limit_refused(ctx: ServerContext) -> None:
         ctx.check(isinstance(answer.final, Ok), "CP-MSG-2",
                   f"{request.NAME} with a text of exactly max_message_length ({limit}) bytes "
                   f"was answered with {outcome(answer.final)}, not OK")
+
+
+PROTOCOL_TEXT_CAP = 16384
+"""The protocol's cap on max_message_length and on the message-text field (bytes)."""
+
+
+@server_case("CP-MSG-2")
+async def message_past_the_protocol_cap_refused_as_too_long(ctx: ServerContext) -> None:
+    """A text longer than 16384 bytes, the cap on any max_message_length, in a frame within
+    max_frame_size, is MESSAGE_TOO_LONG like any text over the limit, not INVALID_FIELD."""
+    await _limits(ctx)
+    assert ctx.limits is not None
+    room = ctx.room("cap")
+    alice, bob = await _room_with(ctx, room, "alice", "bob")
+    text = "a" * (PROTOCOL_TEXT_CAP + 1)
+    requests: list[Message] = [
+        SendRoom.model_construct(room=room, client_msg_id=0, text=text),
+        SendPrivate.model_construct(nick=bob.nick, client_msg_id=0, text=text),
+    ]
+    if SEND_ROOM_OVERHEAD + len(room) + len(text) > ctx.limits.max_frame_size:
+        ctx.skip(f"max_frame_size {ctx.limits.max_frame_size} cannot carry a text of "
+                 f"{len(text)} bytes")
+    for request in requests:
+        await alice.refused(request, ErrorCode.MESSAGE_TOO_LONG, req="CP-MSG-2")
 
 
 @server_case("CP-MSG-3")
