@@ -28,9 +28,10 @@ What the report counts, and how it knows:
   nick exactly once, unless that connection was reset by the soak itself (a
   crashed client cannot be delivered to): those are counted apart.
 * Every ERROR is counted by code. RATE_LIMITED (the clients pace themselves from
-  WELCOME's limits, so it should stay 0) and NO_SUCH_NICK (an addressee that was
-  between two connections) are expected; anything else, a timeout or a
-  connection the server ended, is not.
+  WELCOME's limits, so it should stay rare) and NO_SUCH_NICK (an addressee that
+  had started to quit or crash) are expected; anything else, a timeout, a
+  connection the server ended, or NO_SUCH_NICK for a connection that had not
+  started to leave, is not.
 """
 
 from __future__ import annotations
@@ -469,6 +470,7 @@ class Soak:
                 request_id = conn.send(SendRoom(room=room, client_msg_id=next(
                     self._client_msg_ids), text=f"{nick} says {rng.random():.6f}"))
                 if action == "crash":  # the answer may or may not have been sent
+                    self.nicks.pop(index, None)
                     conn.crash()
                     self.crashed_nicks.add(nick)
                     return False
@@ -477,10 +479,10 @@ class Soak:
                     self.tally.room_sent += 1
                     windows[room].seqs.append(final.seq)
             elif action == "send_private":
-                others = [n for i, n in self.nicks.items() if i != index]
+                await msg_pacer.take()
+                others = sorted(n for i, n in self.nicks.items() if i != index)
                 if not others:
                     continue
-                await msg_pacer.take()
                 to_nick = rng.choice(others)
                 final = (await conn.request(SendPrivate(
                     nick=to_nick, client_msg_id=next(self._client_msg_ids),
@@ -488,6 +490,9 @@ class Soak:
                 if isinstance(final, Ok):
                     self.tally.private_sent += 1
                     self.privates.append(PrivateSent(to_nick, final.msg_id))
+                elif isinstance(final, Error) and final.code == ErrorCode.NO_SUCH_NICK and \
+                        to_nick in self.nicks.values():  # it never started leaving
+                    self.tally.error("NO_SUCH_NICK_FOR_A_LIVE_NICK", to_nick)
             elif action == "join" and len(windows) < MAX_ROOMS_PER_CLIENT:
                 room = rng.choice([r for r in self.rooms if r not in windows])
                 await cmd_pacer.take()
@@ -509,6 +514,7 @@ class Soak:
                     parts[room] += 1
                     last_event.pop(room, None)
             elif action == "quit":
+                self.nicks.pop(index, None)  # no private message is owed to it from now
                 frames = await conn.request(Quit(reason="soak"))
                 if not isinstance(frames[-1], Bye):
                     self.tally.error("QUIT_NOT_BYE", repr(frames[-1]))
