@@ -127,9 +127,10 @@ ERROR_REGISTRY: dict[ErrorCode, ErrorInfo] = {
         _row(_E.ALREADY_IN_ROOM, "The client is already a member of the room.", ("CP-ROOM-11",)),
         _row(_E.TOO_MANY_ROOMS, "Joining would exceed max_rooms_per_user.",
              ("CP-ROOM-12", "CP-ROOM-6"), retriable=True),
-        _row(_E.BANNED_FROM_ROOM, "The client's nickname is banned from the room.",
-             ("CP-ROOM-13",)),
-        _row(_E.MUTED, "The client is muted in the room.", ("CP-OPER-9",), retriable=True),
+        _row(_E.BANNED_FROM_ROOM, "The client's nickname is banned from the room, or was "
+             "while the client held it.", ("CP-ROOM-13", "CP-OPER-10")),
+        _row(_E.MUTED, "The client is muted in the room.", ("CP-OPER-9", "CP-OPER-10"),
+             retriable=True),
         _row(_E.NO_SUCH_NICK, "No connected user has that nickname.", ("CP-MSG-5", "CP-OPER-5"),
              retriable=True),
         _row(_E.MESSAGE_TOO_LONG, "The text exceeds the advertised max_message_length.",
