@@ -139,6 +139,8 @@ class Chat:
         self.own: dict[ChatTestClient, list[int]] = {client: [] for client in clients}
         self.sent = 0
         self.peak_rss_kib = 0
+        self.slowest_s = 0.0
+        """The longest a bystander waited for its OK (each must come within 5 s)."""
         self._stop = asyncio.Event()
         self._progress = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
@@ -149,9 +151,11 @@ class Chat:
     async def run(self) -> None:
         while not self._stop.is_set():
             speaker = self.clients[self.sent % len(self.clients)]
+            sent_at = time.monotonic()
             final = (await speaker.ok(SendRoom(room=ROOM, client_msg_id=self.sent + 1,
                                                text=f"calm {self.sent}")))[-1]
             assert isinstance(final, Ok)
+            self.slowest_s = max(self.slowest_s, time.monotonic() - sent_at)
             self.own[speaker].append(final.seq)
             self.sent += 1
             self.peak_rss_kib = max(self.peak_rss_kib, self.process.rss_kib())
@@ -229,7 +233,8 @@ async def bystanders_chat_while(make_server_process: MakeServerProcess,
     assert after <= baseline + RSS_SLACK_KIB, (
         f"RSS {after} KiB after the fault, baseline {baseline} KiB (peak {chat.peak_rss_kib})")
     print(f"\nRSS baseline {baseline} KiB, peak {max(chat.peak_rss_kib, after)} KiB, "
-          f"after {after} KiB; {last_seq} room messages, all delivered")
+          f"after {after} KiB; {last_seq} room messages, all delivered; slowest OK to a "
+          f"bystander {chat.slowest_s * 1000:.0f} ms")
 
 
 def member_left(room: str, nick: str) -> Callable[[Message], bool]:
