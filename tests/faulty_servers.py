@@ -476,14 +476,15 @@ def _hello_refusal_without_request_id() -> None:
 
     original = ChatService._refuse
 
-    def _refuse(session: Session, message: Message, refused: Refused) -> None:
+    def _refuse(self: ChatService, session: Session, message: Message,
+                refused: Refused) -> None:
         if not isinstance(message, Hello):
-            original(session, message, refused)
+            original(self, session, message, refused)
             return
         session.reply(Error(request_id=0, code=int(refused.code), fatal=False,  # BUG
                             detail=refused.detail or refused.code.name))
 
-    ChatService._refuse = staticmethod(_refuse)  # type: ignore[method-assign]
+    ChatService._refuse = _refuse  # type: ignore[method-assign]
 
 
 def _unknown_type_closes_connection() -> None:
