@@ -99,9 +99,9 @@ class ConnectionSlots:
     ``cap`` is ``max_connections`` lowered to what the file-descriptor limit
     allows, so that a refusal (one ERROR, then close) is always possible: past
     ``cap`` the accept still finds a descriptor, and the ERROR is sent. The
-    refusals in progress are bounded too (``refusal_room``); beyond that a
-    connection is closed at once, without a frame, which the spec allows of a
-    connection that sent nothing.
+    refusals in progress are bounded too (``refusal_room``); beyond that, in a
+    flood, a connection is closed at once without a frame (why CP-SEC-12 is a
+    SHOULD).
     """
 
     def __init__(self, cap: int, per_address: int, refusal_room: int) -> None:
