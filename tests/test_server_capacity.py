@@ -58,7 +58,9 @@ async def test_many_clients_in_one_room(make_server_process: MakeServerProcess,
     recorded at that count."""
     soft, _ = raise_nofile_limit(2 * CLIENTS + 200)
     assert soft >= CLIENTS + 100, f"RLIMIT_NOFILE {soft} is too low for {CLIENTS} clients"
-    process: ServerProcess = make_server_process("--cmd-rate-burst", "100")
+    # All from 127.0.0.1: above the default 64 connections per address.
+    process: ServerProcess = make_server_process(
+        "--cmd-rate-burst", "100", "--max-connections-per-address", str(2 * CLIENTS))
     await process.start()
     rss_idle = process.rss_kib()
     started = time.monotonic()
