@@ -73,6 +73,27 @@ class ServerConfig(BaseModel):
         default=1_048_576, ge=65_536,
         description="Bytes queued to one client before it is dropped as a slow consumer.",
     )
+    # What one client can make the server hold or compute (issue 11). Rooms
+    # cost memory and a row each; an empty room is deleted when its last member
+    # leaves, so the cap counts rooms that hold something. A list answer is
+    # built in one loop turn: 1,000 entries take a few milliseconds and about
+    # 40 kB, well within max_output_buffer.
+    max_rooms: int = Field(
+        default=10_000, ge=1, description="Rooms the server holds; a JOIN that would create "
+        "one more is refused with TOO_MANY_ROOMS.")
+    max_list_entries: int = Field(
+        default=1000, ge=100, description="Most ROOM_INFO or USER_INFO frames in one answer to "
+        "LIST_ROOMS, LIST_USERS or LIST_MEMBERS; a NOTICE says when a list was cut.")
+    # Every connection of one IP address also draws on that address's two
+    # buckets, so reconnecting does not refill them. 64, as many as the
+    # connections one address may hold (max_connections_per_address): an
+    # address gets what it would holding all of them open, and closing and
+    # reopening them adds nothing. (The conformance kit, from one address,
+    # needs about that much: 16 fails its history cases.)
+    address_rate_factor: int = Field(
+        default=64, ge=0, description="Each client address has message and command buckets "
+        "this many times a connection's (burst and rate), shared by all its connections; "
+        "0 turns them off.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Logging threshold.")
     log_format: Literal["text", "json"] = Field(default="text",
@@ -167,6 +188,9 @@ _LIMIT_FLAGS: tuple[tuple[str, str, type], ...] = (
     ("auth_failure_interval_per_address_s", "SECONDS", float),
     ("account_creation_burst_per_address", "N", int),
     ("account_creation_interval_per_address_s", "SECONDS", float),
+    ("max_rooms", "N", int),
+    ("max_list_entries", "N", int),
+    ("address_rate_factor", "N", int),
 )
 """The server's own limits (not advertised in WELCOME): config key, flag metavar, type."""
 

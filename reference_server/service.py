@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import heapq
 import logging
 import secrets
 import time
@@ -65,7 +66,7 @@ from reference_server.backplane import Backplane, Member
 from reference_server.config import ServerConfig
 from reference_server.moderation import MARK_KINDS, Mark, MarkKind, Moderation
 from reference_server.passwords import hash_password, verify_password
-from reference_server.session import Session
+from reference_server.session import Session, TokenBucket
 from reference_server.store import RoomRecord, Store, StoredMessage
 from reference_server.throttle import KeyedBuckets, LoginThrottle, RareLog
 
@@ -141,6 +142,16 @@ class ChatService:
         self._new_accounts = KeyedBuckets(config.account_creation_burst_per_address,
                                           config.account_creation_interval_per_address_s)
         self._rare_log = RareLog()
+        # CP-RATE-6: each address's buckets are address_rate_factor times a
+        # connection's, in burst and in rate (0: none).
+        factor, limits = config.address_rate_factor, config.limits
+        self._address_buckets = None if not factor else (
+            KeyedBuckets(limits.msg_rate_burst * factor,
+                         limits.msg_rate_interval_ms / 1000 / factor),
+            KeyedBuckets(limits.cmd_rate_burst * factor,
+                         limits.cmd_rate_interval_ms / 1000 / factor))
+        for room in list(self.rooms.values()):  # left by a server before CP-ROOM-19
+            self._reclaim_if_empty(room)
         self._handlers: dict[type[Message], Callable[[Session, Any], Awaitable[None] | None]] = {
             Hello: self._hello, Nick: self._nick, Register: self._register, Login: self._login,
             Oper: self._oper, Away: self._away, ListUsers: self._list_users, Join: self._join,
@@ -156,9 +167,7 @@ class ChatService:
     def handle(self, session: Session, message: Message) -> Awaitable[None] | None:
         """Carry out one request (or take note of a PONG or client ERROR)."""
         if not isinstance(message, _UNLIMITED):
-            bucket = session.msg_bucket if isinstance(message, _MESSAGE_REQUESTS) \
-                else session.cmd_bucket
-            wait_ms = bucket.take()
+            wait_ms = self.take_token(session, isinstance(message, _MESSAGE_REQUESTS))
             if wait_ms:
                 session.reply(Error(request_id=message.request_id,
                                     code=int(ErrorCode.RATE_LIMITED), fatal=False,
@@ -170,9 +179,30 @@ class ChatService:
         except Refused as refused:
             self._refuse(session, message, refused)
             return None
+        except Exception:  # a bug in a handler: answer it, keep the connection (CP-ERR-8)
+            log.exception("handler failed session=%d request=%s", session.session_id,
+                          message.NAME)
+            session.reply(Error(request_id=message.request_id,
+                                code=int(ErrorCode.INTERNAL_ERROR), fatal=False,
+                                detail="internal error"))
+            return None
         if result is None:
             return None
         return self._finish_async(session, message, result)
+
+    def take_token(self, session: Session, is_message: bool) -> int:
+        """Take a token from the connection's bucket and its address's, or from neither:
+        0, or the milliseconds until both have one (CP-RATE-2, CP-RATE-6)."""
+        own: TokenBucket = session.msg_bucket if is_message else session.cmd_bucket
+        if self._address_buckets is None:
+            return own.take()
+        # The address's bucket too, so that reconnecting refills nothing.
+        shared = self._address_buckets[0 if is_message else 1]
+        wait_ms = max(own.wait_ms(), shared.wait_ms(session.address))
+        if not wait_ms:
+            own.take()
+            shared.take(session.address)
+        return wait_ms
 
     async def _finish_async(self, session: Session, message: Message,
                             pending: Awaitable[None]) -> None:
@@ -257,9 +287,11 @@ class ChatService:
 
     def _user_info(self, session: Session, request_id: int, member: Member) -> UserInfo:
         assert isinstance(member, Session)
-        return UserInfo(request_id=request_id, nick=member.nick,
-                        away=bool(member.away_message), away_message=member.away_message,
-                        operator=member.operator, registered=member.logged_in)
+        # Built from state the server validated when it stored it.
+        return UserInfo.model_construct(
+            request_id=request_id, nick=member.nick, away=bool(member.away_message),
+            away_message=member.away_message, operator=member.operator,
+            registered=member.logged_in)
 
     def _allocate_msg_id(self) -> int:
         msg_id = self._next_msg_id
@@ -416,9 +448,15 @@ class ChatService:
         session.reply(Ok(request_id=request.request_id))
 
     def _list_users(self, session: Session, request: ListUsers) -> None:
-        for member in self.backplane.members():
-            session.reply(self._user_info(session, request.request_id, member))
-        session.reply(Ok(request_id=request.request_id))
+        self._list_user_infos(session, request.request_id, "LIST_USERS",
+                              list(self.backplane.members()))
+
+    def _list_user_infos(self, session: Session, request_id: int, what: str,
+                         members: list[Member]) -> None:
+        """USER_INFO for each member (at most ``max_list_entries``), then OK."""
+        for member in members[:self._list_limit(session, what, len(members))]:
+            session.reply(self._user_info(session, request_id, member))
+        session.reply(Ok(request_id=request_id))
 
     # ------------------------------------------------------------------ rooms
 
@@ -433,10 +471,15 @@ class ChatService:
         if room is not None and self._marked("ban", session, room):
             raise Refused(ErrorCode.BANNED_FROM_ROOM, f"banned from {room.name}")
         if room is None:
+            if len(self.rooms) >= self.config.max_rooms:  # CP-ROOM-6
+                raise Refused(ErrorCode.TOO_MANY_ROOMS, "the server holds all the rooms it may")
             room = self.rooms[room_fold] = Room(room_fold, request.room)
             self._dirty_rooms.add(room_fold)
         others = list(self.backplane.room_members(room_fold))
         self.backplane.join(room_fold, session)
+        # Told before the replay: a replay past the output bound drops the
+        # joiner, and the others then see it leave after it joined.
+        self._tell(MemberJoined(room=room.name, nick=session.nick), others)
         rid = request.request_id
         session.reply(RoomInfo(request_id=rid, room=room.name, topic=room.topic,
                                member_count=len(others) + 1, last_seq=room.last_seq))
@@ -446,7 +489,6 @@ class ChatService:
             keep = self.config.limits.history_on_join
             for message in self.store.messages_before(room_fold, room.last_seq + 1, keep):
                 session.reply(self._room_message(room, message, rid))
-        self._tell(MemberJoined(room=room.name, nick=session.nick), others)
         session.reply(Ok(request_id=rid))
 
     def _replay_after(self, session: Session, rid: int, room: Room, last_seen: int) -> None:
@@ -472,14 +514,43 @@ class ChatService:
         self.backplane.leave(room.fold, session)
         self._tell(MemberLeft(room=room.name, nick=session.nick, kind=int(LeaveKind.PART),
                               reason=request.reason), self.backplane.room_members(room.fold))
+        self._reclaim_if_empty(room)
         session.reply(Ok(request_id=request.request_id))
 
+    def _reclaim_if_empty(self, room: Room) -> None:
+        """Delete a room that holds nothing a client could tell from a new one (CP-ROOM-19).
+
+        No member, no message ever (``last_seq`` 0, so a resume cannot miss a
+        sequence number), an empty topic, no ban, no mute: the next JOIN of
+        its name creates exactly the room that this one is.
+        """
+        if room.last_seq or room.topic or self.backplane.room_members(room.fold) \
+                or self.store.room_has_marks(room.fold):
+            return
+        del self.rooms[room.fold]
+        self._dirty_rooms.discard(room.fold)
+        self.store.delete_room(room.fold)
+
+    def _list_limit(self, session: Session, what: str, total: int) -> int:
+        """How many entries a list answer holds; a NOTICE says when it is cut (CP-ROOM-20)."""
+        limit = self.config.max_list_entries
+        if total <= limit:
+            return total
+        session.reply(Notice(text=f"{what}: showing {limit} of {total} "
+                                  f"(the server lists at most {limit})"))
+        return limit
+
     def _list_rooms(self, session: Session, request: ListRooms) -> None:
-        for room in self.rooms.values():
-            session.reply(RoomInfo(
+        counted = [(len(self.backplane.room_members(room.fold)), room)
+                   for room in self.rooms.values()]
+        limit = self._list_limit(session, "LIST_ROOMS", len(counted))
+        if limit < len(counted):  # the busiest rooms are the ones worth showing
+            counted = heapq.nlargest(limit, counted, key=lambda pair: pair[0])
+        for member_count, room in counted:
+            # Built from state the server validated when it stored it.
+            session.reply(RoomInfo.model_construct(
                 request_id=request.request_id, room=room.name, topic=room.topic,
-                member_count=len(self.backplane.room_members(room.fold)),
-                last_seq=room.last_seq))
+                member_count=member_count, last_seq=room.last_seq))
         session.reply(Ok(request_id=request.request_id))
 
     def _set_topic(self, session: Session, request: SetTopic) -> None:
@@ -494,9 +565,8 @@ class ChatService:
 
     def _list_members(self, session: Session, request: ListMembers) -> None:
         room = self._room(request.room)
-        for member in self.backplane.room_members(room.fold):
-            session.reply(self._user_info(session, request.request_id, member))
-        session.reply(Ok(request_id=request.request_id))
+        self._list_user_infos(session, request.request_id, f"LIST_MEMBERS {room.name}",
+                              list(self.backplane.room_members(room.fold)))
 
     def _history(self, session: Session, request: History) -> None:
         room = self._member_room(session, request.room)
@@ -633,6 +703,7 @@ class ChatService:
                 self.backplane.leave(room_fold, session)
                 self._tell(MemberLeft(room=room.name, nick=session.nick, kind=int(kind),
                                       reason=reason), self.backplane.room_members(room_fold))
+                self._reclaim_if_empty(room)
             self.backplane.release_nick(session.nick_fold, session)
         self.moderation.forget(session.session_id)
         log.info("disconnect peer=%s session=%d nick=%s reason=%s", session.peer,

@@ -37,12 +37,16 @@ if TYPE_CHECKING:
 log = logging.getLogger("chatproto.server")
 
 _LIVE_STATES = (State.READY, State.QUITTING)
+_EVENTS_PER_TURN = 32
+_OUTPUT_PER_TURN = 65_536
+"""Requests of one connection handled in one loop turn before the others get theirs: at
+most this many, and none more once this many bytes are queued for it in the turn."""
 
 
 class TokenBucket:
     """``capacity`` tokens, one more every ``interval_ms``: the spec's rate limit (CP-RATE-1)."""
 
-    def __init__(self, capacity: int, interval_ms: int) -> None:
+    def __init__(self, capacity: int, interval_ms: float) -> None:
         self.capacity = capacity
         self.interval_s = interval_ms / 1000
         self.tokens = float(capacity)
@@ -50,11 +54,17 @@ class TokenBucket:
 
     def take(self) -> int:
         """Take a token: 0 on success, else the milliseconds until one is there."""
+        wait_ms = self.wait_ms()
+        if not wait_ms:
+            self.tokens -= 1
+        return wait_ms
+
+    def wait_ms(self) -> int:
+        """0 if a token is there, else the milliseconds until one is (takes none)."""
         now = time.monotonic()
         self.tokens = min(self.capacity, self.tokens + (now - self.updated) / self.interval_s)
         self.updated = now
         if self.tokens >= 1:
-            self.tokens -= 1
             return 0
         return max(1, int((1 - self.tokens) * self.interval_s * 1000 + 0.999))
 
@@ -91,6 +101,7 @@ class Session(asyncio.Protocol):
         # Input: events are handled one at a time, in order (CP-REQ-8).
         self._events: Iterator[Event] = iter(())
         self._busy = False
+        self._pump_scheduled = False
         # Keepalive bookkeeping, in loop time.
         now = time.monotonic()
         self.last_received = now
@@ -158,8 +169,19 @@ class Session(asyncio.Protocol):
     # ----------------------------------------------------------- input, in order
 
     def _pump(self) -> None:
-        """Hand events to the service until one goes asynchronous or none are left."""
+        """Hand events to the service until one goes asynchronous or none are left.
+
+        After ``_EVENTS_PER_TURN`` events, or once their answers fill
+        ``_OUTPUT_PER_TURN``, it goes on in the next loop turn, so that one
+        connection's pipelined requests do not hold everyone else's.
+        """
+        self._pump_scheduled = False
+        handled = 0
         while not self._busy and not self.gone:
+            if handled == _EVENTS_PER_TURN or self._out_bytes >= _OUTPUT_PER_TURN:
+                self._schedule_pump()
+                return
+            handled += 1
             try:
                 event = next(self._events, None)
             except RemoteProtocolError as exc:
@@ -182,6 +204,11 @@ class Session(asyncio.Protocol):
             self.reply(event.error_reply())
             return None
         return self.server.service.handle(self, event)
+
+    def _schedule_pump(self) -> None:
+        if not self._pump_scheduled:
+            self._pump_scheduled = True
+            asyncio.get_running_loop().call_soon(self._pump)
 
     def _wait_for(self, pending: Awaitable[None]) -> None:
         # A handler that must wait (a password check in a worker thread) holds
@@ -207,14 +234,28 @@ class Session(asyncio.Protocol):
 
     # ------------------------------------------------------------------ output
 
+    def backlog(self) -> int:
+        """Bytes queued for this client: this turn's frames and the transport's buffer."""
+        buffered = self.transport.get_write_buffer_size() if self.transport is not None else 0
+        return self._out_bytes + buffered
+
     def reply(self, message: Message) -> None:
-        """Queue a message to this client through its Connection (state-checked)."""
+        """Queue a message to this client through its Connection (state-checked).
+
+        Answers count against ``max_output_buffer`` as deliveries do (CP-FLOW-2).
+        """
         if self.gone or self.conn.state is State.CLOSED:
             return
         try:
             frame = self.conn.send(message)
         except LocalProtocolError:
             log.exception("refused to send %s session=%d", message.NAME, self.session_id)
+            return
+        bound = self.server.config.max_output_buffer
+        if self.backlog() + len(frame) > bound and self._out:
+            self._write_now()  # let the kernel take what it can, as the turn's end would
+        if self.backlog() + len(frame) > bound:
+            self.drop_slow_consumer()
             return
         self._queue(frame)
         if self._connection_closed():  # a fatal ERROR or BYE: nothing may follow
@@ -227,8 +268,7 @@ class Session(asyncio.Protocol):
         """Queue an event frame encoded once for many recipients (no per-recipient work)."""
         if self.gone or self.conn.state not in _LIVE_STATES or self.transport is None:
             return
-        backlog = self._out_bytes + self.transport.get_write_buffer_size()
-        if backlog + len(frame) > self.server.config.max_output_buffer:
+        if self.backlog() + len(frame) > self.server.config.max_output_buffer:
             self.drop_slow_consumer()
             return
         self._queue(frame)
@@ -257,6 +297,18 @@ class Session(asyncio.Protocol):
             self._abort_later(transport)
         elif transport.get_write_buffer_size() > self.server.config.max_output_buffer:
             self.drop_slow_consumer()
+
+    def _write_now(self) -> None:
+        """Write this turn's frames before the turn ends, their changes committed first."""
+        if self.transport is None:
+            return
+        self.server.service.before_commit()
+        assert self.server.store is not None
+        self.server.store.commit()
+        self.transport.write(b"".join(self._out))
+        self.last_sent = time.monotonic()
+        self._out.clear()
+        self._out_bytes = 0
 
     def close_after_flush(self) -> None:
         self._close_after_flush = True

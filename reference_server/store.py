@@ -152,6 +152,17 @@ class Store:
             (room.fold, room.name, room.topic, _to_db(room.last_seq)))
         self.dirty = True
 
+    def delete_room(self, room_fold: str) -> None:
+        """Forget a room entirely: its row, its messages, its bans and mutes."""
+        for table in ("rooms", "messages", "room_marks"):
+            self._db.execute(f"DELETE FROM {table} WHERE room_fold = ?", (room_fold,))
+        self.dirty = True
+
+    def room_has_marks(self, room_fold: str) -> bool:
+        """Whether any ban or mute is recorded in the room."""
+        return self._db.execute("SELECT 1 FROM room_marks WHERE room_fold = ? LIMIT 1",
+                                (room_fold,)).fetchone() is not None
+
     def marks(self, kind: str) -> list[tuple[str, str]]:
         """(room fold, nick fold) of every ban or mute."""
         rows = self._db.execute("SELECT room_fold, nick_fold FROM room_marks WHERE kind = ?",

@@ -10,7 +10,7 @@ requirements in ``Fault.breaks`` and on no other, which shows both that it
 catches the fault and that it blames the right rule.
 
 Each patch replaces one method or function of the reference implementation
-(two for ``unbounded_output_queue``: the bound it lacks is checked in two
+(three for ``unbounded_output_queue``: the bound it lacks is checked in three
 places) with the bug a student could plausibly write, the wrong line marked
 ``BUG``; its docstring says why that breaks exactly the rules listed and no
 other. Where the bug is a single changed line inside a longer method, the
@@ -585,12 +585,24 @@ def _unbounded_output_queue() -> None:
     are still asynchronous, so the other clients are served as before
     (CP-FLOW-4 holds). The price is the server's memory.
     """
+    from chatproto import LocalProtocolError, State
     from reference_server.session import _LIVE_STATES, Session
 
     def deliver(self: Session, frame: bytes) -> None:
         if self.gone or self.conn.state not in _LIVE_STATES or self.transport is None:
             return
         self._queue(frame)  # BUG: no backlog check
+
+    def reply(self: Session, message: Message) -> None:
+        if self.gone or self.conn.state is State.CLOSED:
+            return
+        try:
+            frame = self.conn.send(message)
+        except LocalProtocolError:
+            return
+        self._queue(frame)  # BUG: no backlog check for answers either
+        if self._connection_closed():
+            self.close_after_flush()
 
     def flush(self: Session) -> None:
         self.dirty = False
@@ -608,6 +620,7 @@ def _unbounded_output_queue() -> None:
             self._abort_later(transport)
 
     Session.deliver = deliver  # type: ignore[method-assign]
+    Session.reply = reply  # type: ignore[method-assign]
     Session.flush = flush  # type: ignore[method-assign]
 
 
