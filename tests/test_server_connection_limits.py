@@ -19,7 +19,7 @@ import trustme
 from conftest import ClientFactory, MakeServer, MakeServerProcess, RunningServer
 from server_harness import HOST, ChatTestClient, HarnessError, ServerProcess
 
-from chatproto import ErrorCode
+from chatproto import ErrorCode, State
 from chatproto.messages import Error, Hello, Ping, Pong
 from reference_server.server import REFUSAL_RETRY_AFTER_MS, ConnectionSlots, connection_caps
 
@@ -90,12 +90,14 @@ async def test_failed_hellos_do_not_restart_the_hello_timeout(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 5.0
     refused = 0
-    while not retrying.closed and loop.time() < deadline:
+    # Until the fatal ERROR has closed the client's side (no await between the check
+    # and the HELLO going out, so none is sent after it).
+    while retrying.conn.state is not State.CLOSED and loop.time() < deadline:
         try:
             await retrying.hello("alice", timeout=1.0)  # NICK_IN_USE, again and again
         except HarnessError:
             refused += 1
-    assert retrying.closed
+    await retrying.wait_closed()
     assert refused >= 2
     assert any(isinstance(e, Error) and e.code == ErrorCode.IDLE_TIMEOUT
                for e in retrying.drain())
