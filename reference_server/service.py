@@ -638,6 +638,7 @@ class ChatService:
         self.backplane.leave(room.fold, target)
         self._tell(MemberLeft(room=room.name, nick=target.nick, kind=int(kind), reason=reason,
                               by=session.nick), witnesses)
+        self._reclaim_if_empty(room)
         return True
 
     def _kick(self, session: Session, request: Kick) -> None:

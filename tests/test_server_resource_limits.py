@@ -23,6 +23,7 @@ from chatproto.messages import (
     Error,
     History,
     Join,
+    Kick,
     LeaveKind,
     ListMembers,
     ListRooms,
@@ -112,6 +113,18 @@ async def test_empty_rooms_are_reclaimed_and_others_kept(
         assert {record.name for record in store.rooms()} == {"#topic", "#talk", "#banned"}
     finally:
         store.close()
+
+
+async def test_a_room_emptied_by_kick_is_reclaimed(
+        make_server: MakeServer, client_factory: ClientFactory) -> None:
+    """CP-ROOM-19: KICK of the last member empties the room like PART does."""
+    server = await make_server(operators={"root": "pw"})
+    alice = await client_factory("alice", server=server)
+    root = await client_factory("root", server=server)
+    await root.ok(Oper(name="root", password="pw"))
+    await alice.ok(Join(room="#kicked"))
+    await root.ok(Kick(room="#kicked", nick="alice"))
+    refused(await root.request(ListMembers(room="#kicked")), ErrorCode.NO_SUCH_ROOM)
 
 
 async def _has_not(client: ChatTestClient, room: str) -> bool:
