@@ -484,9 +484,9 @@ class ChatServer:
             await asyncio.sleep(_KEEPALIVE_TICK_S)
             now = time.monotonic()
             for session in list(self.sessions.values()):
-                if session.gone:
+                if session.gone or session.answering:  # we owe it an answer: not idle
                     continue
-                silent = now - session.last_received
+                silent = now - session.idle_since
                 if silent > limits.idle_timeout_s:  # CP-KEEP-5
                     log.info("idle timeout peer=%s nick=%s", session.peer, session.nick or "-")
                     session.close_with_error(ErrorCode.IDLE_TIMEOUT,

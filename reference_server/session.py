@@ -101,10 +101,14 @@ class Session(asyncio.Protocol):
         # Input: events are handled one at a time, in order (CP-REQ-8).
         self._events: Iterator[Event] = iter(())
         self._busy = False
+        self._hello_overdue = False
         self._pump_scheduled = False
         # Keepalive bookkeeping, in loop time.
         now = time.monotonic()
-        self.last_received = now
+        self.idle_since = now
+        """When the client's silence began: its last complete frame, or the end of a wait
+        of ours on its behalf (a password check): time the server takes is not the
+        client's silence (CP-KEEP-5)."""
         self.last_sent = now
         self.ping_outstanding = False
         self.msg_bucket = TokenBucket(limits.msg_rate_burst, limits.msg_rate_interval_ms)
@@ -133,6 +137,9 @@ class Session(asyncio.Protocol):
         up for the whole idle timeout (CP-HS-11)."""
         self._hello_timer = None
         if self.gone or self.conn.state not in (State.AWAIT_HELLO, State.AWAIT_WELCOME):
+            return
+        if self._busy:  # a HELLO being checked: the wait is ours; judge it once answered
+            self._hello_overdue = True
             return
         timeout = self.server.config.hello_timeout_s
         log.info("handshake timeout peer=%s session=%d", self.peer, self.session_id)
@@ -190,7 +197,7 @@ class Session(asyncio.Protocol):
             if event is None:
                 return
             if not isinstance(event, ConnectionClosed):
-                self.last_received = time.monotonic()
+                self.idle_since = time.monotonic()
             pending = self._handle(event)
             if pending is not None:
                 self._wait_for(pending)
@@ -226,6 +233,9 @@ class Session(asyncio.Protocol):
                                  detail="internal error"))
             finally:
                 self._busy = False
+                self.idle_since = time.monotonic()
+                if self._hello_overdue:
+                    self._hello_timed_out()
                 if self.transport is not None and not self.gone:
                     self.transport.resume_reading()
                 self._pump()
@@ -233,6 +243,11 @@ class Session(asyncio.Protocol):
         self.server.spawn(finish())
 
     # ------------------------------------------------------------------ output
+
+    @property
+    def answering(self) -> bool:
+        """A request of this client is still being worked on (a password check)."""
+        return self._busy
 
     def backlog(self) -> int:
         """Bytes queued for this client: this turn's frames and the transport's buffer."""

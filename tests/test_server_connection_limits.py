@@ -12,15 +12,16 @@ import asyncio
 import logging
 import ssl
 import textwrap
+import time
 from typing import Any
 
 import pytest
 import trustme
 from conftest import ClientFactory, MakeServer, MakeServerProcess, RunningServer
-from server_harness import HOST, ChatTestClient, HarnessError, ServerProcess
+from server_harness import HOST, ChatTestClient, HarnessError, HelloRefused, ServerProcess
 
-from chatproto import ErrorCode, State
-from chatproto.messages import Error, Hello, Ping, Pong
+from chatproto import ErrorCode, Limits, State
+from chatproto.messages import Error, Hello, Join, Ok, Ping, Pong, Register
 from reference_server.server import REFUSAL_RETRY_AFTER_MS, ConnectionSlots, connection_caps
 
 SECOND_ADDRESS = "127.0.0.2"
@@ -311,3 +312,56 @@ async def _welcomed_eventually(process: ServerProcess, timeout: float = 10.0) ->
             await client.close()
             if loop.time() > deadline:
                 raise
+
+
+# ------------------------------------------- the server's own waits are not silence
+
+
+@pytest.fixture
+def slow_password_checks(monkeypatch: pytest.MonkeyPatch) -> float:
+    """Every password check takes this long, as when it queues behind many others."""
+    import reference_server.service as service
+    from reference_server.passwords import verify_password
+
+    delay_s = 2.5
+
+    def slow(password: str, stored: str) -> bool:
+        time.sleep(delay_s)  # in the worker thread, like a long queue of scrypt checks
+        return verify_password(password, stored)
+
+    monkeypatch.setattr(service, "verify_password", slow)
+    return delay_s
+
+
+@pytest.mark.server_config(hello_timeout_s=1.0,
+                           limits=Limits(keepalive_interval_s=1, idle_timeout_s=2))
+async def test_a_hello_being_checked_outlasts_the_idle_and_handshake_timeouts(
+        server: RunningServer, client_factory: ClientFactory,
+        slow_password_checks: float) -> None:
+    """CP-KEEP-5, CP-HS-11: a client waiting longer than both timeouts for its own
+    password check is answered WELCOME and served on: the wait was the server's."""
+    owner = await client_factory("owner")
+    await owner.ok(Register(password="hunter2"))
+    await owner.quit()
+    client = await client_factory()
+    welcome = await client.hello("owner", "hunter2", timeout=slow_password_checks + 5)
+    assert welcome.logged_in
+    assert isinstance((await client.ok(Join(room="#after")))[-1], Ok)
+
+
+@pytest.mark.server_config(hello_timeout_s=1.0,
+                           limits=Limits(keepalive_interval_s=1, idle_timeout_s=30))
+async def test_a_hello_refused_after_the_handshake_timeout_is_followed_by_the_timeout(
+        server: RunningServer, client_factory: ClientFactory,
+        slow_password_checks: float) -> None:
+    """CP-HS-11: the HELLO still being checked at the deadline is answered first
+    (AUTH_FAILED); then, with no WELCOME, the connection gets IDLE_TIMEOUT."""
+    owner = await client_factory("owner")
+    await owner.ok(Register(password="hunter2"))
+    await owner.quit()
+    client = await client_factory()
+    with pytest.raises(HelloRefused) as refused:
+        await client.hello("owner", "wrong", timeout=slow_password_checks + 5)
+    assert refused.value.error.code == ErrorCode.AUTH_FAILED
+    error = await _refusal(client)
+    assert (error.code, error.fatal) == (ErrorCode.IDLE_TIMEOUT, True)
