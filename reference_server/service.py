@@ -106,6 +106,10 @@ def _dummy_hash() -> str:
     return hash_password(secrets.token_urlsafe(24))
 
 
+_OPER_KEY_PREFIX = "oper:"
+"""Prefix of an operator name's key in the login throttle (":" is in no nick)."""
+
+
 def _verify_or_pretend(password: str, stored: str | None) -> bool:
     """``verify_password``; with no account (None), the same work against a dummy, False."""
     if stored is None:
@@ -422,12 +426,21 @@ class ChatService:
         return login()
 
     def _oper(self, session: Session, request: Oper) -> Awaitable[None]:
+        # Operator names share the failed-login buckets under a key no nick can
+        # have, so guessing an operator's password is slowed like a user's.
+        name_key = _OPER_KEY_PREFIX + request.name
+        wait_ms = self._logins.wait_ms(name_key, session.address)
+        if wait_ms:
+            raise Refused(ErrorCode.RATE_LIMITED, "too many failed operator logins for this "
+                          "name or from this address", retry_after_ms=wait_ms)
         stored = self.config.operators.get(request.name)
 
         async def check() -> None:
-            ok = stored is not None and await asyncio.to_thread(
-                verify_password, request.password, stored)
+            # The same scrypt work for an unknown name: the time taken does not say
+            # which names are operators.
+            ok = await asyncio.to_thread(_verify_or_pretend, request.password, stored)
             if not ok:
+                self._logins.failed(name_key, session.address)
                 # The name field is the client's: it may be a password typed in the
                 # wrong field. Only a configured name is logged, since it is no secret.
                 log.info("oper refused session=%d name=%s", session.session_id,

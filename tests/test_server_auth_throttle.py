@@ -18,7 +18,7 @@ from conftest import ClientFactory, RunningServer
 from server_harness import ChatTestClient, HelloRefused, refused
 
 from chatproto import ErrorCode
-from chatproto.messages import Error, Login, Ping, Pong, Register
+from chatproto.messages import Error, Login, Oper, Ping, Pong, Register
 from reference_server.throttle import KeyedBuckets
 
 PASSWORD = "correct horse battery staple"
@@ -200,3 +200,21 @@ def test_keyed_buckets_refill_forget_full_keys_and_run_into_debt() -> None:
         buckets.charge(f"k{i}")
         now[0] += 10.0
     assert len(buckets) < 1100
+
+
+@pytest.mark.server_config(auth_failure_burst_per_nick=2, auth_failure_interval_per_nick_s=30,
+                           operators={"admin": "opersecret"})
+async def test_failed_operator_logins_are_limited_per_name(
+        server: RunningServer, client_factory: ClientFactory) -> None:
+    """CP-SEC-7, CP-SEC-11: OPER guesses count like login failures, per operator name:
+    past the limit OPER for that name is RATE_LIMITED, even with the right password,
+    while another client's nick logins are not held back by it."""
+    guesser = await client_factory("guesser")
+    for attempt in range(2):
+        refused(await guesser.request(Oper(name="admin", password=f"guess{attempt}"),
+                                      timeout=10.0), ErrorCode.AUTH_FAILED)
+    limited = refused(await guesser.request(Oper(name="admin", password="opersecret"),
+                                            timeout=10.0), ErrorCode.RATE_LIMITED)
+    assert 25_000 < limited.retry_after_ms <= 30_000
+    await _account(client_factory, "alice")
+    assert (await (await client_factory()).hello("alice", PASSWORD, timeout=10.0)).logged_in
