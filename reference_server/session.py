@@ -103,6 +103,7 @@ class Session(asyncio.Protocol):
         self._busy = False
         self._hello_overdue = False
         self._pump_scheduled = False
+        self._reading = True
         # Keepalive bookkeeping, in loop time.
         now = time.monotonic()
         self.idle_since = now
@@ -186,6 +187,9 @@ class Session(asyncio.Protocol):
         handled = 0
         while not self._busy and not self.gone:
             if handled == _EVENTS_PER_TURN or self._out_bytes >= _OUTPUT_PER_TURN:
+                # Read nothing more until these are handled: the Connection would
+                # buffer whatever a pipelining client sends meanwhile, without bound.
+                self._set_reading(False)
                 self._schedule_pump()
                 return
             handled += 1
@@ -195,6 +199,7 @@ class Session(asyncio.Protocol):
                 self.fail(exc)
                 return
             if event is None:
+                self._set_reading(True)
                 return
             if not isinstance(event, ConnectionClosed):
                 self.idle_since = time.monotonic()
@@ -212,6 +217,15 @@ class Session(asyncio.Protocol):
             return None
         return self.server.service.handle(self, event)
 
+    def _set_reading(self, reading: bool) -> None:
+        if self.transport is None or self._reading == reading:
+            return
+        self._reading = reading
+        if reading:
+            self.transport.resume_reading()
+        else:
+            self.transport.pause_reading()
+
     def _schedule_pump(self) -> None:
         if not self._pump_scheduled:
             self._pump_scheduled = True
@@ -221,8 +235,7 @@ class Session(asyncio.Protocol):
         # A handler that must wait (a password check in a worker thread) holds
         # back every later frame of this connection until it is done.
         self._busy = True
-        if self.transport is not None:
-            self.transport.pause_reading()
+        self._set_reading(False)
 
         async def finish() -> None:
             try:
@@ -236,9 +249,7 @@ class Session(asyncio.Protocol):
                 self.idle_since = time.monotonic()
                 if self._hello_overdue:
                     self._hello_timed_out()
-                if self.transport is not None and not self.gone:
-                    self.transport.resume_reading()
-                self._pump()
+                self._pump()  # reads again once the events held back are handled
 
         self.server.spawn(finish())
 

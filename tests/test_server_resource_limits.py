@@ -15,12 +15,13 @@ from pathlib import Path
 
 import pytest
 from conftest import ClientFactory, MakeServer, MakeServerProcess, RunningServer
-from server_harness import ChatTestClient, of_type, refused
+from server_harness import HOST, ChatTestClient, of_type, refused
 
-from chatproto import ErrorCode, Limits
+from chatproto import ErrorCode, Limits, encode
 from chatproto.messages import (
     Ban,
     Error,
+    Hello,
     History,
     Join,
     Kick,
@@ -284,6 +285,50 @@ async def test_answers_count_against_the_bound_and_memory_comes_back(
         assert [(e.code, e.fatal) for e in errors] == [(ErrorCode.SLOW_CONSUMER, True)]
     after = process.rss_kib()
     assert after - baseline < 40 * 1024, f"RSS {baseline} -> {after} KiB"
+
+
+async def test_pipelined_requests_wait_in_the_kernel_not_in_the_server(
+        make_server_process: MakeServerProcess, client_factory: ClientFactory) -> None:
+    """A client pipelining 24 MB of PINGs as fast as loopback takes them: the server
+    handles a bounded number per loop turn and reads no more meanwhile, so the rest
+    waits in the socket buffers (TCP's flow control) instead of its memory; every PING
+    is still answered, in order."""
+    process = await make_server_process().start()
+    client = await client_factory("piper", server=process)
+    await client.ok(Ping(token=b"warm"))
+    baseline = process.rss_kib()
+    token = b"p" * 255
+    frame_size = len(encode(Ping(request_id=1, token=token)))
+    batches = 24 * 1024 * 1024 // (frame_size * 1024)
+    # Encoded beforehand, so that writing leaves the reader time to keep up.
+    chunks = [b"".join(encode(Ping(request_id=2 + batch * 1024 + n, token=token))
+                       for n in range(1024)) for batch in range(batches)]
+    reader, writer = await asyncio.open_connection(HOST, process.port)
+    writer.write(encode(Hello(request_id=1, min_version=1, max_version=1, nick="flood",
+                              client_name="tests")))
+    length = int.from_bytes(await reader.readexactly(4), "big")
+    await reader.readexactly(length)  # WELCOME
+    expected = frame_size * 1024 * batches  # every PONG is as long as its PING
+
+    async def read_all() -> None:
+        received = 0
+        while received < expected:
+            data = await reader.read(1 << 20)
+            assert data, "the server closed the connection"
+            received += len(data)
+
+    reading = asyncio.get_running_loop().create_task(read_all())
+    try:
+        for chunk in chunks:
+            writer.write(chunk)
+            await writer.drain()
+        held = process.rss_kib() - baseline
+        async with asyncio.timeout(60):
+            await reading
+    finally:
+        reading.cancel()
+        writer.close()
+    assert held < 8 * 1024, f"the server held {held} KiB of pipelined requests"
 
 
 # ---------------------------------------------------------------- u64 edges
