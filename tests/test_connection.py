@@ -1189,6 +1189,7 @@ APPLICATION_LEVEL: dict[ErrorCode, str] = {
     ErrorCode.SLOW_CONSUMER: "needs the server's output buffers",
     ErrorCode.SERVER_SHUTDOWN: "the server application decides to stop",
     ErrorCode.INTERNAL_ERROR: "the server application fails",
+    ErrorCode.TOO_MANY_CONNECTIONS: "needs the server's count of connections",
 }
 """Codes no input to the sans-IO core can produce: the server application's decisions."""
 

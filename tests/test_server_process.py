@@ -24,7 +24,7 @@ from server_harness import (
     of_type,
 )
 
-from chatproto import ErrorCode
+from chatproto import ErrorCode, LocalProtocolError
 from chatproto.messages import (
     Error,
     History,
@@ -138,7 +138,7 @@ async def send_until_killed(client: ChatTestClient, label: str,
         texts = [f"{label} {batch}.{n}" for n in range(KILL_BATCH)]
         try:
             ids = await client.send_many([SendRoom(room=KILL_ROOM, text=t) for t in texts])
-        except (HarnessError, OSError):
+        except (HarnessError, OSError, LocalProtocolError):  # its Connection saw the end
             return False
         for request_id, text in zip(ids, texts, strict=True):
             try:
