@@ -21,12 +21,23 @@ from chatproto._errors import (
     LocalProtocolError,
     ProtocolError,
     RemoteProtocolError,
+    error_name,
+    known_error_code,
 )
 from chatproto._fastcodec import decode_frame, encode
-from chatproto._framing import MAX_FRAME_LENGTH, PRE_WELCOME_FRAME_LENGTH, FrameDecoder
+from chatproto._framing import FrameDecoder
+from chatproto._header import (
+    HEADER_FORMAT,
+    HEADER_SIZE,
+    HEADER_STRUCT,
+    LENGTH_FIELD_SIZE,
+    MAX_FRAME_LENGTH,
+    MIN_FRAME_LENGTH,
+    PRE_WELCOME_FRAME_LENGTH,
+)
 from chatproto._schema import error_code_of as validation_error_code
 from chatproto._state import State
-from chatproto.messages import MESSAGE_TYPES, Limits, Message, Sender
+from chatproto.messages import MESSAGE_TYPES, SEND_ROOM_OVERHEAD, Limits, Message, Sender
 from chatproto.names import CASEMAPPING, fold
 
 __version__ = "0.1.0"
@@ -38,10 +49,16 @@ __all__ = [
     "CASEMAPPING",
     "DEFAULT_PORT",
     "ERROR_REGISTRY",
+    "HEADER_FORMAT",
+    "HEADER_SIZE",
+    "HEADER_STRUCT",
+    "LENGTH_FIELD_SIZE",
     "MAX_FRAME_LENGTH",
     "MESSAGE_TYPES",
+    "MIN_FRAME_LENGTH",
     "PRE_WELCOME_FRAME_LENGTH",
     "PROTOCOL_VERSION",
+    "SEND_ROOM_OVERHEAD",
     "SUPPORTED_VERSIONS",
     "Connection",
     "ConnectionClosed",
@@ -60,7 +77,9 @@ __all__ = [
     "decode_frame",
     "encode",
     "error_message",
+    "error_name",
     "fold",
+    "known_error_code",
     "limit_breach",
     "validation_error_code",
 ]

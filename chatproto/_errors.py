@@ -152,6 +152,20 @@ ERROR_REGISTRY: dict[ErrorCode, ErrorInfo] = {
 }
 
 
+def known_error_code(code: int) -> ErrorCode | None:
+    """The registry's ``ErrorCode`` for a wire code, or None for one spec v1 does not define."""
+    try:
+        return ErrorCode(code)
+    except ValueError:
+        return None
+
+
+def error_name(code: int) -> str:
+    """A wire code's registry name, or ``ERROR_<code>`` for one spec v1 does not define."""
+    known = known_error_code(code)
+    return known.name if known is not None else f"ERROR_{code}"
+
+
 DETAIL_MAX_BYTES = 255
 """ERROR.detail is a str8."""
 

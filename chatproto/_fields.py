@@ -24,6 +24,7 @@ from pydantic import AfterValidator
 
 from chatproto import names
 from chatproto._errors import ErrorCode
+from chatproto._header import MAX_FRAME_LENGTH, PRE_WELCOME_FRAME_LENGTH
 
 
 class FieldError(ValueError):
@@ -53,8 +54,13 @@ class Wire:
         return _struct_format_of(self.subcon)
 
     @property
+    def prefix_size(self) -> int:
+        """Octets of the fixed part: the whole of an integer, the length prefix of the rest."""
+        return int(_prefix_subcon(self.subcon).sizeof())
+
+    @property
     def max_prefix_value(self) -> int:
-        return int(2 ** (8 * cs.Struct("v" / _prefix_subcon(self.subcon)).sizeof()) - 1)
+        return int(2 ** (8 * self.prefix_size) - 1)
 
 
 def _prefix_subcon(subcon: cs.Construct) -> cs.Construct:
@@ -266,9 +272,12 @@ def _check_version(value: int) -> None:
         raise FieldError(ErrorCode.INVALID_FIELD, "protocol versions start at 1")
 
 
+_FRAME_LIMIT_RANGE = f"{PRE_WELCOME_FRAME_LENGTH}..{MAX_FRAME_LENGTH}"
+
+
 def _check_frame_limit(value: int) -> None:
-    if not 4096 <= value <= 65536:
-        raise FieldError(ErrorCode.INVALID_FIELD, "max_frame_size must be 4096..65536")
+    if not PRE_WELCOME_FRAME_LENGTH <= value <= MAX_FRAME_LENGTH:
+        raise FieldError(ErrorCode.INVALID_FIELD, f"max_frame_size must be {_FRAME_LIMIT_RANGE}")
 
 
 # ----------------------------------------------------------------- field types
@@ -279,7 +288,7 @@ UINT32 = FieldType("u32", U32, "0..2^32-1")
 UINT64 = FieldType("u64", U64, "0..2^64-1")
 FLAG = FieldType("bool", BOOL, "0 or 1")
 VERSION = FieldType("version", U8, "1..255", _check_version)
-FRAME_LIMIT = FieldType("frame-limit", U32, "4096..65536", _check_frame_limit)
+FRAME_LIMIT = FieldType("frame-limit", U32, _FRAME_LIMIT_RANGE, _check_frame_limit)
 LEAVE_KIND = FieldType("leave-kind", LEAVE_KIND_WIRE, "0 PART, 1 QUIT, 2 KICK, 3 BAN, 4 DISCONNECT")
 NICK = FieldType("nick", STR8, "nickname profile: [A-Za-z][A-Za-z0-9_-]*, 1..32 bytes",
                  _check_nick, "max_nick_length", ErrorCode.INVALID_NICK)

@@ -8,18 +8,18 @@ so a peer cannot make it buffer more than one frame (spec: CP-FRAME-3).
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 
 from chatproto._errors import ErrorCode, RemoteProtocolError
-from chatproto._schema import HEADER_SIZE, HEADER_STRUCT, LENGTH_FIELD_SIZE, MIN_FRAME_LENGTH
-
-MAX_FRAME_LENGTH = 65536
-"""Largest length field in spec v1: what clients accept and servers may advertise."""
-
-PRE_WELCOME_FRAME_LENGTH = 4096
-"""Largest length field a client sends before it knows the server's limit."""
-
+from chatproto._header import (
+    HEADER_SIZE,
+    HEADER_STRUCT,
+    LENGTH_FIELD_SIZE,
+    LENGTH_STRUCT,
+    MIN_FRAME_LENGTH,
+)
+from chatproto._header import MAX_FRAME_LENGTH as MAX_FRAME_LENGTH
+from chatproto._header import PRE_WELCOME_FRAME_LENGTH as PRE_WELCOME_FRAME_LENGTH
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +63,7 @@ class FrameDecoder:
         available = len(self.buffer) - pos
         if available < LENGTH_FIELD_SIZE:
             return None
-        (length,) = struct.unpack_from(">I", self.buffer, pos)
+        (length,) = LENGTH_STRUCT.unpack_from(self.buffer, pos)
         if length > self.max_length:
             raise RemoteProtocolError(
                 ErrorCode.FRAME_TOO_LARGE,
@@ -71,7 +71,8 @@ class FrameDecoder:
             )
         if length < MIN_FRAME_LENGTH:
             raise RemoteProtocolError(
-                ErrorCode.MALFORMED_FRAME, f"length {length} is below the minimum of 6"
+                ErrorCode.MALFORMED_FRAME,
+                f"length {length} is below the minimum of {MIN_FRAME_LENGTH}",
             )
         if available < LENGTH_FIELD_SIZE + length:
             return None

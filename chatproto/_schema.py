@@ -8,7 +8,6 @@ against which the generated fast codec is proven byte-identical.
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,23 +16,15 @@ from pydantic import ValidationError
 
 from chatproto._errors import ErrorCode, LocalProtocolError, RemoteProtocolError, utf8_fault
 from chatproto._fields import FieldError, FieldType
+
+# The header half of the schema lives in _header; these names stay importable here.
+from chatproto._header import FRAME_HEADER as FRAME_HEADER
+from chatproto._header import HEADER_FORMAT as HEADER_FORMAT
+from chatproto._header import HEADER_SIZE as HEADER_SIZE
+from chatproto._header import HEADER_STRUCT as HEADER_STRUCT
+from chatproto._header import LENGTH_FIELD_SIZE as LENGTH_FIELD_SIZE
+from chatproto._header import MIN_FRAME_LENGTH as MIN_FRAME_LENGTH
 from chatproto.messages import MESSAGE_TYPES, Message
-
-FRAME_HEADER = cs.Struct(
-    "length" / cs.Int32ub,
-    "type" / cs.Int16ub,
-    "request_id" / cs.Int32ub,
-)
-"""Every frame's header. ``length`` counts the octets after itself."""
-
-HEADER_FORMAT = ">" + "".join(sub.subcon.fmtstr.lstrip("<>=!") for sub in FRAME_HEADER.subcons)
-"""The ``struct`` format of ``FRAME_HEADER``, derived from it (``>LHL``)."""
-HEADER_STRUCT = struct.Struct(HEADER_FORMAT)
-
-HEADER_SIZE: int = FRAME_HEADER.sizeof()
-LENGTH_FIELD_SIZE = 4
-MIN_FRAME_LENGTH = HEADER_SIZE - LENGTH_FIELD_SIZE
-"""The smallest legal length field: type and request_id with an empty body."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,12 +19,13 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from chatproto._errors import ErrorCode
+from chatproto._errors import ErrorCode, known_error_code
 from chatproto._fields import (
     MESSAGE_TEXT_MAX_BYTES,
     TOPIC_MAX_BYTES,
     Capabilities,
     FieldError,
+    FieldType,
     Flag,
     FrameLimit,
     Label,
@@ -45,6 +46,7 @@ from chatproto._fields import (
     Uint64,
     Version,
 )
+from chatproto._header import MIN_FRAME_LENGTH
 from chatproto.names import NICK_MAX_BYTES, ROOM_NAME_MAX_BYTES
 
 
@@ -141,10 +143,6 @@ class Hello(_ClientRequest):
     capabilities: Capabilities = Field(
         default=(), description="Capabilities the client supports."
     )
-
-
-SEND_ROOM_OVERHEAD = 17
-"""Octets of a SEND_ROOM frame's length besides the room name and text (CP-HS-10)."""
 
 
 class Limits(BaseModel):
@@ -282,10 +280,7 @@ class Error(Message):
     @property
     def error_code(self) -> ErrorCode | None:
         """The registry entry for ``code``, or None for a code this version does not know."""
-        try:
-            return ErrorCode(self.code)
-        except ValueError:
-            return None
+        return known_error_code(self.code)
 
 
 class Ping(Message):
@@ -516,6 +511,25 @@ class SendRoom(_ClientRequest):
         default=0, description="Nonzero makes a resend idempotent; 0 for none."
     )
     text: MessageText = Field(description="The message.")
+
+
+def fixed_frame_length(cls: type[Message]) -> int:
+    """Octets of a ``cls`` frame's length field that no value changes.
+
+    The header after the length field, every integer field, and the length
+    prefix of every string or list: what a frame holds besides its texts.
+    """
+    total = MIN_FRAME_LENGTH
+    for name, info in cls.model_fields.items():
+        if name == "request_id":
+            continue
+        (field_type,) = (meta for meta in info.metadata if isinstance(meta, FieldType))
+        total += field_type.wire.prefix_size
+    return total
+
+
+SEND_ROOM_OVERHEAD = fixed_frame_length(SendRoom)
+"""Octets of a SEND_ROOM frame's length besides the room name and text (CP-HS-10)."""
 
 
 class SendPrivate(_ClientRequest):
