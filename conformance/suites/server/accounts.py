@@ -16,7 +16,6 @@ import unicodedata
 from chatproto import ErrorCode, Message
 from chatproto.messages import (
     Error,
-    Hello,
     Login,
     NickChanged,
     Register,
@@ -25,84 +24,17 @@ from chatproto.messages import (
 )
 from conformance.outcomes import Violation
 from conformance.registry import server_case
-from conformance.server_side import FINAL_TYPES, KIT_CLIENT_NAME, Peer, ServerContext, mixed_case
+from conformance.server_side import Peer, ServerContext, mixed_case
+from conformance.suites.server._steps import (
+    AUTH_TIMEOUT,
+    hello_answer,
+    new_password,
+    quit_and_closed,
+    registered_account,
+)
 from conformance.transcript import describe, outcome
 
-AUTH_TIMEOUT = 10.0
-"""Seconds for REGISTER, LOGIN and a HELLO with a password: servers may use a slow KDF."""
 PASSWORD_MAX_BYTES = 255
-
-
-def new_password() -> str:
-    """A fresh password of ASCII letters and digits."""
-    return "kit-" + "".join(secrets.choice(string.ascii_letters + string.digits)
-                            for _ in range(16))
-
-
-def _hello(nick: str, password: str = "") -> Hello:
-    return Hello(min_version=1, max_version=1, nick=nick, password=password,
-                 client_name=KIT_CLIENT_NAME)
-
-
-async def hello_answer(peer: Peer, nick: str, password: str = "", *,
-                       req: str = "CP-ACCT-5") -> Message:
-    """The final answer to a HELLO for ``nick`` with ``password`` on ``peer``.
-
-    A refusal that comes back with request_id 0 instead of the HELLO's is
-    reported as such (CP-ERR-2), rather than as a HELLO left unanswered.
-    """
-    sent = await peer.send(_hello(nick, password))
-
-    def answers(message: Message) -> bool:
-        return (message.request_id == sent.request_id and message.NAME in FINAL_TYPES) or \
-            (isinstance(message, Error) and message.request_id == 0)
-
-    final = await peer.expect(answers, req=req, what=f"the answer to HELLO {nick!r}",
-                              timeout=AUTH_TIMEOUT)
-    if final.request_id != sent.request_id:
-        raise Violation("CP-ERR-2", f"HELLO {nick!r} (request {sent.request_id}) was refused "
-                        f"with {describe(final)}, which carries request_id 0")
-    return final
-
-
-async def _ended(peer: Peer) -> None:
-    await peer.quit()
-    await peer.expect_closed(req="CP-CLOSE-1")
-
-
-async def registered_account(ctx: ServerContext, base: str = "acct", *,
-                             mixed: bool = False,
-                             password: str | None = None) -> tuple[str, str]:
-    """An account that nobody is connected to: (its nick as stored, its password).
-
-    A guest registers its nick and quits. A later connection then asks for
-    the nick without a password: NICK_REGISTERED shows the account was kept
-    (CP-ACCT-4). A guest WELCOME is either a forgotten account or a broken
-    NICK_REGISTERED rule, and a HELLO with the password tells the two apart.
-    """
-    nick = ctx.nick(base)
-    owner = await ctx.connect(base)
-    await owner.hello(mixed_case(nick) if mixed else nick)
-    password = new_password() if password is None else password
-    await owner.ok(Register(password=password), req="CP-ACCT-1", timeout=AUTH_TIMEOUT)
-    await _ended(owner)
-    probe = await ctx.connect("probe")
-    first = await hello_answer(probe, owner.nick)
-    if isinstance(first, Error) and first.code == ErrorCode.NICK_REGISTERED:
-        return owner.nick, password
-    if not isinstance(first, Welcome):
-        raise Violation("CP-ACCT-5", f"HELLO without a password for the registered nick "
-                        f"{owner.nick!r} was answered with {outcome(first)}, not ERROR "
-                        "NICK_REGISTERED")
-    await _ended(probe)
-    second = await hello_answer(await ctx.connect("probe"), owner.nick, password)
-    if isinstance(second, Welcome):
-        raise Violation("CP-ACCT-5", f"HELLO without a password for the registered nick "
-                        f"{owner.nick!r} was welcomed as a guest (the account exists: the "
-                        "password is accepted); the spec requires ERROR NICK_REGISTERED")
-    raise Violation("CP-ACCT-4", f"the account {owner.nick!r} was gone once the connection "
-                    f"that registered it had ended: HELLO without a password was welcomed "
-                    f"as a guest and HELLO with the password was answered {outcome(second)}")
 
 
 async def _logged_in(ctx: ServerContext, label: str, nick: str, password: str, *,
@@ -194,11 +126,11 @@ async def account_kept_for_later_connections(ctx: ServerContext) -> None:
         ctx.check(peer.welcome.logged_in, "CP-ACCT-5",
                   f"HELLO {round_number + 1} with the account's password was answered with "
                   "WELCOME logged_in=0")
-        await _ended(peer)
+        await quit_and_closed(peer)
         guest = await ctx.client("guest")
         await guest.ok(Login(nick=nick, password=password), req="CP-ACCT-6",
                        timeout=AUTH_TIMEOUT)
-        await _ended(guest)
+        await quit_and_closed(guest)
 
 
 # ------------------------------------------------------------------ HELLO
@@ -213,7 +145,7 @@ async def hello_with_account_password_logs_in(ctx: ServerContext) -> None:
         answer = await hello_answer(peer, spelling, password)
         _check_welcome(ctx, answer, nick=nick, logged_in=True,
                        what=f"HELLO {spelling!r} with the password of the account {nick!r}")
-        await _ended(peer)
+        await quit_and_closed(peer)
 
 
 @server_case("CP-ACCT-5", "CP-HS-3")
@@ -359,7 +291,7 @@ async def password_compared_without_normalisation(ctx: ServerContext) -> None:
         _check_refused(answer.final, ErrorCode.AUTH_FAILED, "CP-ACCT-8",
                        f"LOGIN with the password in {why} ({variant.encode()!r}, registered "
                        f"as {password.encode()!r})")
-        await _ended(guest)
+        await quit_and_closed(guest)
     peer = await ctx.connect("hello")
     nfd = unicodedata.normalize("NFD", password)
     refused = await hello_answer(peer, nick, nfd, req="CP-ACCT-8")
@@ -382,5 +314,5 @@ async def long_password_compared_in_full(ctx: ServerContext) -> None:
                                      timeout=AUTH_TIMEOUT)
         _check_refused(answer.final, ErrorCode.AUTH_FAILED, "CP-ACCT-8",
                        f"LOGIN with the 255-byte password {why}")
-        await _ended(guest)
+        await quit_and_closed(guest)
     await _logged_in(ctx, "owner", nick, password)

@@ -1,82 +1,16 @@
-"""A welcomed client can talk to the server at all: PING and PONG.
-
-Also the small helpers the other server-suite modules share: is a connection
-still served, a room with several members, a wait that may come to nothing.
-"""
+"""A welcomed client can talk to the server at all: PING and PONG."""
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
 
 from chatproto.messages import Error, ListMembers, Ping, Pong, RoomMessage, UserInfo
 from conformance.outcomes import Violation
 from conformance.registry import server_case
-from conformance.server_side import Peer, ServerContext
+from conformance.server_side import ServerContext
+from conformance.suites.server._steps import room_with, still_served, text_is
 from conformance.transcript import describe
 from conformance.wire import frame_bytes
-
-T = TypeVar("T")
-
-
-async def still_served(peer: Peer, req: str) -> None:
-    """The server still answers this connection: a PING gets its PONG.
-
-    ``req`` is the rule that says the connection goes on. Unlike the barrier,
-    a failure here does not mark PING as broken for later cases; a case that
-    relies on this proves PING works first (``ping_works``).
-    """
-    peer.ctx.require_working("ping")
-    ping = await peer.send(Ping(token=secrets.token_bytes(4)), pace=False)
-    answer = await peer.response(ping.request_id, "PING", req=req)
-    if not isinstance(answer.final, Pong):
-        raise Violation(req, f"{peer.label}: PING was answered with {describe(answer.final)}, "
-                        "so the connection is no longer served")
-
-
-async def ping_works(ctx: ServerContext) -> None:
-    """PING is answered at all, shown on a fresh connection before a case relies on it.
-
-    A case that judges its own rule by a PONG (the connection still served, a
-    frame after a bad one read) would otherwise blame that rule on a server
-    that never answers PING: that is CP-KEEP-1, which fails here, and marks
-    PING as broken so that later such cases are skipped.
-    """
-    probe = await ctx.client("probe")
-    await probe.barrier()
-
-
-async def maybe(wait: Awaitable[T]) -> T | None:
-    """The result of a wait, or None when it timed out or the connection closed first."""
-    try:
-        return await wait
-    except Violation as exc:
-        if exc.kind in ("timeout", "closed"):
-            return None
-        raise
-
-
-async def room_with(ctx: ServerContext, room: str, *labels: str) -> list[Peer]:
-    """Welcomed clients that all joined ``room``, in order (the first creates it)."""
-    peers = []
-    for label in labels:
-        peer = await ctx.client(label)
-        await peer.join(room)
-        peers.append(peer)
-    return peers
-
-
-def fit_topic(peer: Peer, topic: str) -> str:
-    """``topic`` cut to the advertised max_topic_length (whole characters only)."""
-    assert peer.welcome is not None
-    data = topic.encode()[:peer.welcome.max_topic_length]
-    return data.decode(errors="ignore")
-
-
-def text_is(text: str) -> Callable[[RoomMessage], bool]:
-    return lambda m: m.text == text
-
 
 # ------------------------------------------------------------------ PING and PONG
 

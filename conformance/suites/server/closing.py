@@ -16,8 +16,8 @@ from chatproto.messages import (
 from conformance.outcomes import Violation
 from conformance.registry import server_case
 from conformance.server_side import Peer, ServerContext
-from conformance.suites.server.basics import room_with
-from conformance.suites.server.framing import hello_body, str8
+from conformance.suites.server._bodies import hello_body, str8
+from conformance.suites.server._steps import room_with
 from conformance.transcript import describe
 from conformance.wire import frame_bytes
 

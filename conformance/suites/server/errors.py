@@ -38,8 +38,8 @@ from chatproto.messages import (
 )
 from conformance.registry import server_case
 from conformance.server_side import FINAL_TYPES, Peer, ServerContext
-from conformance.suites.server.basics import fit_topic, maybe, room_with
-from conformance.suites.server.framing import BAD_UTF8, hello_body, str8, str16, u64, unchecked
+from conformance.suites.server._bodies import BAD_UTF8, hello_body, str8, str16, u64, unchecked
+from conformance.suites.server._steps import fit_topic, maybe, room_with
 from conformance.transcript import describe, outcome
 from conformance.wire import frame_bytes
 

@@ -17,7 +17,7 @@ from chatproto.messages import Error
 from conformance.outcomes import Violation
 from conformance.registry import server_case
 from conformance.server_side import ServerContext
-from conformance.suites.server.accounts import hello_answer, new_password, registered_account
+from conformance.suites.server._steps import hello_answer, new_password, registered_account
 from conformance.transcript import describe, outcome
 
 GUESSES = 30

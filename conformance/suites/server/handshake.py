@@ -10,7 +10,7 @@ from chatproto.messages import SEND_ROOM_OVERHEAD, Error, Hello, Welcome
 from conformance.outcomes import Violation
 from conformance.registry import server_case
 from conformance.server_side import Peer, ServerContext
-from conformance.suites.server.framing import hello_body
+from conformance.suites.server._bodies import hello_body
 from conformance.transcript import describe, outcome
 from conformance.wire import frame_bytes
 

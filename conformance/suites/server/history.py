@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from chatproto import ErrorCode, fold
@@ -32,6 +31,7 @@ from chatproto.messages import (
 from conformance.outcomes import Violation
 from conformance.registry import server_case
 from conformance.server_side import Answer, Peer, ServerContext, fresh_client_msg_id
+from conformance.suites.server._steps import room_with, text_is
 from conformance.transcript import describe
 
 MAX_FILL = 250
@@ -58,16 +58,6 @@ class Sent:
     sender: str
     client_msg_id: int
     text: str
-
-
-async def _room_with(ctx: ServerContext, room: str, *labels: str) -> list[Peer]:
-    """Welcomed clients that all joined ``room``, in order (the first creates it)."""
-    peers = []
-    for label in labels:
-        peer = await ctx.client(label)
-        await peer.join(room)
-        peers.append(peer)
-    return peers
 
 
 async def _send_from(peer: Peer, room: str, count: int, tag: str) -> list[Sent]:
@@ -132,7 +122,7 @@ async def _filled_room(ctx: ServerContext, tag: str, count: int) -> tuple[str, d
     if _fill_seconds(ctx, count, senders) > FILL_SECONDS:
         ctx.skip(f"sending {count} messages at the advertised message rate would take more "
                  f"than {FILL_SECONDS} s")
-    peers = [first] + await _room_with(ctx, room, *["s"] * (senders - 1))
+    peers = [first] + await room_with(ctx, room, *["s"] * (senders - 1))
     return room, await _fill(ctx, room, count, peers, tag)
 
 
@@ -349,7 +339,7 @@ async def join_replays_most_recent_history(ctx: ServerContext) -> None:
 async def replay_names_sender_as_it_was(ctx: ServerContext) -> None:
     """A replayed message keeps the sender nick it was sent under, after the sender renamed."""
     room = ctx.room("oldnick")
-    (alice,) = await _room_with(ctx, room, "alice")
+    (alice,) = await room_with(ctx, room, "alice")
     old = alice.nick
     ok = await alice.say(room, "sent under my old nick", client_msg_id=99)
     await alice.ok(Nick(nick=ctx.nick("renamed")), req="CP-NICK-7")
@@ -361,10 +351,6 @@ async def replay_names_sender_as_it_was(ctx: ServerContext) -> None:
     page = await bob.ok(HistoryRequest(room=room, limit=5), req="CP-HIST-10")
     for message in page.of_type(RoomMessage):
         _check_replayed(ctx, f"HISTORY {room}", message, sent)
-
-
-def _text_is(text: str) -> Callable[[RoomMessage], bool]:
-    return lambda m: m.text == text
 
 
 def _answered(peer: Peer, request_id: int) -> bool:
@@ -393,10 +379,10 @@ async def _talk_until_answered(ctx: ServerContext, room: str, talkers: list[Peer
 async def join_amid_traffic_is_seamless(ctx: ServerContext) -> None:
     """JOIN during traffic: no room event between ROOM_INFO and OK; live resumes at last_seq + 1."""
     room = ctx.room("race")
-    (owner,) = await _room_with(ctx, room, "owner")
+    (owner,) = await room_with(ctx, room, "owner")
     issued = [(await owner.say(room, f"warm-up {n}")).seq for n in range(3)]
     for round_ in range(JOIN_RACE_ROUNDS):
-        talkers = await _room_with(ctx, room, "bob", "carol", "dave")
+        talkers = await room_with(ctx, room, "bob", "carol", "dave")
         alice = await ctx.client("alice")
         erin = await ctx.client("erin")
         issued.append((await talkers[0].say(room, f"round {round_} opening")).seq)
@@ -414,7 +400,7 @@ async def join_amid_traffic_is_seamless(ctx: ServerContext) -> None:
         ctx.check(issued == list(range(1, len(issued) + 1)), "CP-MSG-8",
                   f"the room's messages got seqs {issued}; expected 1..{len(issued)}")
         await alice.expect_type(RoomMessage, req="CP-MSG-1",
-                                where=_text_is(f"round {round_} final"))
+                                where=text_is(f"round {round_} final"))
 
         frames = [r.message for r in alice.received if r.message is not None]
         info_at = next(i for i, f in enumerate(frames)
@@ -450,7 +436,7 @@ async def join_amid_traffic_is_seamless(ctx: ServerContext) -> None:
 async def first_live_message_follows_room_info(ctx: ServerContext) -> None:
     """The first live ROOM_MESSAGE after a JOIN's OK has seq last_seq + 1 of its ROOM_INFO."""
     room = ctx.room("live")
-    (alice,) = await _room_with(ctx, room, "alice")
+    (alice,) = await room_with(ctx, room, "alice")
     for n in range(3):
         await alice.say(room, f"old {n}")
     bob = await ctx.client("bob")
@@ -546,7 +532,7 @@ async def history_page_capped_at_history_page_max(ctx: ServerContext) -> None:
 async def history_limit_zero_refused(ctx: ServerContext) -> None:
     """HISTORY with limit 0 is refused with INVALID_FIELD."""
     room = ctx.room("zero")
-    (alice,) = await _room_with(ctx, room, "alice")
+    (alice,) = await room_with(ctx, room, "alice")
     await alice.say(room, "something to page")
     await alice.refused(HistoryRequest(room=room, limit=0), ErrorCode.INVALID_FIELD,
                         req="CP-HIST-12")
@@ -581,7 +567,7 @@ async def history_gap_after_retention_overflows(ctx: ServerContext) -> None:
     """Past its retention a room drops the oldest messages; resume and HISTORY then report a gap."""
     await _limits(ctx)
     room = ctx.room("gap")
-    senders = await _room_with(ctx, room, *["s"] * GAP_SENDERS)
+    senders = await room_with(ctx, room, *["s"] * GAP_SENDERS)
     prober = senders[0]
     budget = GAP_BUDGET
     while budget > GAP_BATCH and _fill_seconds(ctx, budget, GAP_SENDERS) > GAP_FILL_SECONDS:

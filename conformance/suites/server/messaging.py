@@ -34,6 +34,7 @@ from chatproto.messages import (
 from chatproto.messages import History as HistoryRequest
 from conformance.registry import server_case
 from conformance.server_side import Peer, ServerContext, fresh_client_msg_id
+from conformance.suites.server._steps import room_with, text_is
 from conformance.transcript import describe, outcome
 
 CLOCK_SKEW_MS = 5 * 60 * 1000
@@ -58,20 +59,6 @@ def _in(room: str) -> Callable[[Message], bool]:
     return lambda m: isinstance(m, RoomMessage) and fold(m.room) == fold(room)
 
 
-def _text_is(text: str) -> Callable[[RoomMessage], bool]:
-    return lambda m: m.text == text
-
-
-async def _room_with(ctx: ServerContext, room: str, *labels: str) -> list[Peer]:
-    """Welcomed clients that all joined ``room``, in order (the first creates it)."""
-    peers = []
-    for label in labels:
-        peer = await ctx.client(label)
-        await peer.join(room)
-        peers.append(peer)
-    return peers
-
-
 def _same_identity(message: RoomMessage | PrivateMessage, ok: Ok) -> bool:
     seq = message.seq if isinstance(message, RoomMessage) else 0
     return (message.msg_id, seq, message.timestamp_ms) == (ok.msg_id, ok.seq, ok.timestamp_ms)
@@ -93,7 +80,7 @@ async def _limits(ctx: ServerContext) -> None:
 async def send_room_answered_with_identity_and_delivered(ctx: ServerContext) -> None:
     """SEND_ROOM gets OK with the identity; every other member gets ROOM_MESSAGE with history 0."""
     room = ctx.room("msg")
-    alice, bob, carol = await _room_with(ctx, room, "alice", "bob", "carol")
+    alice, bob, carol = await room_with(ctx, room, "alice", "bob", "carol")
     ok = await alice.say(room, "hello room")
     ctx.check(ok.msg_id != 0 and ok.seq != 0 and ok.timestamp_ms != 0, "CP-MSG-1",
               f"SEND_ROOM was answered with OK {_identity(ok)}; the OK carries the new "
@@ -111,7 +98,7 @@ async def send_room_answered_with_identity_and_delivered(ctx: ServerContext) -> 
 async def sender_does_not_receive_its_own_message(ctx: ServerContext) -> None:
     """The sender's connection never gets its own ROOM_MESSAGE, alone in the room or not."""
     lonely = ctx.room("alone")
-    (alice,) = await _room_with(ctx, lonely, "alice")
+    (alice,) = await room_with(ctx, lonely, "alice")
     await alice.say(lonely, "anyone here?")
     await alice.assert_none(RoomMessage, req="CP-MSG-1",
                             why="the sender learns of its message from OK, not an echo")
@@ -132,7 +119,7 @@ async def message_longer_than_limit_refused(ctx: ServerContext) -> None:
     assert ctx.limits is not None
     limit = ctx.limits.max_message_length
     room = ctx.room("long")
-    alice, bob = await _room_with(ctx, room, "alice", "bob")
+    alice, bob = await room_with(ctx, room, "alice", "bob")
     # Two-byte characters: a server counting characters would take the long one.
     exact = "\u00e9" * (limit // 2) + "a" * (limit % 2)
     wide = "\u00e9" * (limit // 2 + 1)
@@ -161,7 +148,7 @@ async def message_past_the_protocol_cap_refused_as_too_long(ctx: ServerContext) 
     await _limits(ctx)
     assert ctx.limits is not None
     room = ctx.room("cap")
-    alice, bob = await _room_with(ctx, room, "alice", "bob")
+    alice, bob = await room_with(ctx, room, "alice", "bob")
     text = "a" * (PROTOCOL_TEXT_CAP + 1)
     requests: list[Message] = [
         SendRoom.model_construct(room=room, client_msg_id=0, text=text),
@@ -178,7 +165,7 @@ async def message_past_the_protocol_cap_refused_as_too_long(ctx: ServerContext) 
 async def room_message_carries_request_and_ok_fields(ctx: ServerContext) -> None:
     """ROOM_MESSAGE carries sender, client_msg_id, the text byte for byte and the OK's identity."""
     room = ctx.room("fields")
-    alice, bob = await _room_with(ctx, room, "alice", "bob")
+    alice, bob = await room_with(ctx, room, "alice", "bob")
     assert alice.welcome is not None
     for index, text in enumerate(TEXTS):
         if len(text.encode()) > alice.welcome.max_message_length:
@@ -199,7 +186,7 @@ async def room_message_carries_request_and_ok_fields(ctx: ServerContext) -> None
 async def room_message_names_sender_at_time_of_sending(ctx: ServerContext) -> None:
     """After the sender changes nick, its next ROOM_MESSAGE names the new nick."""
     room = ctx.room("sender")
-    alice, bob = await _room_with(ctx, room, "alice", "bob")
+    alice, bob = await room_with(ctx, room, "alice", "bob")
     old = alice.nick
     await alice.say(room, "before")
     before = await bob.expect_type(RoomMessage, req="CP-MSG-1")
@@ -219,7 +206,7 @@ async def room_message_names_sender_at_time_of_sending(ctx: ServerContext) -> No
 async def private_message_reaches_the_addressee_only(ctx: ServerContext) -> None:
     """SEND_PRIVATE gets OK with seq 0; the addressee, and nobody else, gets PRIVATE_MESSAGE."""
     room = ctx.room("priv")
-    alice, bob, carol = await _room_with(ctx, room, "alice", "bob", "carol")
+    alice, bob, carol = await room_with(ctx, room, "alice", "bob", "carol")
     dave = await ctx.client("dave")
     client_msg_id = fresh_client_msg_id()
     text = "just between us \u2014 \U0001f92b"
@@ -301,7 +288,7 @@ async def ok_of_other_requests_carries_zero_identity(ctx: ServerContext) -> None
 async def msg_ids_nonzero_and_unique(ctx: ServerContext) -> None:
     """Every message, in any room or private, gets a nonzero msg_id that no other one has."""
     first, second = ctx.room("id1"), ctx.room("id2")
-    alice, bob = await _room_with(ctx, first, "alice", "bob")
+    alice, bob = await room_with(ctx, first, "alice", "bob")
     carol = await ctx.client("carol")
     await alice.join(second)
     await carol.join(second)
@@ -325,7 +312,7 @@ async def msg_ids_nonzero_and_unique(ctx: ServerContext) -> None:
 async def seq_starts_at_one_and_grows_by_one(ctx: ServerContext) -> None:
     """A room's first message gets seq 1 and each next one the previous seq plus 1, per room."""
     first, second = ctx.room("seq1"), ctx.room("seq2")
-    alice, bob = await _room_with(ctx, first, "alice", "bob")
+    alice, bob = await room_with(ctx, first, "alice", "bob")
     await alice.join(second)
     expected = 1
     for sender in (alice, alice, bob, alice, bob, bob):
@@ -346,7 +333,7 @@ async def seq_starts_at_one_and_grows_by_one(ctx: ServerContext) -> None:
 async def timestamp_is_the_servers_clock(ctx: ServerContext) -> None:
     """timestamp_ms is Unix time in ms, within 5 minutes of the kit's clock (room and private)."""
     room = ctx.room("clock")
-    alice, bob = await _room_with(ctx, room, "alice", "bob")
+    alice, bob = await room_with(ctx, room, "alice", "bob")
     before = int(time.time() * 1000)
     stamps = [("SEND_ROOM", (await alice.say(room, "tick")).timestamp_ms),
               ("SEND_PRIVATE", (await alice.tell(bob.nick, "tock")).timestamp_ms)]
@@ -380,8 +367,8 @@ async def concurrent_senders_seen_in_seq_order(ctx: ServerContext) -> None:
     """Several members sending at once: every member gets all messages in increasing seq."""
     room = ctx.room("order")
     labels = [f"s{n}" for n in range(CONCURRENT_SENDERS)]
-    senders = await _room_with(ctx, room, *labels)
-    (listener,) = await _room_with(ctx, room, "listener")
+    senders = await room_with(ctx, room, *labels)
+    (listener,) = await room_with(ctx, room, "listener")
     for _ in range(2):
         results = await asyncio.gather(*(_send_pipelined(peer, room, MESSAGES_PER_SENDER)
                                          for peer in senders))
@@ -412,7 +399,7 @@ async def concurrent_senders_seen_in_seq_order(ctx: ServerContext) -> None:
 async def resend_with_same_client_msg_id_not_delivered_twice(ctx: ServerContext) -> None:
     """A resend with the same client_msg_id gets the original identity and is not delivered."""
     room = ctx.room("resend")
-    alice, bob = await _room_with(ctx, room, "alice", "bob")
+    alice, bob = await room_with(ctx, room, "alice", "bob")
     client_msg_id = fresh_client_msg_id()
     first = await alice.say(room, "deploying now", client_msg_id=client_msg_id)
     await bob.expect_type(RoomMessage, req="CP-MSG-1")
@@ -443,7 +430,7 @@ async def _reconnect(ctx: ServerContext, gone: Peer, witness: Peer, room: str,
 async def resend_after_reconnect_recognised(ctx: ServerContext) -> None:
     """A resend after a reconnect, under the same nick or a case variant, is the same message."""
     room = ctx.room("reconn")
-    alice, bob = await _room_with(ctx, room, "alice", "bob")
+    alice, bob = await room_with(ctx, room, "alice", "bob")
     client_msg_id = fresh_client_msg_id()
     first = await alice.say(room, "lost my connection", client_msg_id=client_msg_id)
     await bob.expect_type(RoomMessage, req="CP-MSG-1")
@@ -474,7 +461,7 @@ async def resend_after_reconnect_recognised(ctx: ServerContext) -> None:
 async def only_the_full_resend_key_deduplicates(ctx: ServerContext) -> None:
     """client_msg_id 0, or the same id from another sender or room, makes a new message."""
     room, other_room = ctx.room("key"), ctx.room("key2")
-    alice, bob, carol = await _room_with(ctx, room, "alice", "bob", "carol")
+    alice, bob, carol = await room_with(ctx, room, "alice", "bob", "carol")
     await alice.join(other_room)
     await bob.join(other_room)
     client_msg_id = fresh_client_msg_id()
@@ -486,7 +473,7 @@ async def only_the_full_resend_key_deduplicates(ctx: ServerContext) -> None:
         ok = await sender.say(where, text, client_msg_id=cmid)
         identities.add(ok.msg_id)
         message = await bob.expect_type(RoomMessage, req="CP-MSG-1",
-                                        where=_text_is(text))
+                                        where=text_is(text))
         ctx.check(_same_identity(message, ok), "CP-MSG-1",
                   f"{text!r} arrived as {describe(message)}; its OK said {_identity(ok)}")
     ctx.check(len(identities) == len(sends), "CP-MSG-1",

@@ -36,18 +36,15 @@ from chatproto.messages import (
 from conformance.outcomes import Violation
 from conformance.registry import server_case
 from conformance.server_side import Peer, ServerContext, mixed_case
-from conformance.suites.server.accounts import registered_account
+from conformance.suites.server._steps import AUTH_TIMEOUT, operator_client, registered_account
 from conformance.transcript import describe, outcome
-
-AUTH_TIMEOUT = 10.0
-"""Seconds for OPER, and HELLO or LOGIN with a password: servers may use a slow KDF."""
 
 
 def _random(length: int = 12) -> str:
     return "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(length))
 
 
-async def _room_with(room: str, *peers: Peer) -> None:
+async def _join_all(room: str, *peers: Peer) -> None:
     for peer in peers:
         await peer.join(room)
 
@@ -71,27 +68,6 @@ async def _expect_removal(ctx: ServerContext, peer: Peer, req: str, *, room: str
               f"reason={reason!r} by={by!r}")
     ctx.check(left.nick == nick, "CP-NICK-3",
               f"{peer.label} received {describe(left)}; the removed user holds {nick!r}")
-
-
-async def operator_client(ctx: ServerContext, label: str = "op") -> Peer:
-    """A welcomed connection made operator with the credentials given to the kit.
-
-    Skipped without ``--oper``, and when a plain-TCP OPER with them meets
-    AUTH_FAILED: a server may refuse OPER without TLS (CP-SEC-8).
-    """
-    name, password = ctx.need_oper()
-    peer = await ctx.client(label)
-    answer = await peer.request(Oper(name=name, password=password), req="CP-OPER-1",
-                                timeout=AUTH_TIMEOUT)
-    final = answer.final
-    if isinstance(final, Error) and final.code == ErrorCode.AUTH_FAILED and \
-            not ctx.options.tls:
-        ctx.skip("OPER with the credentials given to the kit was refused with AUTH_FAILED on a "
-                 "connection without TLS, which CP-SEC-8 allows; run the kit with --tls")
-    if isinstance(final, Error):
-        raise Violation("CP-OPER-1", f"OPER with the configured credentials was answered "
-                        f"with {outcome(final)}, not OK")
-    return peer
 
 
 # ------------------------------------------------------------------ OPER
@@ -126,7 +102,7 @@ async def oper_with_wrong_credentials_refused(ctx: ServerContext) -> None:
     room = ctx.room("badop")
     alice = await ctx.client("alice")
     bob = await ctx.client("bob")
-    await _room_with(room, alice, bob)
+    await _join_all(room, alice, bob)
     attempts = [("random name and password", _random(), _random())]
     if ctx.options.oper is not None:
         name, password = ctx.options.oper
@@ -153,7 +129,7 @@ async def moderation_from_non_operator_refused(ctx: ServerContext) -> None:
     room = ctx.room("nonop")
     alice = await ctx.client("alice")
     bob = await ctx.client("bob")
-    await _room_with(room, alice, bob)
+    await _join_all(room, alice, bob)
     targets = {
         "a member of an existing room": (room, bob.nick),
         "the requester itself": (room, alice.nick),
@@ -197,7 +173,7 @@ async def kick_by_operator_outside_room(ctx: ServerContext) -> None:
     room = ctx.room("kick")
     mallory = await ctx.client("mallory")
     bob = await ctx.client("bob")
-    await _room_with(room, mallory, bob)
+    await _join_all(room, mallory, bob)
     op = await operator_client(ctx)
     reason = "flooding \u2014 cool down"
     await op.ok(Kick(room=room, nick=mallory.nick, reason=reason), req="CP-OPER-4")
@@ -224,7 +200,7 @@ async def kick_by_member_operator_spares_the_operator(ctx: ServerContext) -> Non
     op = await operator_client(ctx)
     mallory = await ctx.client("mallory")
     bob = await ctx.client("bob")
-    await _room_with(room, op, mallory, bob)
+    await _join_all(room, op, mallory, bob)
     variant = mallory.nick.upper()
     await op.ok(Kick(room=room, nick=variant, reason=""), req="CP-NICK-2")
     for peer in (mallory, bob):
@@ -264,7 +240,7 @@ async def ban_removes_member_and_blocks_rejoin(ctx: ServerContext) -> None:
     op = await operator_client(ctx)
     mallory = await ctx.client("mallory")
     bob = await ctx.client("bob")
-    await _room_with(room, op, mallory, bob)
+    await _join_all(room, op, mallory, bob)
     reason = "spam"
     await op.ok(Ban(room=room, nick=mallory.nick, reason=reason), req="CP-OPER-6")
     for peer in (mallory, bob):
@@ -350,7 +326,7 @@ async def mute_tells_members_and_silences(ctx: ServerContext) -> None:
     op = await operator_client(ctx)
     mallory = await ctx.client("mallory")
     bob = await ctx.client("bob")
-    await _room_with(room, op, mallory, bob)
+    await _join_all(room, op, mallory, bob)
     await op.ok(Mute(room=room, nick=mallory.nick, muted=True), req="CP-OPER-8")
     for peer in (mallory, bob):
         await _expect_mute_changed(ctx, peer, room=room, nick=mallory.nick, muted=True,
@@ -380,8 +356,8 @@ async def mute_is_per_room_and_by_fold(ctx: ServerContext) -> None:
     op = await operator_client(ctx)
     mallory = await ctx.client("mallory")
     bob = await ctx.client("bob")
-    await _room_with(muted_room, mallory, bob)
-    await _room_with(free_room, mallory, bob)
+    await _join_all(muted_room, mallory, bob)
+    await _join_all(free_room, mallory, bob)
     await op.ok(Mute(room=muted_room, nick=mallory.nick.upper(), muted=True), req="CP-OPER-8")
     await _expect_mute_changed(ctx, bob, room=muted_room, nick=mallory.nick, muted=True,
                                by=op.nick)
@@ -419,7 +395,7 @@ async def mute_outlasts_leaving_the_room(ctx: ServerContext) -> None:
     room = ctx.room("mute3")
     bob = await ctx.client("bob")
     mallory = await ctx.client("mallory")
-    await _room_with(room, bob, mallory)
+    await _join_all(room, bob, mallory)
     op = await operator_client(ctx)
     await op.ok(Mute(room=room, nick=ctx.nick("never"), muted=False), req="CP-OPER-8")
     await op.ok(Mute(room=room, nick=mallory.nick, muted=True), req="CP-OPER-8")
@@ -444,7 +420,7 @@ async def ban_stays_with_the_connection_after_nick(ctx: ServerContext) -> None:
     op = await operator_client(ctx)
     mallory = await ctx.client("mallory")
     bob = await ctx.client("bob")
-    await _room_with(room, mallory, bob)
+    await _join_all(room, mallory, bob)
     banned = mallory.nick
     await op.ok(Ban(room=room, nick=banned, reason="spam"), req="CP-OPER-6")
     await _expect_removal(ctx, bob, "CP-OPER-6", room=room, nick=banned, kind=LeaveKind.BAN,
@@ -478,7 +454,7 @@ async def mute_stays_with_the_connection_after_nick(ctx: ServerContext) -> None:
     op = await operator_client(ctx)
     mallory = await ctx.client("mallory")
     bob = await ctx.client("bob")
-    await _room_with(room, mallory, bob)
+    await _join_all(room, mallory, bob)
     muted = mallory.nick
     await op.ok(Mute(room=room, nick=muted, muted=True), req="CP-OPER-8")
     for peer in (mallory, bob):

@@ -31,7 +31,7 @@ from chatproto.messages import History as HistoryRequest
 from conformance.outcomes import Violation
 from conformance.registry import server_case
 from conformance.server_side import FINAL_TYPES, KIT_CLIENT_NAME, Peer, ServerContext
-from conformance.suites.server.basics import fit_topic, room_with, text_is
+from conformance.suites.server._steps import fit_topic, room_with, text_is
 from conformance.transcript import describe, outcome
 
 

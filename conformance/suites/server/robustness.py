@@ -15,8 +15,8 @@ from chatproto import encode
 from chatproto.messages import Hello, Join, Ping, RoomMessage, SendRoom
 from conformance.registry import server_case
 from conformance.server_side import KIT_CLIENT_NAME, Peer, ServerContext
-from conformance.suites.server.basics import maybe, room_with
-from conformance.suites.server.framing import BAD_UTF8, str8, str16, u64, unchecked
+from conformance.suites.server._bodies import BAD_UTF8, str8, str16, u64, unchecked
+from conformance.suites.server._steps import maybe, room_with
 from conformance.transcript import describe
 from conformance.wire import frame_bytes
 

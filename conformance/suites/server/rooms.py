@@ -35,7 +35,8 @@ from chatproto.messages import (
 from chatproto.messages import History as HistoryRequest
 from conformance.outcomes import Violation
 from conformance.registry import server_case
-from conformance.server_side import Answer, Peer, ServerContext, mixed_case
+from conformance.server_side import Answer, ServerContext, mixed_case
+from conformance.suites.server._steps import room_with
 from conformance.transcript import describe, outcome
 
 MAX_ROOMS_TESTED = 64
@@ -74,16 +75,6 @@ def _topic(ctx: ServerContext, text: str) -> str:
     """``text`` cut to the target's max_topic_length (bytes, on a character boundary)."""
     assert ctx.limits is not None
     return text.encode()[:ctx.limits.max_topic_length].decode("utf-8", "ignore")
-
-
-async def _room_with(ctx: ServerContext, room: str, *labels: str) -> list[Peer]:
-    """Welcomed clients that all joined ``room``, in order (the first creates it)."""
-    peers = []
-    for label in labels:
-        peer = await ctx.client(label)
-        await peer.join(room)
-        peers.append(peer)
-    return peers
 
 
 # ---------------------------------------------------------------- room names
@@ -179,7 +170,7 @@ async def invalid_room_names_refused_in_other_requests(ctx: ServerContext) -> No
 async def room_names_equal_under_fold_are_one_room(ctx: ServerContext) -> None:
     """JOIN of a case variant enters the same room; another variant then is ALREADY_IN_ROOM."""
     room = mixed_case(ctx.room("fold"))
-    (alice,) = await _room_with(ctx, room, "alice")
+    (alice,) = await room_with(ctx, room, "alice")
     ok = await alice.say(room, "one room, three spellings")
     bob = await ctx.client("bob")
     info = _room_info(await bob.join(room.upper()), room.upper())
@@ -195,7 +186,7 @@ async def room_names_equal_under_fold_are_one_room(ctx: ServerContext) -> None:
 async def room_names_with_different_folds_are_different(ctx: ServerContext) -> None:
     """Room names whose folds differ (#a_b and #a-b) are different rooms."""
     base = ctx.room("diff")
-    (alice,) = await _room_with(ctx, base + "_x", "alice")
+    (alice,) = await room_with(ctx, base + "_x", "alice")
     await alice.say(base + "_x", "in the underscore room")
     bob = await ctx.client("bob")
     info = _room_info(await bob.join(base + "-x"), base + "-x")
@@ -265,7 +256,7 @@ async def join_creates_room_with_empty_topic_and_no_messages(ctx: ServerContext)
 async def room_kept_after_last_member_leaves(ctx: ServerContext) -> None:
     """A room whose last member left keeps topic, history and seq counter, and is listed."""
     room = ctx.room("kept")
-    (alice,) = await _room_with(ctx, room, "alice")
+    (alice,) = await room_with(ctx, room, "alice")
     topic = _topic(ctx, "kept topic \u2713")
     await alice.ok(SetTopic(room=room, topic=topic), req="CP-ROOM-15")
     last = 0
@@ -329,7 +320,7 @@ async def moderation_of_unknown_room_refused(ctx: ServerContext) -> None:
 async def requests_from_non_member_refused(ctx: ServerContext) -> None:
     """PART, SET_TOPIC, SEND_ROOM and HISTORY from a non-member (or former member): NOT_IN_ROOM."""
     room = ctx.room("members")
-    await _room_with(ctx, room, "owner")
+    await room_with(ctx, room, "owner")
     alice = await ctx.client("alice")
     requests: list[Message] = [Part(room=room), SetTopic(room=room, topic=""),
                                SendRoom(room=room, text="hello"),
@@ -375,7 +366,7 @@ async def join_answered_with_room_info_then_history_then_ok(ctx: ServerContext) 
 async def member_joined_sent_to_others_not_to_joiner(ctx: ServerContext) -> None:
     """A JOIN sends MEMBER_JOINED (room, nick) to every other member, none to the joiner."""
     room = ctx.room("mj")
-    alice, bob = await _room_with(ctx, room, "alice", "bob")
+    alice, bob = await room_with(ctx, room, "alice", "bob")
     carol = await ctx.client("carol")
     await carol.join(room)
     with ctx.attribute("CP-ROOM-10"):
@@ -392,7 +383,7 @@ async def member_joined_sent_to_others_not_to_joiner(ctx: ServerContext) -> None
 async def join_of_room_already_in_refused(ctx: ServerContext) -> None:
     """JOIN of a room the client is already in is refused with ALREADY_IN_ROOM."""
     room = ctx.room("twice")
-    (alice,) = await _room_with(ctx, room, "alice")
+    (alice,) = await room_with(ctx, room, "alice")
     await alice.refused(Join(room=room), ErrorCode.ALREADY_IN_ROOM, req="CP-ROOM-11")
     await alice.refused(Join(room=room, resume=True, last_seen_seq=0),
                         ErrorCode.ALREADY_IN_ROOM, req="CP-ROOM-11")
@@ -408,7 +399,7 @@ async def join_beyond_max_rooms_per_user_refused(ctx: ServerContext) -> None:
         ctx.skip(f"max_rooms_per_user is {limit}; the kit fills at most {MAX_ROOMS_TESTED}")
     # The extra room exists already, so a refusal cannot be a server-wide room cap.
     extra = ctx.room("extra")
-    await _room_with(ctx, extra, "owner")
+    await room_with(ctx, extra, "owner")
     alice = await ctx.client("alice")
     rooms = [ctx.room(f"m{n}") for n in range(limit)]
     for room in rooms:
@@ -432,7 +423,7 @@ async def join_beyond_max_rooms_per_user_refused(ctx: ServerContext) -> None:
 async def join_of_room_where_nick_is_banned_refused(ctx: ServerContext) -> None:
     """JOIN of a room in which the client's nick is banned is refused with BANNED_FROM_ROOM."""
     room = ctx.room("ban")
-    await _room_with(ctx, room, "owner")
+    await room_with(ctx, room, "owner")
     op = await ctx.client("op")
     await op.oper()
     mallory = await ctx.client("mallory")
@@ -447,7 +438,7 @@ async def join_of_room_where_nick_is_banned_refused(ctx: ServerContext) -> None:
 async def part_removes_member_and_tells_the_others(ctx: ServerContext) -> None:
     """PART is answered OK, removes the member, and the others get MEMBER_LEFT kind PART."""
     room = ctx.room("part")
-    alice, bob, carol = await _room_with(ctx, room, "alice", "bob", "carol")
+    alice, bob, carol = await room_with(ctx, room, "alice", "bob", "carol")
     await alice.part(room, "see you \u263a")
     with ctx.attribute("CP-ROOM-14"):
         for peer in (bob, carol):
@@ -473,7 +464,7 @@ async def part_removes_member_and_tells_the_others(ctx: ServerContext) -> None:
 async def set_topic_stored_and_announced(ctx: ServerContext) -> None:
     """SET_TOPIC is answered OK, stored, and every other member gets TOPIC_CHANGED with by."""
     room = ctx.room("topic")
-    alice, bob, carol = await _room_with(ctx, room, "alice", "bob", "carol")
+    alice, bob, carol = await room_with(ctx, room, "alice", "bob", "carol")
     topic = _topic(ctx, "release on Friday \u2014 caf\u00e9 \U0001f680")
     await alice.ok(SetTopic(room=room, topic=topic), req="CP-ROOM-15")
     with ctx.attribute("CP-ROOM-15"):
@@ -504,7 +495,7 @@ async def topic_length_limit_in_bytes(ctx: ServerContext) -> None:
     assert ctx.limits is not None
     limit = ctx.limits.max_topic_length
     room = ctx.room("tlen")
-    (alice,) = await _room_with(ctx, room, "alice")
+    (alice,) = await room_with(ctx, room, "alice")
     exact = "t" * limit
     answer = await alice.request(SetTopic.model_construct(room=room, topic=exact),
                                  req="CP-ROOM-15")
@@ -526,7 +517,7 @@ async def topic_length_limit_in_bytes(ctx: ServerContext) -> None:
 async def list_rooms_describes_each_room(ctx: ServerContext) -> None:
     """LIST_ROOMS answers ROOM_INFO frames (topic, member count, last_seq), then OK."""
     room = ctx.room("list")
-    alice, bob = await _room_with(ctx, room, "alice", "bob")
+    alice, bob = await room_with(ctx, room, "alice", "bob")
     topic = _topic(ctx, "listed")
     await alice.ok(SetTopic(room=room, topic=topic), req="CP-ROOM-15")
     last = (await bob.say(room, "one")).seq
@@ -548,7 +539,7 @@ async def list_rooms_describes_each_room(ctx: ServerContext) -> None:
 async def list_members_for_member_and_non_member(ctx: ServerContext) -> None:
     """LIST_MEMBERS answers one USER_INFO per member, then OK, to members and non-members alike."""
     room = ctx.room("lm")
-    alice, bob = await _room_with(ctx, room, "alice", "bob")
+    alice, bob = await room_with(ctx, room, "alice", "bob")
     carol = await ctx.client("carol")
     expected = sorted([alice.nick, bob.nick])
     for peer in (alice, carol):

@@ -31,8 +31,8 @@ from chatproto.messages import (
 from conformance.outcomes import Violation
 from conformance.registry import server_case
 from conformance.server_side import KIT_CLIENT_NAME, Peer, ServerContext
-from conformance.suites.server.basics import fit_topic, ping_works, room_with
-from conformance.suites.server.framing import hello_body
+from conformance.suites.server._bodies import hello_body
+from conformance.suites.server._steps import fit_topic, ping_works, room_with
 from conformance.transcript import describe, outcome
 from conformance.wire import frame_bytes
 

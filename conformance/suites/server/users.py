@@ -21,13 +21,13 @@ from chatproto.messages import (
 from conformance.outcomes import Violation
 from conformance.registry import server_case
 from conformance.server_side import Peer, ServerContext
-from conformance.suites.server.accounts import (
+from conformance.suites.server._steps import (
     AUTH_TIMEOUT,
     hello_answer,
     new_password,
+    operator_client,
     registered_account,
 )
-from conformance.suites.server.operators import operator_client
 from conformance.transcript import describe
 
 
