@@ -16,7 +16,7 @@ import sys
 import timeit
 from collections.abc import Callable
 
-from chatproto import _fastcodec, _schema
+from chatproto import HEADER_STRUCT, _fastcodec, _schema
 from chatproto.messages import Message, RoomMessage, SendRoom
 
 TEXT = "Shall we meet at the usual place at six? I'll bring the slides."
@@ -31,7 +31,7 @@ SAMPLES: dict[str, Message] = {
     ),
 }
 
-_HDR = struct.Struct(">IHI")
+_HDR = HEADER_STRUCT
 _U8 = struct.Struct(">B")
 _QB = struct.Struct(">QB")
 _QH = struct.Struct(">QH")

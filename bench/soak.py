@@ -64,6 +64,7 @@ from chatproto import (
     LocalProtocolError,
     RemoteProtocolError,
     Sender,
+    error_name,
 )
 from chatproto.messages import (
     Bye,
@@ -268,7 +269,7 @@ class SoakConnection:
 
     def _dispatch(self, message: Message) -> None:
         if isinstance(message, Error):
-            self.tally.error(_code_name(message.code), message.detail)
+            self.tally.error(error_name(message.code), message.detail)
         if isinstance(message, Ping) and message.request_id == 0:
             with contextlib.suppress(Broken):
                 self.send(Pong(token=message.token))
@@ -285,13 +286,6 @@ class SoakConnection:
             del self._pending[message.request_id]
             if not future.done():
                 future.set_result(frames)
-
-
-def _code_name(code: int) -> str:
-    try:
-        return ErrorCode(code).name
-    except ValueError:
-        return f"CODE_{code}"
 
 
 class Pacer:
@@ -439,7 +433,7 @@ class Soak:
                 received[message.msg_id] += 1
                 self.tally.private_delivered += 1
             elif isinstance(message, Error) and message.fatal and not message.request_id:
-                raise_later.append(f"{_code_name(message.code)} {message.detail}")
+                raise_later.append(f"{error_name(message.code)} {message.detail}")
 
         raise_later: list[str] = []
         conn.on_event = on_event

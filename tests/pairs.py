@@ -8,13 +8,14 @@ and a client/server pair of sans-IO Connections that pass bytes to each other.
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import pytest
 
 from chatproto import (
+    HEADER_STRUCT,
+    MIN_FRAME_LENGTH,
     Connection,
     ErrorCode,
     Event,
@@ -226,12 +227,11 @@ def welcome(request_id: int = 1, **overrides: Any) -> Welcome:
 
 # ---------------------------------------------------------------- raw frames
 
-_HEADER = struct.Struct(">IHI")
 
 
 def raw_frame(type_code: int, request_id: int, body: bytes = b"") -> bytes:
     """A frame built by hand: the header fields given, ``length`` computed."""
-    return _HEADER.pack(HEADER_SIZE - 4 + len(body), type_code, request_id) + body
+    return HEADER_STRUCT.pack(MIN_FRAME_LENGTH + len(body), type_code, request_id) + body
 
 
 def body_of(frame: bytes) -> bytes:
@@ -240,7 +240,7 @@ def body_of(frame: bytes) -> bytes:
 
 def with_body(frame: bytes, body: bytes) -> bytes:
     """``frame`` with its body replaced and its length field fixed up."""
-    _, type_code, request_id = _HEADER.unpack_from(frame)
+    _, type_code, request_id = HEADER_STRUCT.unpack_from(frame)
     return raw_frame(type_code, request_id, body)
 
 

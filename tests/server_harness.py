@@ -35,6 +35,8 @@ from pathlib import Path
 from typing import Any, TypeVar, cast, overload
 
 from chatproto import (
+    HEADER_STRUCT,
+    MIN_FRAME_LENGTH,
     Connection,
     ConnectionClosed,
     ErrorCode,
@@ -44,6 +46,7 @@ from chatproto import (
     RemoteProtocolError,
     Sender,
     encode,
+    error_name,
 )
 from chatproto.messages import (
     Bye,
@@ -65,12 +68,11 @@ M = TypeVar("M", bound=Message)
 Matcher = type[Message] | tuple[type[Message], ...] | Callable[[Message], bool]
 
 _FINAL_RESPONSES = (Welcome, Pong, Bye, Ok, Error)
-_HEADER = struct.Struct(">IHI")
 
 
 def raw_frame(type_code: int, request_id: int, body: bytes = b"") -> bytes:
     """A frame built by hand: header fields as given, ``length`` computed."""
-    return _HEADER.pack(6 + len(body), type_code, request_id) + body
+    return HEADER_STRUCT.pack(MIN_FRAME_LENGTH + len(body), type_code, request_id) + body
 
 
 def unchecked(cls: type[Message], request_id: int = 0, **fields: Any) -> bytes:
@@ -99,17 +101,10 @@ def describe(event: object) -> str:
     if isinstance(event, Message):
         fields = event.model_dump()
         if isinstance(event, Error):
-            fields["code"] = _code_name(event.code)
+            fields["code"] = error_name(event.code)
         text = " ".join(f"{k}={v!r}" for k, v in fields.items())
         return f"{event.NAME} {text}"[:300]
     return repr(event)[:300]
-
-
-def _code_name(code: int) -> str:
-    try:
-        return ErrorCode(code).name
-    except ValueError:
-        return str(code)
 
 
 def describe_all(events: Iterable[object]) -> str:

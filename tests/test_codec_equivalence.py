@@ -34,7 +34,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chatproto import _fastcodec, _fields, _schema
+from chatproto import HEADER_SIZE, HEADER_STRUCT, _fastcodec, _fields, _schema
 from chatproto._errors import ErrorCode, RemoteProtocolError
 from chatproto._fields import FieldType, Wire
 from chatproto.messages import (
@@ -54,8 +54,6 @@ VALID_PER_TYPE = settings(max_examples=200, deadline=None, suppress_health_check
 DAMAGED_PER_TYPE = settings(max_examples=100, deadline=None, suppress_health_check=_QUIET)
 """Each of the two damaged-frame properties: 100 per type, 200 damaged frames per type in all."""
 
-_HEADER = struct.Struct(">IHI")
-_HEADER_SIZE = _HEADER.size
 _U32_MAX = 2**32 - 1
 
 # ------------------------------------------------------------ value strategies
@@ -239,7 +237,7 @@ def models(cls: type[Message]) -> st.SearchStrategy[Message]:
 
 
 def _frame(type_code: int, request_id: int, body: bytes) -> bytes:
-    return _HEADER.pack(_schema.MIN_FRAME_LENGTH + len(body), type_code, request_id) + body
+    return HEADER_STRUCT.pack(_schema.MIN_FRAME_LENGTH + len(body), type_code, request_id) + body
 
 
 def _prefixed(wire: Wire, content: bytes) -> bytes:
@@ -384,7 +382,7 @@ def mutated_frames(draw: st.DrawFn, code: int) -> bytes:
     for _ in range(draw(st.integers(0, 3))):
         op = draw(_MUTATION)
         # Three times in four the damage lands in the body, where the parsers are.
-        first = _HEADER_SIZE if len(frame) > _HEADER_SIZE and draw(_MOSTLY) else 0
+        first = HEADER_SIZE if len(frame) > HEADER_SIZE and draw(_MOSTLY) else 0
         at = first + draw(_OFFSET) % (len(frame) - first + 1)
         if op == "truncate":
             frame = frame[:at]
@@ -398,7 +396,7 @@ def mutated_frames(draw: st.DrawFn, code: int) -> bytes:
         elif op == "delete":
             frame = frame[:at] + frame[at + draw(st.integers(1, 4)) :]
     # Mostly make the header's length match, so the damage reaches the body parsers.
-    if len(frame) >= _HEADER_SIZE and draw(_MOSTLY):
+    if len(frame) >= HEADER_SIZE and draw(_MOSTLY):
         frame = struct.pack(">I", len(frame) - 4) + frame[4:]
     return frame
 
@@ -495,11 +493,11 @@ def test_fast_decoder_reads_only_its_frame_from_a_shared_buffer(
     code: int, data: st.DataObject
 ) -> None:
     frame = data.draw(wire_shaped_frames(code))
-    _, type_code, request_id = _HEADER.unpack_from(frame)
+    _, type_code, request_id = HEADER_STRUCT.unpack_from(frame)
     before = data.draw(st.binary(max_size=16))
     after = data.draw(st.binary(min_size=1, max_size=300))
     buffer = bytearray(before + frame + after)
-    start, end = len(before) + _HEADER_SIZE, len(before) + len(frame)
+    start, end = len(before) + HEADER_SIZE, len(before) + len(frame)
     alone = _outcome(lambda: _fastcodec.decode_frame(frame))
     shared = _outcome(lambda: _fastcodec.decode_body(type_code, request_id, buffer, start, end))
     assert shared == alone
