@@ -32,9 +32,15 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from chatproto import DEFAULT_PORT, PROTOCOL_VERSION, ErrorCode, __version__
+from chatproto import DEFAULT_PORT, PROTOCOL_VERSION, __version__
 from chatproto.names import is_valid_room_name
-from reference_client.client import ChatClient, ChatError, ConnectionLost, TlsFailure
+from reference_client.client import (
+    ChatClient,
+    ChatError,
+    ConnectionLost,
+    TlsFailure,
+    error_name,
+)
 from reference_client.commands import (
     CommandError,
     describe_error,
@@ -245,10 +251,7 @@ def _error_json(command: str | None, exc: BaseException) -> dict[str, Any]:
     elif isinstance(exc, CommandError) and code is None:
         name = "USAGE"
     else:
-        try:
-            name = ErrorCode(code or 0).name
-        except ValueError:
-            name = f"ERROR_{code}"
+        name = error_name(code or 0)
     data: dict[str, Any] = {"event": "ERROR", "command": command, "code": code or 0,
                             "name": name, "message": describe_error(exc)}
     if isinstance(exc, ChatError) and exc.retry_after_ms:

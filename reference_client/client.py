@@ -29,6 +29,7 @@ from pydantic import ValidationError
 
 from chatproto import (
     ERROR_REGISTRY,
+    MAX_FRAME_LENGTH,
     PROTOCOL_VERSION,
     Connection,
     ConnectionClosed,
@@ -98,6 +99,17 @@ _GIVE_UP = {ErrorCode.AUTH_FAILED, ErrorCode.NICK_REGISTERED, ErrorCode.INVALID_
 M = TypeVar("M", bound=Message)
 
 
+def known_error_code(code: int) -> ErrorCode | None:
+    """``code`` as a registered ``ErrorCode``; None for a number the registry lacks."""
+    return ErrorCode(code) if code in ERROR_REGISTRY else None
+
+
+def error_name(code: int) -> str:
+    """The registry's name of ``code`` (``"NICK_IN_USE"``), or ``ERROR_<n>`` for an unknown one."""
+    known = known_error_code(code)
+    return known.name if known is not None else f"ERROR_{code}"
+
+
 class ChatError(Exception):
     """The server (or the protocol rules, locally) refused a request."""
 
@@ -111,15 +123,11 @@ class ChatError(Exception):
 
     @property
     def error_code(self) -> ErrorCode | None:
-        try:
-            return ErrorCode(self.code)
-        except ValueError:
-            return None
+        return known_error_code(self.code)
 
     @property
     def name(self) -> str:
-        known = self.error_code
-        return known.name if known is not None else f"ERROR_{self.code}"
+        return error_name(self.code)
 
     def _line(self) -> str:
         wait = f" (retry in {self.retry_after_ms} ms)" if self.retry_after_ms else ""
@@ -550,7 +558,7 @@ class ChatClient:
         reason, code, retry_after_ms = "connection closed by the server", None, 0
         try:
             while True:
-                data = await reader.read(65536)
+                data = await reader.read(MAX_FRAME_LENGTH)  # a whole largest frame at once
                 for event in self._conn.receive_data(data):
                     if isinstance(event, ConnectionClosed):
                         raise EOFError
@@ -571,9 +579,7 @@ class ChatClient:
             return
         if self._last_error is not None:
             last = self._last_error
-            known = last.error_code
-            name = known.name if known is not None else str(last.code)
-            reason = f"server closed the connection: {name}: {last.detail}"
+            reason = f"server closed the connection: {error_name(last.code)}: {last.detail}"
             code, retry_after_ms = last.code, last.retry_after_ms
         self._lost(ConnectionLost(reason, code, retry_after_ms))
 
@@ -630,8 +636,8 @@ class ChatClient:
             return
         if self._reconnect_task is not None and not self._reconnect_task.done():
             return  # a reconnection attempt lost its new connection: it tries again
-        known = ERROR_REGISTRY.get(ErrorCode(exc.code)) \
-            if exc.code in {int(c) for c in ErrorCode} else None
+        code = known_error_code(exc.code) if exc.code is not None else None
+        known = ERROR_REGISTRY[code] if code is not None else None
         gave_up = exc.code is not None and (
             exc.code in _GIVE_UP or (known is not None and not known.retriable))
         if self.reconnect and self.welcome is not None and not gave_up:

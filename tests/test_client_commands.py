@@ -3,20 +3,31 @@
 ``parse_command`` turns what a person types into a ``Command``, or raises
 ``CommandError`` with a one-line usage message; ``describe_error`` gives one
 line (never a traceback) for every failure the client can meet. No network
-here: ``execute`` is covered end to end by tests/test_client_cli.py.
+here: ``execute`` is covered end to end by tests/test_client_cli.py, and here
+against a stand-in ``ChatClient`` to show each command runs its own library call.
 """
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import ssl
+from unittest.mock import AsyncMock, MagicMock
 
 import pytest
 from pydantic import ValidationError
 
 from chatproto import ErrorCode
-from chatproto.messages import Error, Join, LeaveKind, MemberLeft
-from reference_client.client import ChatError, ConnectionLost, HandshakeFailed
+from chatproto.messages import Error, History, Join, LeaveKind, MemberLeft, RoomInfo
+from chatproto.names import NICK_MAX_BYTES, ROOM_NAME_MAX_BYTES, is_valid_nick, is_valid_room_name
+from reference_client.client import (
+    ChatClient,
+    ChatError,
+    ConnectionLost,
+    HandshakeFailed,
+    HistoryPage,
+    JoinResult,
+)
 from reference_client.commands import (
     COMMANDS,
     Command,
@@ -25,6 +36,7 @@ from reference_client.commands import (
     complete_command,
     describe_error,
     event_json,
+    execute,
     help_lines,
     parse_command,
 )
@@ -379,3 +391,95 @@ def test_error_lines_say_each_thing_once(condition: str, exc: object, line: str)
 def test_describe_someone_else_kicked() -> None:
     event = MemberLeft(room="#r", nick="bob", kind=int(LeaveKind.KICK), reason="", by="op")
     assert describe_error(event, me="alice") == "bob was kicked from #r by op"
+
+
+# ------------------------------------------------- the table is the dispatch
+
+LIBRARY_CALLS: list[tuple[str, str, tuple[object, ...]]] = [
+    # (line typed in ROOM, the ChatClient method it awaits, with these arguments)
+    ("hello there", "send_room", (ROOM, "hello there")),
+    ("/join #other", "join", ("#other",)),
+    ("/part bye", "part", (ROOM, "bye")),
+    ("/msg bob hi", "send_private", ("bob", "hi")),
+    ("/nick carol", "change_nick", ("carol",)),
+    ("/users", "list_users", ()),
+    ("/rooms", "list_rooms", ()),
+    ("/members", "list_members", (ROOM,)),
+    ("/topic new topic", "set_topic", (ROOM, "new topic")),
+    ("/away lunch", "away", ("lunch",)),
+    ("/back", "away", ("",)),
+    ("/register s3cret", "register", ("s3cret",)),
+    ("/login alice s3cret", "login", ("alice", "s3cret")),
+    ("/oper root s3cret", "oper", ("root", "s3cret")),
+    ("/kick #r bob rude", "kick", ("#r", "bob", "rude")),
+    ("/ban #r bob rude", "ban", ("#r", "bob", "rude")),
+    ("/unban #r bob", "unban", ("#r", "bob")),
+    ("/mute #r bob", "mute", ("#r", "bob", True)),
+    ("/unmute #r bob", "mute", ("#r", "bob", False)),
+    ("/quit gone", "quit", ("gone",)),
+]
+
+
+@pytest.mark.parametrize(("line", "method", "args"), LIBRARY_CALLS,
+                         ids=[call[0] for call in LIBRARY_CALLS])
+def test_each_command_runs_its_library_call(line: str, method: str,
+                                            args: tuple[object, ...]) -> None:
+    """``execute`` reaches the library through the command's own entry in ``COMMANDS``."""
+    client = MagicMock(spec=ChatClient)
+    client.nick = "alice"
+    client.rooms = {}
+    client.join.return_value = JoinResult(RoomInfo(room="#other", member_count=1, last_seq=0),
+                                          history=[], gap=None, members=[])
+    command = parse_command(line, ROOM)
+    result = asyncio.run(execute(client, command))
+    assert result.command == command.name
+    getattr(client, method).assert_awaited_once_with(*args)
+    awaited = [name for name in dir(client)
+               if isinstance(getattr(client, name, None), AsyncMock)
+               and getattr(client, name).await_count]
+    assert awaited == [method]
+
+
+def test_history_asks_for_its_count() -> None:
+    client = MagicMock(spec=ChatClient)
+    client.history.return_value = HistoryPage(messages=[], gap=None)
+    result = asyncio.run(execute(client, parse_command("/history #r 7", ROOM)))
+    client.history.assert_awaited_once_with("#r", limit=7)
+    assert result.lines == ("#r: no messages",)
+
+
+def test_local_commands_answer_without_the_server() -> None:
+    """/help and /switch, /topic without text: answered from what the client holds."""
+    client = MagicMock(spec=ChatClient)
+    client.rooms = {}
+    assert asyncio.run(execute(client, parse_command("/help join", ROOM))).lines[0].startswith(
+        "/join #room")
+    with pytest.raises(CommandError) as caught:
+        asyncio.run(execute(client, parse_command("/switch #nowhere", ROOM)))
+    assert caught.value.code == ErrorCode.NOT_IN_ROOM
+    with pytest.raises(CommandError):
+        asyncio.run(execute(client, parse_command("/topic", ROOM)))
+    assert not [name for name in dir(client)
+                if isinstance(getattr(client, name, None), AsyncMock)
+                and getattr(client, name).await_count]
+
+
+def test_history_count_is_bounded_by_the_history_limit_field() -> None:
+    """The largest N is what HISTORY's ``limit`` field holds (u16), not a copy of it."""
+    assert parse_command("/history 65535", ROOM).count == 65535
+    with pytest.raises(CommandError, match="usage"):
+        parse_command("/history 65536", ROOM)
+    with pytest.raises(ValidationError):
+        History(room=ROOM, limit=65536)
+
+
+def test_invalid_name_wording_states_the_name_rules() -> None:
+    """The lines for INVALID_NICK / INVALID_ROOM_NAME state the limits the validators apply."""
+    nick_line = describe_error(ChatError(int(ErrorCode.INVALID_NICK), "", request="NICK"))
+    assert f"at most {NICK_MAX_BYTES}" in nick_line
+    assert is_valid_nick("a" * NICK_MAX_BYTES) and not is_valid_nick("a" * (NICK_MAX_BYTES + 1))
+    room_line = describe_error(ChatError(int(ErrorCode.INVALID_ROOM_NAME), "", request="JOIN"))
+    longest = ROOM_NAME_MAX_BYTES - 1
+    assert f"'#' then 1 to {longest} " in room_line
+    assert is_valid_room_name("#" + "r" * longest)
+    assert not is_valid_room_name("#" + "r" * (longest + 1))
