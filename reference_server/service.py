@@ -156,7 +156,7 @@ class ChatService:
                          limits.cmd_rate_interval_ms / 1000 / factor))
         for room in list(self.rooms.values()):  # left by a server before CP-ROOM-19
             self._reclaim_if_empty(room)
-        self._handlers: dict[type[Message], Callable[[Session, Any], Awaitable[None] | None]] = {
+        self.handlers: dict[type[Message], Callable[[Session, Any], Awaitable[None] | None]] = {
             Hello: self._hello, Nick: self._nick, Register: self._register, Login: self._login,
             Oper: self._oper, Away: self._away, ListUsers: self._list_users, Join: self._join,
             Part: self._part, ListRooms: self._list_rooms, SetTopic: self._set_topic,
@@ -165,6 +165,12 @@ class ChatService:
             Ban: self._ban, Unban: self._unban, Mute: self._mute, Quit: self._quit,
             Ping: self._ping, Pong: self._pong, Error: self._peer_error,
         }
+        """What carries out each message type a client may send: one entry per type.
+
+        A handler answers through ``session.reply`` and returns None, or returns
+        an awaitable to finish off the event loop (a password check). Either
+        way ``handle`` is the one place its failure is caught (CP-ERR-8).
+        """
 
     # --------------------------------------------------------------- dispatch
 
@@ -177,18 +183,13 @@ class ChatService:
                                     code=int(ErrorCode.RATE_LIMITED), fatal=False,
                                     retry_after_ms=wait_ms, detail="rate limit"))
                 return None
-        handler = self._handlers[type(message)]
         try:
-            result = handler(session, message)
+            result = self.handlers[type(message)](session, message)
         except Refused as refused:
             self._refuse(session, message, refused)
             return None
-        except Exception:  # a bug in a handler: answer it, keep the connection (CP-ERR-8)
-            log.exception("handler failed session=%d request=%s", session.session_id,
-                          message.NAME)
-            session.reply(Error(request_id=message.request_id,
-                                code=int(ErrorCode.INTERNAL_ERROR), fatal=False,
-                                detail="internal error"))
+        except Exception:  # a bug in a handler, or none for the type: answer it (CP-ERR-8)
+            self._internal_error(session, message)
             return None
         if result is None:
             return None
@@ -214,6 +215,15 @@ class ChatService:
             await pending
         except Refused as refused:
             self._refuse(session, message, refused)
+        except Exception:  # the same boundary as handle's, on the far side of the await
+            self._internal_error(session, message)
+
+    def _internal_error(self, session: Session, message: Message) -> None:
+        """Answer a request whose handler failed, and keep the connection (CP-ERR-8)."""
+        log.exception("handler failed session=%d request=%s", session.session_id,
+                      message.NAME)
+        session.reply(Error(request_id=message.request_id, code=int(ErrorCode.INTERNAL_ERROR),
+                            fatal=False, detail="internal error"))
 
     def _refuse(self, session: Session, message: Message, refused: Refused) -> None:
         if refused.code is ErrorCode.RATE_LIMITED:  # a guessing flood: not a line per try

@@ -239,11 +239,7 @@ class Session(asyncio.Protocol):
 
         async def finish() -> None:
             try:
-                await pending
-            except Exception:  # a bug in a handler must not kill the connection
-                log.exception("handler failed session=%d", self.session_id)
-                self.reply(Error(code=int(ErrorCode.INTERNAL_ERROR), fatal=False,
-                                 detail="internal error"))
+                await pending  # answers its own failures (ChatService.handle)
             finally:
                 self._busy = False
                 self.idle_since = time.monotonic()

@@ -17,7 +17,7 @@ import pytest
 from conftest import ClientFactory, MakeServer, MakeServerProcess, RunningServer
 from server_harness import HOST, ChatTestClient, of_type, refused
 
-from chatproto import ErrorCode, Limits, encode
+from chatproto import MESSAGE_TYPES, ErrorCode, Limits, Sender, encode
 from chatproto.messages import (
     Ban,
     Error,
@@ -29,6 +29,7 @@ from chatproto.messages import (
     ListMembers,
     ListRooms,
     ListUsers,
+    Login,
     MemberLeft,
     Notice,
     Ok,
@@ -374,12 +375,53 @@ async def test_a_failing_handler_is_answered_internal_error(
     def broken(session: object, request: object) -> None:
         raise OverflowError("Python int too large to convert to SQLite INTEGER")
 
-    server.server.service._handlers[ListRooms] = broken
+    server.server.service.handlers[ListRooms] = broken
     ping, listing = await alice.send_many([Ping(token=b"p"), ListRooms()])
     assert isinstance((await alice.response(ping))[-1], Pong)
     error = refused(await alice.response(listing), ErrorCode.INTERNAL_ERROR)
     assert not error.fatal
+    assert error.request_id == listing
     assert isinstance((await alice.request(Ping(token=b"q")))[-1], Pong)
+
+
+async def test_a_handler_failing_after_its_await_is_answered_internal_error(
+        server: RunningServer, client_factory: ClientFactory) -> None:
+    """CP-ERR-8 on the asynchronous path (a password check): the INTERNAL_ERROR answers
+    the request's own request_id, not 0, and the frames held back behind it are served."""
+    alice = await client_factory("alice")
+
+    def broken(session: object, request: object) -> Awaitable[None]:
+        async def check() -> None:
+            await asyncio.sleep(0)
+            raise OverflowError("the worker thread failed")
+        return check()
+
+    server.server.service.handlers[Login] = broken
+    login, ping = await alice.send_many([Login(nick="alice", password="hunter22"),
+                                         Ping(token=b"p")])
+    error = refused(await alice.response(login), ErrorCode.INTERNAL_ERROR)
+    assert (error.request_id, error.fatal) == (login, False)
+    assert isinstance((await alice.response(ping))[-1], Pong)
+    assert isinstance((await alice.request(Ping(token=b"q")))[-1], Pong)
+
+
+async def test_a_request_type_without_a_handler_is_answered_internal_error(
+        server: RunningServer, client_factory: ClientFactory) -> None:
+    """CP-ERR-8: a type missing from the handler table fails like a broken handler."""
+    alice = await client_factory("alice")
+    del server.server.service.handlers[ListRooms]
+    listing = await alice.send(ListRooms())
+    error = refused(await alice.response(listing), ErrorCode.INTERNAL_ERROR)
+    assert (error.request_id, error.fatal) == (listing, False)
+    assert isinstance((await alice.request(Ping(token=b"q")))[-1], Pong)
+
+
+async def test_the_handler_table_covers_every_message_a_client_may_send(
+        server: RunningServer) -> None:
+    """Every type the schema lets a client send has a handler, and nothing else has one."""
+    client_sent = {cls for cls in MESSAGE_TYPES.values()
+                   if cls.SENDER in (Sender.CLIENT, Sender.BOTH)}
+    assert set(server.server.service.handlers) == client_sent
 
 
 def test_the_limits_have_flags_and_documented_defaults() -> None:
