@@ -32,14 +32,13 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from chatproto import DEFAULT_PORT, PROTOCOL_VERSION, __version__
+from chatproto import DEFAULT_PORT, PROTOCOL_VERSION, __version__, error_name
 from chatproto.names import is_valid_room_name
 from reference_client.client import (
     ChatClient,
     ChatError,
     ConnectionLost,
     TlsFailure,
-    error_name,
 )
 from reference_client.commands import (
     CommandError,

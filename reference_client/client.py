@@ -40,7 +40,9 @@ from chatproto import (
     Sender,
     __version__,
     error_message,
+    error_name,
     fold,
+    known_error_code,
     validation_error_code,
 )
 from chatproto.messages import (
@@ -97,17 +99,6 @@ _GIVE_UP = {ErrorCode.AUTH_FAILED, ErrorCode.NICK_REGISTERED, ErrorCode.INVALID_
             ErrorCode.UNSUPPORTED_VERSION}
 
 M = TypeVar("M", bound=Message)
-
-
-def known_error_code(code: int) -> ErrorCode | None:
-    """``code`` as a registered ``ErrorCode``; None for a number the registry lacks."""
-    return ErrorCode(code) if code in ERROR_REGISTRY else None
-
-
-def error_name(code: int) -> str:
-    """The registry's name of ``code`` (``"NICK_IN_USE"``), or ``ERROR_<n>`` for an unknown one."""
-    known = known_error_code(code)
-    return known.name if known is not None else f"ERROR_{code}"
 
 
 class ChatError(Exception):

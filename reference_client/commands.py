@@ -28,7 +28,15 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from chatproto import ERROR_REGISTRY, ErrorCode, LocalProtocolError, Message, fold
+from chatproto import (
+    ERROR_REGISTRY,
+    ErrorCode,
+    LocalProtocolError,
+    Message,
+    error_name,
+    fold,
+    known_error_code,
+)
 from chatproto import validation_error_code as _validation_error_code
 from chatproto.messages import (
     Error,
@@ -46,8 +54,6 @@ from reference_client.client import (
     ChatError,
     ConnectionLost,
     HandshakeFailed,
-    error_name,
-    known_error_code,
     tls_failure,
 )
 from reference_client.events import (
