@@ -31,8 +31,8 @@ import shlex
 import signal
 import socket
 import time
-from collections.abc import Callable, Collection, Iterator, Sequence
-from typing import Any, NoReturn
+from collections.abc import Callable, Collection, Sequence
+from typing import Any
 
 from chatproto import ERROR_REGISTRY, MESSAGE_TYPES, ErrorCode, Message, encode, fold
 from chatproto.messages import (
@@ -49,6 +49,7 @@ from chatproto.messages import (
     SendRoom,
     Welcome,
 )
+from conformance.case_context import CaseContext
 from conformance.client_monitor import (
     CLIENT_MAX_FRAME,
     ClientMonitor,
@@ -58,7 +59,7 @@ from conformance.inbox import Inbox, T
 from conformance.options import KitOptions
 from conformance.outcomes import KitError, NotApplicable, Violation
 from conformance.registry import Case, requirement
-from conformance.transcript import Transcript, describe
+from conformance.transcript import describe
 from conformance.wire import LENGTH, MIN_LENGTH, FrameStreamError, Received, decode, read_frame
 
 HOST = "127.0.0.1"
@@ -495,29 +496,25 @@ class ClientLink(Inbox):
             await self._task
 
 
-class ClientContext:
+class ClientContext(CaseContext):
     """What a client-suite case works with: the launched client, its connection, checks."""
+
+    one_warning_per_requirement = True
+    """The monitor judges every frame the client sends; one warning per rule is enough."""
 
     def __init__(self, case: Case, command: list[str], options: KitOptions,
                  broken: dict[str, str]) -> None:
-        self.case = case
+        super().__init__(case, options, broken)
         self.command = list(command)
-        self.options = options
-        self.timeout = 3.0 * options.timeout_scale
-        """Seconds any single wait may take before it counts as 'never'."""
-        self.transcript = Transcript()
-        self.warnings: list[Violation] = []
         self.links: list[ClientLink] = []
         self.host = HOST
         self.port = 0
-        self._broken = broken
         self._server: asyncio.Server | None = None
         self._process: asyncio.subprocess.Process | None = None
         self._stdout = bytearray()
         self._stderr = bytearray()
         self._pumps: list[asyncio.Task[None]] = []
         self._arrivals: asyncio.Queue[ClientLink] = asyncio.Queue()
-        self._warned: set[str] = set()
 
     # ------------------------------------------------------------ the client process
     async def _on_connect(self, reader: asyncio.StreamReader,
@@ -678,49 +675,3 @@ class ClientContext:
                 if len(text) > REPORT_OUTPUT_CHARS:
                     text = text[:REPORT_OUTPUT_CHARS] + f"... ({len(data)} bytes in all)"
                 self.transcript.note("process", f"client {name}: {text!r}")
-
-    # ------------------------------------------------------------ verdicts
-    def warn(self, violation: Violation) -> None:
-        """Record a broken SHOULD (once per requirement and case)."""
-        if violation.requirement not in self._warned:
-            self._warned.add(violation.requirement)
-            self.warnings.append(violation)
-
-    def check(self, condition: bool, req: str, message: str) -> None:
-        """A requirement holds, or the case records it as broken (a MUST ends the case)."""
-        if condition:
-            return
-        violation = Violation(req, message)
-        if requirement(req).level.value == "MUST":
-            raise violation
-        self.warn(violation)
-
-    def fail(self, req: str, message: str) -> None:
-        self.check(False, req, message)
-
-    def skip(self, reason: str) -> NoReturn:
-        raise NotApplicable(reason)
-
-    @contextlib.contextmanager
-    def attribute(self, req: str) -> Iterator[None]:
-        """Inside this block, a wait that times out or ends in a close breaks ``req``."""
-        try:
-            yield
-        except Violation as exc:
-            if exc.kind in ("timeout", "closed"):
-                raise Violation(req, exc.message, exc.kind) from exc
-            raise
-
-    # ------------------------------------------------------------ fundamentals
-    def mark_broken(self, fundamental: str, exc: Violation) -> None:
-        """Record that something every case relies on is broken, so later cases skip."""
-        self.block(fundamental, f"the {fundamental} does not work "
-                                f"({self.case.id} failed on {exc.requirement})")
-
-    def block(self, fundamental: str, reason: str) -> None:
-        """Record that ``fundamental`` is broken; ``reason`` is a sentence saying so."""
-        self._broken.setdefault(fundamental, reason)
-
-    def require_working(self, fundamental: str) -> None:
-        if fundamental in self._broken:
-            raise NotApplicable(f"blocked: {self._broken[fundamental]}")

@@ -13,24 +13,17 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
 
 import conformance
 from chatproto import PROTOCOL_VERSION
 from chatproto.requirements import Level, load_requirements
+from conformance.case_context import CaseContext
 from conformance.outcomes import SEVERITY, KitError, NotApplicable, Outcome, Violation
 from conformance.registry import Case, requirement
 from conformance.transcript import Transcript
 
 CASE_TIME_LIMIT_S = 60.0
 SLOW_CASE_TIME_LIMIT_S = 300.0
-
-
-class CaseContext(Protocol):
-    transcript: Transcript
-    warnings: list[Violation]
-
-    async def close_all(self) -> None: ...
 
 
 ContextFactory = Callable[[Case, dict[str, str]], CaseContext]

@@ -20,7 +20,7 @@ import socket
 import ssl
 import string
 import time
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
 from chatproto import ErrorCode, Message, encode
@@ -39,11 +39,12 @@ from chatproto.messages import (
     SendRoom,
     Welcome,
 )
+from conformance.case_context import CaseContext
 from conformance.inbox import Inbox, M, Matcher, T, matches
 from conformance.options import KitOptions
 from conformance.outcomes import KitError, NotApplicable, Violation
-from conformance.registry import Case, requirement
-from conformance.transcript import Transcript, code_name, describe
+from conformance.registry import Case
+from conformance.transcript import code_name, describe
 from conformance.wire import (
     HEADER,
     LENGTH,
@@ -568,23 +569,17 @@ def fresh_client_msg_id() -> int:
     return secrets.randbits(63) | 1
 
 
-class ServerContext:
+class ServerContext(CaseContext):
     """What a server-suite case works with: the target, fresh names, connections, checks."""
 
     def __init__(self, case: Case, host: str, port: int, options: KitOptions,
                  broken: dict[str, str]) -> None:
-        self.case = case
+        super().__init__(case, options, broken)
         self.host = host
         self.port = port
-        self.options = options
-        self.timeout = 3.0 * options.timeout_scale
-        """Seconds any single wait may take before it counts as 'never'."""
-        self.transcript = Transcript()
         self.limits: Limits | None = None
         """The limits of the latest WELCOME (targets may differ from the defaults)."""
-        self.warnings: list[Violation] = []
         self.peers: list[Peer] = []
-        self._broken = broken
         self._labels: dict[str, int] = {}
 
     # ------------------------------------------------------------ names
@@ -644,26 +639,7 @@ class ServerContext:
     async def close_all(self) -> None:
         await asyncio.gather(*(peer.close() for peer in self.peers))
 
-    # ------------------------------------------------------------ verdicts
-    def check(self, condition: bool, req: str, message: str) -> None:
-        """A requirement holds, or the case records it as broken.
-
-        A broken MUST ends the case; a broken SHOULD or MAY is recorded as a
-        warning and the case goes on.
-        """
-        if condition:
-            return
-        violation = Violation(req, message)
-        if requirement(req).level.value == "MUST":
-            raise violation
-        self.warnings.append(violation)
-
-    def fail(self, req: str, message: str) -> None:
-        self.check(False, req, message)
-
-    def skip(self, reason: str) -> None:
-        raise NotApplicable(reason)
-
+    # ------------------------------------------------------------ what a case needs
     def need_shutdown(self) -> list[str]:
         if self.options.shutdown_command is None:
             raise NotApplicable("needs a command that shuts the server down: "
@@ -674,27 +650,3 @@ class ServerContext:
         if self.options.oper is None:
             raise NotApplicable("needs operator credentials: --oper NAME:PASSWORD")
         return self.options.oper
-
-    @contextlib.contextmanager
-    def attribute(self, req: str) -> Iterator[None]:
-        """Inside this block, a wait that times out or ends in a close breaks ``req``.
-
-        For cases where 'nothing arrived' is the very fault checked (a stalled
-        room is CP-FLOW-4, not an unanswered request).
-        """
-        try:
-            yield
-        except Violation as exc:
-            if exc.kind in ("timeout", "closed"):
-                raise Violation(req, exc.message, exc.kind) from exc
-            raise
-
-    # ------------------------------------------------------------ fundamentals
-    def mark_broken(self, fundamental: str, exc: Violation) -> None:
-        """Record that something every case relies on is broken, so later cases skip."""
-        self._broken.setdefault(fundamental, f"the {fundamental} does not work "
-                                             f"({self.case.id} failed on {exc.requirement})")
-
-    def require_working(self, fundamental: str) -> None:
-        if fundamental in self._broken:
-            raise NotApplicable(f"blocked: {self._broken[fundamental]}")

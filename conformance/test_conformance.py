@@ -8,11 +8,12 @@ import warnings
 
 import pytest
 
+from conformance.case_context import CaseContext
 from conformance.cli import _target
 from conformance.options import KitOptions
 from conformance.outcomes import Outcome
 from conformance.registry import Case
-from conformance.runner import CaseContext, run_case
+from conformance.runner import run_case
 from conformance.server_side import ServerContext
 
 
