@@ -16,6 +16,9 @@ teardowns after it, inside the test's loop, whether the test passed or not.
   pick another server). Every client is closed at teardown.
 * ``make_server_process``: ``ServerProcess`` objects (``python -m
   reference_server``); every process is stopped at teardown.
+* ``pki``: a throw-away CA and a certificate for 127.0.0.1 (``Pki``), one per module.
+* ``clients``: ``await clients("alice", port, **options)`` gives a watched,
+  connected ``reference_client.ChatClient`` (``ClientMaker``); all closed at teardown.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from server_harness import HOST, SERVER_ENTRY, ChatTestClient, HarnessError, ServerProcess
+from client_tools import ClientMaker
+from server_harness import HOST, SERVER_ENTRY, ChatTestClient, HarnessError, Pki, ServerProcess
 
 from chatproto import Limits
 
@@ -289,3 +293,15 @@ def make_server_process(tmp_path: Path) -> Iterator[MakeServerProcess]:
     yield make
     for process in processes:
         process.close()
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return Pki.issue(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture
+def clients(async_resources: AsyncResources) -> ClientMaker:
+    maker = ClientMaker()
+    async_resources.on_teardown(maker.close_all, order=0)
+    return maker

@@ -34,9 +34,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, cast, overload
 
+import trustme
+from pairs import raw_frame as raw_frame
+
 from chatproto import (
-    HEADER_STRUCT,
-    MIN_FRAME_LENGTH,
     Connection,
     ConnectionClosed,
     ErrorCode,
@@ -70,9 +71,30 @@ Matcher = type[Message] | tuple[type[Message], ...] | Callable[[Message], bool]
 _FINAL_RESPONSES = (Welcome, Pong, Bye, Ok, Error)
 
 
-def raw_frame(type_code: int, request_id: int, body: bytes = b"") -> bytes:
-    """A frame built by hand: header fields as given, ``length`` computed."""
-    return HEADER_STRUCT.pack(MIN_FRAME_LENGTH + len(body), type_code, request_id) + body
+@dataclass(frozen=True)
+class Pki:
+    """A throw-away CA (trustme) and a certificate it issued for ``HOST``, on disk."""
+
+    ca: trustme.CA
+    ca_pem: Path
+    cert: Path
+    key: Path
+
+    @classmethod
+    def issue(cls, directory: Path) -> Pki:
+        ca = trustme.CA()
+        issued = ca.issue_cert(HOST)  # an IP address SAN for 127.0.0.1
+        ca_pem, cert, key = directory / "ca.pem", directory / "cert.pem", directory / "key.pem"
+        ca.cert_pem.write_to_path(str(ca_pem))
+        cert.write_bytes(b"".join(blob.bytes() for blob in issued.cert_chain_pems))
+        issued.private_key_pem.write_to_path(str(key))
+        return cls(ca, ca_pem, cert, key)
+
+    def client_context(self) -> ssl.SSLContext:
+        """A client context that trusts this CA only."""
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+        self.ca.configure_trust(context)
+        return context
 
 
 def unchecked(cls: type[Message], request_id: int = 0, **fields: Any) -> bytes:

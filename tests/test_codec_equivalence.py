@@ -33,6 +33,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pairs import raw_frame
 
 from chatproto import HEADER_SIZE, HEADER_STRUCT, _fastcodec, _fields, _schema
 from chatproto._errors import ErrorCode, RemoteProtocolError
@@ -236,10 +237,6 @@ def models(cls: type[Message]) -> st.SearchStrategy[Message]:
 # --------------------------------------------------------- arbitrary frames
 
 
-def _frame(type_code: int, request_id: int, body: bytes) -> bytes:
-    return HEADER_STRUCT.pack(_schema.MIN_FRAME_LENGTH + len(body), type_code, request_id) + body
-
-
 def _prefixed(wire: Wire, content: bytes) -> bytes:
     return struct.pack(wire.prefix_format, len(content)) + content
 
@@ -314,7 +311,7 @@ def wire_shaped_frames(draw: st.DrawFn, code: int) -> bytes:
     body = b"".join(
         draw(_field_octets(field.field_type)) for field in _schema.BODY_FIELDS[code]
     )
-    return _frame(code, draw(_uints(_fields.UINT32)), body)
+    return raw_frame(code, draw(_uints(_fields.UINT32)), body)
 
 
 def _value_octets(field_type: FieldType, value: Any) -> bytes:
@@ -361,7 +358,7 @@ def bad_utf8_frames(draw: st.DrawFn, code: int) -> bytes:
             items.insert(draw(st.integers(0, len(items))), bad)
             count = struct.pack(field.field_type.wire.prefix_format, len(items))
             parts.append(count + b"".join(_prefixed(_fields.STR8, item) for item in items))
-    return _frame(code, message.request_id, b"".join(parts))
+    return raw_frame(code, message.request_id, b"".join(parts))
 
 
 _OFFSET = st.integers(0, 2**16)
@@ -378,7 +375,7 @@ def mutated_frames(draw: st.DrawFn, code: int) -> bytes:
     if draw(st.booleans()):
         frame = _fastcodec.encode(draw(models(MESSAGE_TYPES[code])))
     else:
-        frame = _frame(code, draw(_uints(_fields.UINT32)), draw(st.binary(max_size=120)))
+        frame = raw_frame(code, draw(_uints(_fields.UINT32)), draw(st.binary(max_size=120)))
     for _ in range(draw(st.integers(0, 3))):
         op = draw(_MUTATION)
         # Three times in four the damage lands in the body, where the parsers are.
@@ -480,7 +477,7 @@ def test_decoders_agree_on_mutated_frames(code: int, data: st.DataObject) -> Non
 @settings(max_examples=1000, deadline=None)
 @given(frame=st.one_of(
     st.binary(max_size=64),
-    st.builds(_frame, st.integers(0, 0xFFFF), st.integers(0, _U32_MAX), st.binary(max_size=64)),
+    st.builds(raw_frame, st.integers(0, 0xFFFF), st.integers(0, _U32_MAX), st.binary(max_size=64)),
 ))
 def test_decoders_agree_on_arbitrary_octets(frame: bytes) -> None:
     _assert_decoders_agree(frame)

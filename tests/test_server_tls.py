@@ -11,42 +11,17 @@ import re
 import socket
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import trustme
 from conftest import ClientFactory, MakeServer, MakeServerProcess, RunningServer
-from server_harness import HOST, ChatTestClient
+from server_harness import HOST, ChatTestClient, Pki
 
 from chatproto import encode
 from chatproto.messages import Hello, Join, Ok, RoomMessage, SendRoom
 from reference_server.__main__ import connect_hint
 from reference_server.config import ServerConfig
 from reference_server.server import TLS_HANDSHAKE_TIMEOUT_S, handshake_failure
-
-
-@dataclass(frozen=True)
-class Pki:
-    ca: trustme.CA
-    cert: Path
-    key: Path
-
-    def client_context(self) -> ssl.SSLContext:
-        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
-        self.ca.configure_trust(context)
-        return context
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    directory = tmp_path_factory.mktemp("pki")
-    ca = trustme.CA()
-    issued = ca.issue_cert(HOST)  # an IP address SAN for 127.0.0.1
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    cert.write_bytes(b"".join(blob.bytes() for blob in issued.cert_chain_pems))
-    issued.private_key_pem.write_to_path(str(key))
-    return Pki(ca, cert, key)
 
 
 async def _tls_server(make_server: MakeServer, pki: Pki) -> RunningServer:
