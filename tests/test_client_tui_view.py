@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import contextlib
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 from conftest import AsyncResources, RunningServer
@@ -15,6 +17,7 @@ from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 from server_harness import HOST
 
+import reference_client.view
 from chatproto.messages import (
     LeaveKind,
     MemberJoined,
@@ -35,13 +38,13 @@ from reference_client.events import (
     Reconnected,
     Reconnecting,
 )
-from reference_client.tui import (
+from reference_client.tui import TerminalUI
+from reference_client.view import (
     NICK_PALETTE,
     STATUS_WINDOW,
     ChatView,
     ConnectionState,
     LineKind,
-    TerminalUI,
     clock_hhmm,
     input_scroll,
     nick_colour,
@@ -80,6 +83,20 @@ def view() -> ChatView:
     view.joined("#general", topic="hello", members=["alice", "bob", "Carol"])
     view.joined("#dev", members=["alice", "dave"])
     return view
+
+
+def test_the_view_module_wires_no_application() -> None:
+    """``reference_client.view`` is plain data and rendering decisions: of prompt_toolkit it
+    uses only the cell width of text and the fragment type, never an application, a
+    layout or key bindings (those are ``reference_client.tui``'s)."""
+    tree = ast.parse(Path(reference_client.view.__file__).read_text(encoding="utf-8"))
+    imported = {node.module for node in ast.walk(tree)
+                if isinstance(node, ast.ImportFrom) and node.module}
+    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                 for alias in node.names}
+    toolkit = {name for name in imported if name.split(".")[0] == "prompt_toolkit"}
+    assert toolkit == {"prompt_toolkit.utils", "prompt_toolkit.formatted_text"}
+    assert "reference_client.tui" not in imported
 
 
 def test_starts_in_the_status_window() -> None:
