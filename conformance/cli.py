@@ -23,7 +23,7 @@ from pathlib import Path
 
 import conformance
 from chatproto import DEFAULT_PORT, PROTOCOL_VERSION
-from conformance.options import KitOptions
+from conformance.options import OPTIONS, KitOptions
 from conformance.outcomes import Outcome
 from conformance.registry import Case, all_cases, in_run_order, select
 from conformance.reports import html_report, json_report, junit_report
@@ -53,24 +53,18 @@ def _parser() -> argparse.ArgumentParser:
     pick = common.add_argument_group("selecting cases")
     pick.add_argument("--list", action="store_true",
                       help="list the selected cases and the requirements they check, run nothing")
-    pick.add_argument("--req", action="append", metavar="PATTERN", default=[],
-                      help="only cases checking a requirement matching PATTERN, e.g. "
-                           "'CP-FRAME-*' (repeatable)")
     pick.add_argument("-k", metavar="EXPRESSION",
                       help="only cases whose ID, title or requirements match, as pytest -k: "
                            "words with and/or/not")
     pick.add_argument("--case", action="append", metavar="ID", default=[],
                       help="only the case with this exact ID (repeatable); reports print it")
-    pick.add_argument("--skip-slow", action="store_true",
-                      help="leave out the slow cases, which --list marks (keepalive, idle "
-                           "timeout, history retention): not run, not reported, counted as "
-                           "deselected")
     run = common.add_argument_group("running")
-    run.add_argument("--timeout-scale", type=float, default=1.0, metavar="FACTOR",
-                     help="multiply every wait by FACTOR, for slow implementations "
-                          "(default 1: 3 s per wait)")
     run.add_argument("--repeat", type=int, default=1, metavar="N",
                      help="run every case N times; a case whose outcome varies is FLAKY")
+    groups = {"selecting cases": pick, "running": run}
+    for option in OPTIONS:
+        if option.group in groups:
+            option.add_to(groups[option.group].add_argument)
     out = common.add_argument_group("reports")
     out.add_argument("--junit", type=Path, metavar="FILE", help="write JUnit XML")
     out.add_argument("--json", type=Path, metavar="FILE", help="write the results as JSON")
@@ -84,22 +78,9 @@ def _parser() -> argparse.ArgumentParser:
         description="The kit connects to HOST:PORT as clients and checks the server's answers.")
     server.add_argument("target", nargs="?", metavar="HOST:PORT",
                         help=f"the server under test (port defaults to {DEFAULT_PORT})")
-    server.add_argument("--oper", metavar="NAME:PASSWORD",
-                        help="operator credentials configured on the server; without them "
-                             "the operator cases are skipped")
-    server.add_argument("--tls", action="store_true",
-                        help="the server serves TLS; the TLS cases run only with this")
-    server.add_argument("--cafile", metavar="PEM",
-                        help="verify the server's certificate with these CA certificates "
-                             "(implies --tls; without it any certificate is accepted)")
-    server.add_argument("--shutdown-command", metavar="CMD",
-                        help="a shell-quoted command that shuts the server down in an orderly "
-                             "way, e.g. 'kill -TERM 1234'; the shutdown case (CP-CLOSE-7) runs "
-                             "it last, and is skipped without it")
-    server.add_argument("--flood-budget", type=int, default=32 * 1024 * 1024, metavar="BYTES",
-                        help="bytes the slow-reader case may queue to one client before "
-                             "deciding that the server does not bound its output queue "
-                             "(default 32 MiB)")
+    for option in OPTIONS:
+        if option.group == "the server":
+            option.add_to(server.add_argument)
 
     client = suites.add_parser(
         "client", parents=[common], help="check a client program",
@@ -240,21 +221,14 @@ def _main(argv: Sequence[str] | None) -> int:
             host, port = _target(args.target)
         except ValueError:
             parser.error(f"not HOST:PORT: {args.target!r}")
-        oper: tuple[str, str] | None = None
-        if args.oper:
-            name, sep, password = args.oper.partition(":")
-            if not sep or not name:
-                parser.error("--oper wants NAME:PASSWORD")
-            oper = (name, password)
+        try:
+            options = KitOptions.from_values(vars(args))
+        except ValueError as exc:
+            parser.error(str(exc))
         problem = _reachable(host, port, 3.0 * args.timeout_scale)
         if problem:
             print(f"chatproto-conformance: {problem}", file=sys.stderr)
             return EXIT_KIT_ERROR
-        options = KitOptions(timeout_scale=args.timeout_scale, oper=oper,
-                             flood_budget=args.flood_budget,
-                             tls=args.tls or args.cafile is not None, cafile=args.cafile,
-                             shutdown_command=shlex.split(args.shutdown_command)
-                             if args.shutdown_command else None)
         target = f"{host}:{port}"
 
         def make_context(case: Case, broken: dict[str, str]) -> ServerContext:
@@ -272,7 +246,7 @@ def _main(argv: Sequence[str] | None) -> int:
         args.command = command
         from conformance.client_side import ClientContext
 
-        options = KitOptions(timeout_scale=args.timeout_scale)
+        options = KitOptions.from_values(vars(args))
         target = shlex.join(command)
 
         def make_client_context(case: Case, broken: dict[str, str]) -> ClientContext:

@@ -16,6 +16,7 @@ import shlex
 
 import pytest
 
+from conformance.options import OPTIONS
 from conformance.registry import Case, all_cases, in_run_order, select
 
 
@@ -26,21 +27,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--client-command", metavar="COMMAND",
                     help="run the client suite against this client command (one shell-quoted "
                          "string; {host} and {port} are replaced)")
-    group.addoption("--oper", metavar="NAME:PASSWORD",
-                    help="operator credentials configured on the target server")
-    group.addoption("--tls", action="store_true", help="the target server serves TLS")
-    group.addoption("--cafile", metavar="PEM",
-                    help="CA certificates for the target (implies --tls)")
-    group.addoption("--shutdown-command", metavar="CMD",
-                    help="a command that shuts the target server down (the CP-CLOSE-7 case "
-                         "runs it, last)")
-    group.addoption("--timeout-scale", type=float, default=1.0, metavar="FACTOR",
-                    help="multiply every wait of the kit by FACTOR")
-    group.addoption("--req", action="append", default=[], metavar="PATTERN",
-                    help="only cases checking a requirement matching PATTERN (repeatable)")
-    group.addoption("--skip-slow", action="store_true",
-                    help="leave out the slow cases (keepalive, idle timeout, history "
-                         "retention)")
+    for option in OPTIONS:
+        option.add_to(group.addoption)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from conformance.case_context import CaseContext
 from conformance.cli import _target
-from conformance.options import KitOptions
+from conformance.options import OPTIONS, KitOptions
 from conformance.outcomes import Outcome
 from conformance.registry import Case
 from conformance.runner import run_case
@@ -28,16 +28,10 @@ def broken_fundamentals() -> dict[str, str]:
 
 
 def _options(config: pytest.Config) -> KitOptions:
-    oper = config.getoption("--oper")
-    credentials: tuple[str, str] | None = None
-    if oper:
-        name, _, password = oper.partition(":")
-        credentials = (name, password)
-    cafile = config.getoption("--cafile")
-    shutdown = config.getoption("--shutdown-command")
-    return KitOptions(timeout_scale=config.getoption("--timeout-scale"), oper=credentials,
-                      tls=bool(config.getoption("--tls") or cafile), cafile=cafile,
-                      shutdown_command=shlex.split(shutdown) if shutdown else None)
+    try:
+        return KitOptions.from_values({o.dest: config.getoption(o.dest) for o in OPTIONS})
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def test_conformance(conformance_case: Case, request: pytest.FixtureRequest,

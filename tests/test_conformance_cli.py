@@ -4,11 +4,13 @@ A SKIP line says why the case was skipped (and which case blocks it); ``--skip-s
 leaves the slow cases out and says how many, the same in the banner and the
 summary; a client that cannot be started is said to be so, with status 2 and no
 requirement claimed as checked; and a reader that stops early (``| head``) ends
-the kit quietly.
+the kit quietly. The command line and the pytest plugin take the same options,
+declared once.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import re
@@ -16,11 +18,15 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import MakeServerProcess
 from server_harness import HOST, ROOT
 
+from conformance.cli import _parser
+from conformance.options import OPTIONS, KitOptions
+from conformance.pytest_plugin import pytest_addoption
 from conformance.registry import all_cases, select
 
 KIT_TIMEOUT_S = 120.0
@@ -191,3 +197,43 @@ def test_listing_into_a_closed_pipe_ends_quietly() -> None:
     status, stderr = _kit_with_closed_stdout("server", "--list", after_lines=0)
     assert stderr == ""
     assert status == 2
+
+
+# ---------------------------------------------------------------- options, declared once
+
+
+def test_every_option_is_read_alike_by_the_command_line_and_pytest() -> None:
+    """Each declared option reaches KitOptions the same way through argparse and pytest:
+    the CLI's server parser and pytest's parser both know every flag, with one default."""
+    args = _parser().parse_args([
+        "server", "h:1", "--oper", "op:pw", "--cafile", "ca.pem", "--timeout-scale", "2",
+        "--shutdown-command", "kill -TERM 7", "--flood-budget", "1024"])
+    from_cli = KitOptions.from_values(vars(args))
+    assert from_cli == KitOptions(timeout_scale=2.0, oper=("op", "pw"), flood_budget=1024,
+                                  tls=True, cafile="ca.pem",
+                                  shutdown_command=["kill", "-TERM", "7"])
+    plugin = argparse.ArgumentParser()  # pytest hands addoption's arguments to argparse
+
+    class Group:
+        def addoption(self, *flags: str, **settings: Any) -> None:
+            plugin.add_argument(*flags, **settings)
+
+    class Parser:
+        def getgroup(self, name: str) -> Group:
+            return Group()
+
+    pytest_addoption(Parser())  # type: ignore[arg-type]
+    parsed = plugin.parse_args([
+        "--oper", "op:pw", "--cafile", "ca.pem", "--timeout-scale", "2",
+        "--shutdown-command", "kill -TERM 7", "--flood-budget", "1024"])
+    assert KitOptions.from_values(vars(parsed)) == from_cli
+    defaults = _parser().parse_args(["server", "h:1"])
+    pytest_defaults = vars(plugin.parse_args([]))
+    for option in OPTIONS:
+        assert getattr(defaults, option.dest) == option.default == pytest_defaults[option.dest]
+    assert KitOptions.from_values(vars(defaults)) == KitOptions()
+
+
+def test_oper_without_a_colon_is_refused_in_one_line() -> None:
+    with pytest.raises(ValueError, match=r"^--oper wants NAME:PASSWORD$"):
+        KitOptions.from_values({"oper": "justaname"})
