@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 import sys
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 
 from prompt_toolkit.application import Application
 from prompt_toolkit.buffer import Buffer
@@ -282,12 +282,9 @@ class TerminalUI:
                 view.error("usage: /win N (a window number from the side panel)")
             return
         command = parse_command(text, view.current_room)
-        if command.name == "switch":
-            if not view.switch(command.room or ""):
-                view.error(f"no window {command.room}: /join it first")
-            return
-        if command.name == "quit":
-            await self.quit(command.text or "")
+        handled_here = _HANDLED_HERE.get(command.name)
+        if handled_here is not None:
+            await handled_here(self, command)
             return
         if command.name == SAY and view.state is ConnectionState.RECONNECTING:
             self._give_back(text, "not connected (reconnecting)")
@@ -300,6 +297,14 @@ class TerminalUI:
             self._give_back(text, describe_error(exc, me=view.nick))
             return
         self.show_result(command, result)
+
+    async def _switch(self, command: Command) -> None:
+        """/switch changes windows: the view knows them (the library only knows rooms)."""
+        if not self.view.switch(command.room or ""):
+            self.view.error(f"no window {command.room}: /join it first")
+
+    async def _quit_command(self, command: Command) -> None:
+        await self.quit(command.text or "")
 
     def _give_back(self, text: str, why: str) -> None:
         """A message was not sent: say why, and put the line typed back to edit.
@@ -314,42 +319,65 @@ class TerminalUI:
         self.view.error(f"{why} -- not sent; it is back in the input line")
 
     def show_result(self, command: Command, result: CommandResult) -> None:
-        view = self.view
-        value = result.value
-        if command.name == SAY and isinstance(value, Ok):
-            view.own_message(command.room or "", command.text or "", value.timestamp_ms)
-            return
-        if command.name == "msg" and isinstance(value, Ok):
-            view.own_private(command.nick or "", command.text or "", value.timestamp_ms)
-            return
-        if isinstance(value, JoinResult):
-            info = value.info
-            view.joined(info.room, topic=info.topic,
-                        members=[member.nick for member in value.members],
-                        history=value.history)
-            if value.gap is not None:
-                view.on_event(HistoryGapDetected(info.room, value.gap.first_seq,
-                                                 value.gap.last_seq))
-            return
-        if command.name == "part":
-            view.parted(command.room or "")
-            return
-        if command.name in ("nick", "login"):
-            view.set_nick(self.client.nick)
-            if command.name == "nick":
-                return
-        if command.name == "topic" and command.text is not None:
-            view.on_event(TopicChanged(room=command.room or "", topic=command.text,
-                                       by=view.nick))
-            return
-        if command.name == "history" and isinstance(value, HistoryPage):
-            if value.gap is not None:
-                view.on_event(HistoryGapDetected(command.room or "", value.gap.first_seq,
-                                                 value.gap.last_seq))
-            view.show_history(command.room or "", value.messages)
-            return
-        for line in result.lines:
-            view.info(line)
+        """Show what a command did: in the view's own terms where it has them, else its lines."""
+        show = _SHOWN.get(command.name)
+        if show is None or not show(self, command, result):
+            for line in result.lines:
+                self.view.info(line)
+
+    def _show_said(self, command: Command, result: CommandResult) -> bool:
+        if not isinstance(result.value, Ok):
+            return False
+        self.view.own_message(command.room or "", command.text or "", result.value.timestamp_ms)
+        return True
+
+    def _show_private(self, command: Command, result: CommandResult) -> bool:
+        if not isinstance(result.value, Ok):
+            return False
+        self.view.own_private(command.nick or "", command.text or "", result.value.timestamp_ms)
+        return True
+
+    def _show_joined(self, command: Command, result: CommandResult) -> bool:
+        joined = result.value
+        if not isinstance(joined, JoinResult):
+            return False
+        info = joined.info
+        self.view.joined(info.room, topic=info.topic,
+                         members=[member.nick for member in joined.members],
+                         history=joined.history)
+        if joined.gap is not None:
+            self.view.on_event(HistoryGapDetected(info.room, joined.gap.first_seq,
+                                                  joined.gap.last_seq))
+        return True
+
+    def _show_parted(self, command: Command, result: CommandResult) -> bool:
+        self.view.parted(command.room or "")
+        return True
+
+    def _show_nick(self, command: Command, result: CommandResult) -> bool:
+        self.view.set_nick(self.client.nick)
+        return True
+
+    def _show_logged_in(self, command: Command, result: CommandResult) -> bool:
+        self.view.set_nick(self.client.nick)
+        return False  # and the line that says so
+
+    def _show_topic(self, command: Command, result: CommandResult) -> bool:
+        if command.text is None:
+            return False  # the topic shown: its line
+        self.view.on_event(TopicChanged(room=command.room or "", topic=command.text,
+                                        by=self.view.nick))
+        return True
+
+    def _show_history(self, command: Command, result: CommandResult) -> bool:
+        page = result.value
+        if not isinstance(page, HistoryPage):
+            return False
+        room = command.room or ""
+        if page.gap is not None:
+            self.view.on_event(HistoryGapDetected(room, page.gap.first_seq, page.gap.last_seq))
+        self.view.show_history(room, page.messages)
+        return True
 
     async def quit(self, reason: str = "") -> None:
         """QUIT (wait for BYE, briefly), then leave the full screen."""
@@ -364,6 +392,26 @@ class TerminalUI:
         self.exit_status = 0 if connected else 1
         if self.app.is_running and not self.app.is_done:
             self.app.exit(result=self.exit_status)
+
+
+_HANDLED_HERE: Mapping[str, Callable[[TerminalUI, Command], Awaitable[None]]] = {
+    "switch": TerminalUI._switch,
+    "quit": TerminalUI._quit_command,
+}
+"""Commands the terminal carries out itself instead of through ``commands.execute``."""
+
+_SHOWN: Mapping[str, Callable[[TerminalUI, Command, CommandResult], bool]] = {
+    SAY: TerminalUI._show_said,
+    "msg": TerminalUI._show_private,
+    "join": TerminalUI._show_joined,
+    "part": TerminalUI._show_parted,
+    "nick": TerminalUI._show_nick,
+    "login": TerminalUI._show_logged_in,
+    "topic": TerminalUI._show_topic,
+    "history": TerminalUI._show_history,
+}
+"""Results the view shows in its own terms; False from one: show the result's lines too.
+Every other command's result is its lines."""
 
 
 async def run_tui(client: ChatClient, *, reconnect: bool) -> int:

@@ -166,6 +166,12 @@ class ConnectionState(Enum):
     DISCONNECTED = "disconnected"
 
 
+_REMOVED_BY: Mapping[int, str] = {LeaveKind.KICK: "kicked", LeaveKind.BAN: "banned"}
+"""How a member was made to leave a room, by its MEMBER_LEFT kind."""
+
+_WENT_AWAY: Mapping[int, str] = {LeaveKind.QUIT: "quit", LeaveKind.DISCONNECT: "disconnected"}
+"""How someone else left the whole server (we who quit see no more lines)."""
+
 class ChatView:
     """Everything the screen shows, as plain state, updated by events and commands.
 
@@ -449,15 +455,8 @@ class ChatView:
         window = self.window(event.room)
         if window is None:
             return
-        reason = f" ({event.reason})" if event.reason else ""
-        by = f" by {event.by}" if event.by else ""
+        text = self._left_line(event, window.name)
         if self._is_me(event.nick):
-            if event.kind == LeaveKind.KICK:
-                text = f"You were kicked from {window.name}{by}{reason}"
-            elif event.kind == LeaveKind.BAN:
-                text = f"You were banned from {window.name}{by}{reason}"
-            else:
-                text = f"You left {window.name}{reason}"
             window.joined = False
             window.members.clear()
             window.history_at = None
@@ -467,17 +466,20 @@ class ChatView:
                 self._add(self.current, line)
             return
         window.members.pop(fold(event.nick), None)
-        if event.kind == LeaveKind.KICK:
-            text = f"{event.nick} was kicked from {window.name}{by}{reason}"
-        elif event.kind == LeaveKind.BAN:
-            text = f"{event.nick} was banned from {window.name}{by}{reason}"
-        elif event.kind == LeaveKind.QUIT:
-            text = f"{event.nick} quit{reason}"
-        elif event.kind == LeaveKind.DISCONNECT:
-            text = f"{event.nick} disconnected{reason}"
-        else:
-            text = f"{event.nick} left {window.name}{reason}"
         self._add(window, Line(LineKind.SYSTEM, self.now(), text))
+
+    def _left_line(self, event: MemberLeft, room: str) -> str:
+        reason = f" ({event.reason})" if event.reason else ""
+        mine = self._is_me(event.nick)
+        removed = _REMOVED_BY.get(event.kind)
+        if removed is not None:
+            who = "You were" if mine else f"{event.nick} was"
+            by = f" by {event.by}" if event.by else ""
+            return f"{who} {removed} from {room}{by}{reason}"
+        went = _WENT_AWAY.get(event.kind)
+        if went is not None and not mine:
+            return f"{event.nick} {went}{reason}"
+        return f"{'You' if mine else event.nick} left {room}{reason}"
 
     def _on_nick(self, event: NickChanged) -> None:
         if self._is_me(event.old_nick):
