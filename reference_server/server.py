@@ -393,6 +393,11 @@ def _loop_name(loop: asyncio.AbstractEventLoop) -> str:
 class ChatServer:
     """The reference server: ``await start()``, later ``await shutdown()``."""
 
+    session_class: type[Session] = Session
+    """What each connection is served by; a subclass may override its public methods."""
+    service_class: type[ChatService] = ChatService
+    """What carries out the requests; a subclass may override its handlers."""
+
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         self.sessions: dict[int, Session] = {}
@@ -417,7 +422,7 @@ class ChatServer:
 
     async def start(self) -> None:
         self.store = Store(self.config.database_path)
-        self._service = ChatService(self.config, self.store, LocalBackplane())
+        self._service = self.service_class(self.config, self.store, LocalBackplane())
         loop = asyncio.get_running_loop()
         cap, refusal_room, fd_limit = connection_caps(self.config.max_connections)
         if cap < self.config.max_connections:
@@ -442,7 +447,7 @@ class ChatServer:
         return context
 
     def _new_session(self, slot: ConnectionSlot) -> Session:
-        return Session(self, next(self._ids), self.config.limits, slot)
+        return self.session_class(self, next(self._ids), self.config.limits, slot)
 
     @staticmethod
     def _refusal_frame(detail: str) -> bytes:

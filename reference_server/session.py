@@ -273,10 +273,9 @@ class Session(asyncio.Protocol):
         except LocalProtocolError:
             log.exception("refused to send %s session=%d", message.NAME, self.session_id)
             return
-        bound = self.server.config.max_output_buffer
-        if self.backlog() + len(frame) > bound and self._out:
+        if self.exceeds_output_bound(self.backlog() + len(frame)) and self._out:
             self._write_now()  # let the kernel take what it can, as the turn's end would
-        if self.backlog() + len(frame) > bound:
+        if self.exceeds_output_bound(self.backlog() + len(frame)):
             self.drop_slow_consumer()
             return
         self._queue(frame)
@@ -290,7 +289,7 @@ class Session(asyncio.Protocol):
         """Queue an event frame encoded once for many recipients (no per-recipient work)."""
         if self.gone or self.conn.state not in _LIVE_STATES or self.transport is None:
             return
-        if self.backlog() + len(frame) > self.server.config.max_output_buffer:
+        if self.exceeds_output_bound(self.backlog() + len(frame)):
             self.drop_slow_consumer()
             return
         self._queue(frame)
@@ -310,15 +309,27 @@ class Session(asyncio.Protocol):
             self._out.clear()
             return
         if self._out:
-            transport.write(b"".join(self._out) if len(self._out) > 1 else self._out[0])
+            self.write(transport, b"".join(self._out) if len(self._out) > 1 else self._out[0])
             self.last_sent = time.monotonic()
             self._out.clear()
             self._out_bytes = 0
         if self._close_after_flush:
             transport.close()
             self._abort_later(transport)
-        elif transport.get_write_buffer_size() > self.server.config.max_output_buffer:
+        elif self.exceeds_output_bound(transport.get_write_buffer_size()):
             self.drop_slow_consumer()
+
+    # The two decisions of the output path, each made in one method, so that a
+    # subclass can change one of them alone (tests/faulty_servers.py does, to
+    # break CP-FLOW-1 or CP-FLOW-4 and nothing else).
+
+    def write(self, transport: asyncio.Transport, data: bytes) -> None:
+        """Hand a turn's frames to the transport: the one place output leaves a session."""
+        transport.write(data)
+
+    def exceeds_output_bound(self, queued: int) -> bool:
+        """Would ``queued`` bytes for this client pass ``max_output_buffer`` (CP-FLOW-1)?"""
+        return queued > self.server.config.max_output_buffer
 
     def _write_now(self) -> None:
         """Write this turn's frames before the turn ends, their changes committed first."""
@@ -327,7 +338,7 @@ class Session(asyncio.Protocol):
         self.server.service.before_commit()
         assert self.server.store is not None
         self.server.store.commit()
-        self.transport.write(b"".join(self._out))
+        self.write(self.transport, b"".join(self._out))
         self.last_sent = time.monotonic()
         self._out.clear()
         self._out_bytes = 0

@@ -25,7 +25,6 @@ import contextlib
 import os
 import select
 import sys
-import time
 from collections.abc import Awaitable, Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -551,29 +550,19 @@ def _slow_reader_stalls_room() -> None:
     exceeds its bound nobody is dropped as a slow consumer (CP-FLOW-2 does not
     apply). Plain TCP only: the bytes bypass TLS.
     """
+    import asyncio
+
+    from reference_server.server import ChatServer
     from reference_server.session import Session
 
-    def flush(self: Session) -> None:
-        self.dirty = False
-        transport = self.transport
-        if transport is None:
-            self._out.clear()
-            return
-        if self._out:
-            data = b"".join(self._out)
-            self._out.clear()
-            self._out_bytes = 0
+    class BlockingSession(Session):
+        def write(self, transport: asyncio.Transport, data: bytes) -> None:
             try:
                 _send_blocking(transport.get_extra_info("socket").fileno(), data)  # BUG
             except OSError:
                 transport.abort()
-                return
-            self.last_sent = time.monotonic()
-        if self._close_after_flush:
-            transport.close()
-            self._abort_later(transport)
 
-    Session.flush = flush  # type: ignore[method-assign]
+    ChatServer.session_class = BlockingSession
 
 
 def _unbounded_output_queue() -> None:
@@ -585,43 +574,14 @@ def _unbounded_output_queue() -> None:
     are still asynchronous, so the other clients are served as before
     (CP-FLOW-4 holds). The price is the server's memory.
     """
-    from chatproto import LocalProtocolError, State
-    from reference_server.session import _LIVE_STATES, Session
+    from reference_server.server import ChatServer
+    from reference_server.session import Session
 
-    def deliver(self: Session, frame: bytes) -> None:
-        if self.gone or self.conn.state not in _LIVE_STATES or self.transport is None:
-            return
-        self._queue(frame)  # BUG: no backlog check
+    class UnboundedSession(Session):
+        def exceeds_output_bound(self, queued: int) -> bool:
+            return False  # BUG: no bound, for answers, events or the transport's buffer
 
-    def reply(self: Session, message: Message) -> None:
-        if self.gone or self.conn.state is State.CLOSED:
-            return
-        try:
-            frame = self.conn.send(message)
-        except LocalProtocolError:
-            return
-        self._queue(frame)  # BUG: no backlog check for answers either
-        if self._connection_closed():
-            self.close_after_flush()
-
-    def flush(self: Session) -> None:
-        self.dirty = False
-        transport = self.transport
-        if transport is None:
-            self._out.clear()
-            return
-        if self._out:
-            transport.write(b"".join(self._out))
-            self.last_sent = time.monotonic()
-            self._out.clear()
-            self._out_bytes = 0
-        if self._close_after_flush:  # BUG: and no check of the transport's buffer
-            transport.close()
-            self._abort_later(transport)
-
-    Session.deliver = deliver  # type: ignore[method-assign]
-    Session.reply = reply  # type: ignore[method-assign]
-    Session.flush = flush  # type: ignore[method-assign]
+    ChatServer.session_class = UnboundedSession
 
 
 # ------------------------------------------------------------------- closing
