@@ -53,6 +53,8 @@ PROG = "chatproto-client"
 DEFAULT_HOST = "127.0.0.1"
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 130
+_STDIN_CHUNK = 1 << 16
+"""Bytes read from stdin at a time: any size works, the lines are split afterwards."""
 
 _CONNECT_ERRORS = (ChatError, ConnectionLost, OSError, ssl.SSLError, TimeoutError)
 
@@ -102,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("address", nargs="?", default=f"{DEFAULT_HOST}:{DEFAULT_PORT}",
                         metavar="HOST[:PORT]",
                         help=f"server address (default {DEFAULT_HOST}:{DEFAULT_PORT}; "
-                        "IPv6 as [::1]:7878)")
+                        f"IPv6 as [::1]:{DEFAULT_PORT})")
     parser.add_argument("--version", action="version", version=_version_line())
     parser.add_argument("--nick", required=True, help="the nickname to use (required)")
     password = parser.add_mutually_exclusive_group()
@@ -277,7 +279,7 @@ def _start_stdin_reader(loop: asyncio.AbstractEventLoop,
         pending = b""
         while True:
             try:
-                chunk = os.read(0, 65536)
+                chunk = os.read(0, _STDIN_CHUNK)
             except OSError:
                 chunk = b""
             if not chunk:

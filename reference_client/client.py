@@ -28,6 +28,7 @@ from typing import TypeVar
 from pydantic import ValidationError
 
 from chatproto import (
+    DEFAULT_PORT,
     ERROR_REGISTRY,
     MAX_FRAME_LENGTH,
     PROTOCOL_VERSION,
@@ -262,7 +263,7 @@ class ChatClient:
     # ---------------------------------------------------------------- opening
 
     @classmethod
-    async def connect(cls, host: str, port: int = 7878, **options: object) -> ChatClient:
+    async def connect(cls, host: str, port: int = DEFAULT_PORT, **options: object) -> ChatClient:
         """Connect, say HELLO and return once the server answered WELCOME.
 
         Raises HandshakeFailed (the server refused the HELLO) or ConnectionLost.
