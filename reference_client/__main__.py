@@ -42,12 +42,12 @@ from reference_client.client import (
 )
 from reference_client.commands import (
     CommandError,
-    describe_error,
     event_json,
     execute,
     parse_command,
 )
 from reference_client.events import Disconnected
+from reference_client.wording import describe_error
 
 PROG = "chatproto-client"
 DEFAULT_HOST = "127.0.0.1"

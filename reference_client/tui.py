@@ -55,7 +55,6 @@ from reference_client.commands import (
     Command,
     CommandError,
     CommandResult,
-    describe_error,
     execute,
     parse_command,
 )
@@ -68,6 +67,7 @@ from reference_client.view import (
     pane_fragments,
     panel_fragments,
 )
+from reference_client.wording import describe_error
 
 PANEL_WIDTH = 28
 """Columns of the side panel (rooms and members); the message pane takes the rest."""

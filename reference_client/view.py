@@ -37,7 +37,6 @@ from chatproto.messages import (
     RoomMessage,
     TopicChanged,
 )
-from reference_client.commands import describe_error, disconnect_reason
 from reference_client.events import (
     ClientEvent,
     Disconnected,
@@ -45,6 +44,7 @@ from reference_client.events import (
     Reconnected,
     Reconnecting,
 )
+from reference_client.wording import describe_error, disconnect_reason
 
 if TYPE_CHECKING:
     from prompt_toolkit.formatted_text import StyleAndTextTuples

@@ -1,10 +1,11 @@
 """The reference client's /commands: parsing (valid and invalid forms) and error lines.
 
 ``parse_command`` turns what a person types into a ``Command``, or raises
-``CommandError`` with a one-line usage message; ``describe_error`` gives one
-line (never a traceback) for every failure the client can meet. No network
-here: ``execute`` is covered end to end by tests/test_client_cli.py, and here
-against a stand-in ``ChatClient`` to show each command runs its own library call.
+``CommandError`` with a one-line usage message; ``describe_error``
+(``reference_client.wording``) gives one line (never a traceback) for every
+failure the client can meet. No network here: ``execute`` is covered end to
+end by tests/test_client_cli.py, and here against a stand-in ``ChatClient`` to
+show each command runs its own library call.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ from reference_client.commands import (
     CommandError,
     CommandResult,
     complete_command,
-    describe_error,
     event_json,
     execute,
     help_lines,
@@ -46,6 +46,7 @@ from reference_client.events import (
     Reconnected,
     Reconnecting,
 )
+from reference_client.wording import describe_error
 
 ROOM = "#general"
 

@@ -31,7 +31,7 @@ from chatproto.messages import (
     TopicChanged,
 )
 from reference_client.client import ChatClient
-from reference_client.commands import COMMANDS, describe_error
+from reference_client.commands import COMMANDS
 from reference_client.events import (
     Disconnected,
     HistoryGapDetected,
@@ -53,6 +53,7 @@ from reference_client.view import (
     render_line,
     wrap_fragments,
 )
+from reference_client.wording import describe_error
 
 # 2024-05-06 13:45:30 local time, whatever the machine's time zone.
 STAMP_MS = int(datetime(2024, 5, 6, 13, 45, 30).timestamp() * 1000)
