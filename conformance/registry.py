@@ -5,16 +5,21 @@ and the requirement IDs it checks. Its ID is ``suite.module.function``, for
 example ``server.framing.one_byte_per_write``; its title is the first line of
 its docstring. Requirement IDs are checked against the spec pages when the case
 is declared, so a case cannot cite a requirement that does not exist.
+
+A parametrized declaration (``server_cases`` and ``client_cases``, as pytest's
+``parametrize``) runs one function as several cases: each ``Variant`` names
+its case, with its own title, requirements and arguments.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import pkgutil
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Concatenate, Literal
 
 from chatproto.requirements import Level, Requirement, load_requirements
 
@@ -57,9 +62,7 @@ def requirement(requirement_id: str) -> Requirement:
     return load_requirements()[requirement_id]
 
 
-def _declare(suite: Suite, requirements: tuple[str, ...], slow: bool,
-             needs: tuple[Need, ...]) -> Callable[[Callable[[Any], Awaitable[None]]],
-                                                  Callable[[Any], Awaitable[None]]]:
+def _check_citations(requirements: tuple[str, ...]) -> None:
     if not requirements:
         raise ValueError("a case must cite at least one requirement")
     known = load_requirements()
@@ -67,14 +70,57 @@ def _declare(suite: Suite, requirements: tuple[str, ...], slow: bool,
         if requirement_id not in known:
             raise ValueError(f"{requirement_id} is not a requirement of the spec")
 
+
+def _register(suite: Suite, module: str, name: str, requirements: tuple[str, ...], title: str,
+              func: Callable[[Any], Awaitable[None]], slow: bool,
+              needs: tuple[Need, ...]) -> None:
+    case_id = f"{suite}.{module.rsplit('.', 1)[-1]}.{name}"
+    if case_id in _CASES:
+        raise ValueError(f"case {case_id} is declared twice")
+    _CASES[case_id] = Case(case_id, suite, requirements, title, func, slow, needs)
+
+
+def _declare(suite: Suite, requirements: tuple[str, ...], slow: bool,
+             needs: tuple[Need, ...]) -> Callable[[Callable[[Any], Awaitable[None]]],
+                                                  Callable[[Any], Awaitable[None]]]:
+    _check_citations(requirements)
+
     def register(func: Callable[[Any], Awaitable[None]]) -> Callable[[Any], Awaitable[None]]:
-        module = func.__module__.rsplit(".", 1)[-1]
-        case_id = f"{suite}.{module}.{func.__name__}"
-        if case_id in _CASES:
-            raise ValueError(f"case {case_id} is declared twice")
         doc = (func.__doc__ or "").strip()
         title = doc.splitlines()[0] if doc else func.__name__.replace("_", " ")
-        _CASES[case_id] = Case(case_id, suite, requirements, title, func, slow, needs)
+        _register(suite, func.__module__, func.__name__, requirements, title, func, slow, needs)
+        return func
+
+    return register
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One case of a parametrized declaration: its name (the last part of its ID), its
+    title, the requirements it checks, and the keyword arguments the function gets."""
+
+    name: str
+    title: str
+    requirements: tuple[str, ...]
+    args: Mapping[str, Any]
+
+
+def variant(name: str, title: str, *requirements: str, **args: Any) -> Variant:
+    """A ``Variant``; its requirements are checked against the spec at once."""
+    _check_citations(requirements)
+    return Variant(name, title, requirements, args)
+
+
+def _declare_variants(suite: Suite, variants: tuple[Variant, ...], slow: bool,
+                      needs: tuple[Need, ...]) -> Callable[[Callable[..., Awaitable[None]]],
+                                                           Callable[..., Awaitable[None]]]:
+    if not variants:
+        raise ValueError("a parametrized case needs at least one variant")
+
+    def register(func: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+        for each in variants:
+            _register(suite, func.__module__, each.name, each.requirements, each.title,
+                      functools.partial(func, **each.args), slow, needs)
         return func
 
     return register
@@ -88,12 +134,28 @@ def server_case(
     return _declare("server", requirements, slow, needs)
 
 
+def server_cases(
+    *variants: Variant, slow: bool = False, needs: tuple[Need, ...] = ()
+) -> Callable[[Callable[Concatenate[ServerContext, ...], Awaitable[None]]],
+              Callable[Concatenate[ServerContext, ...], Awaitable[None]]]:
+    """Declare one server-suite case per variant, all run by the decorated function."""
+    return _declare_variants("server", variants, slow, needs)
+
+
 def client_case(
     *requirements: str, slow: bool = False
 ) -> Callable[[Callable[[ClientContext], Awaitable[None]]],
               Callable[[ClientContext], Awaitable[None]]]:
     """Declare a client-suite case checking ``requirements``."""
     return _declare("client", requirements, slow, ())
+
+
+def client_cases(
+    *variants: Variant, slow: bool = False
+) -> Callable[[Callable[Concatenate[ClientContext, ...], Awaitable[None]]],
+              Callable[Concatenate[ClientContext, ...], Awaitable[None]]]:
+    """Declare one client-suite case per variant, all run by the decorated function."""
+    return _declare_variants("client", variants, slow, ())
 
 
 def in_run_order(cases: list[Case]) -> list[Case]:

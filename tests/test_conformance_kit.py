@@ -9,6 +9,7 @@ against deliberately faulty servers (test_conformance_faults.py).
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import re
 import subprocess
@@ -24,9 +25,11 @@ from conftest import MakeServerProcess
 import conformance
 from chatproto import PROTOCOL_VERSION
 from chatproto.requirements import Level, load_requirements
+from conformance.case_context import CaseContext
 from conformance.coverage import NOT_CHECKABLE, cases_by_requirement, uncovered
+from conformance.options import KitOptions
 from conformance.outcomes import KitError, NotApplicable, Outcome, Violation
-from conformance.registry import Case, all_cases, compile_keyword, select
+from conformance.registry import Case, all_cases, compile_keyword, select, variant
 from conformance.reports import html_report, json_report, junit_report
 from conformance.runner import CaseResult, RunReport, _merge, run_case
 from conformance.transcript import Transcript
@@ -74,7 +77,8 @@ def test_every_case_cites_existing_requirements_and_has_a_title() -> None:
     for case in cases:
         assert case.requirements, case.id
         assert all(r in requirements for r in case.requirements), case.id
-        assert case.func.__doc__ and case.title, f"{case.id} has no docstring title"
+        fallback = case.id.rsplit(".", 1)[-1].replace("_", " ")
+        assert case.title and case.title != fallback, f"{case.id} has no docstring title"
 
 
 def test_a_case_citing_an_unknown_requirement_is_refused() -> None:
@@ -82,6 +86,35 @@ def test_a_case_citing_an_unknown_requirement_is_refused() -> None:
     unknown = "CP-NOPE-" + "1"  # spelled in two parts so the tree-wide ID check ignores it
     with pytest.raises(ValueError, match=unknown):
         server_case(unknown)
+    with pytest.raises(ValueError, match=unknown):
+        variant("a_case", "A title.", unknown)
+
+
+def test_a_parametrized_case_expands_to_one_case_per_variant() -> None:
+    """Each variant is a case of its own: its ID, title and requirements, and the shared
+    function called with its arguments (the rate and nick cases keep their IDs)."""
+    from conformance.suites.server import nicks, rate
+    cases = {c.id: c for c in all_cases()}
+    expected = {
+        "server.rate.message_bucket_full_at_welcome_then_limited": (
+            rate.bucket_full_at_welcome_then_limited, {"filling": rate.MESSAGES}),
+        "server.rate.command_bucket_full_at_welcome_then_limited": (
+            rate.bucket_full_at_welcome_then_limited, {"filling": rate.COMMANDS}),
+        "server.nicks.invalid_nick_syntax_refused_in_hello": (
+            nicks.invalid_nicks_refused, {"via": "HELLO", "faults": nicks.SYNTAX_OR_EMPTY}),
+        "server.nicks.non_ascii_nicks_refused_in_nick": (
+            nicks.invalid_nicks_refused, {"via": "NICK", "faults": nicks.NON_ASCII}),
+    }
+    for case_id, (func, args) in expected.items():
+        case = cases[case_id]
+        assert isinstance(case.func, functools.partial), case_id
+        assert (case.func.func, case.func.keywords) == (func, args), case_id
+    assert cases["server.rate.command_bucket_full_at_welcome_then_limited"].requirements == (
+        "CP-RATE-4", "CP-RATE-2", "CP-RATE-3", "CP-RATE-1")
+    assert cases["server.nicks.non_ascii_nicks_refused_in_nick"].title.startswith(
+        "NICK to non-ASCII nicks")
+    assert not any(c.id.endswith((".bucket_full_at_welcome_then_limited",
+                                  ".invalid_nicks_refused")) for c in cases.values())
 
 
 # ---------------------------------------------------------------- coverage
@@ -123,10 +156,9 @@ def test_kit_imports_only_chatproto_schema_never_reference_code_or_state_machine
 
 
 # ---------------------------------------------------------------- outcomes
-class _FakeContext:
-    def __init__(self) -> None:
-        self.transcript = Transcript()
-        self.warnings: list[Violation] = []
+class _FakeContext(CaseContext):
+    def __init__(self, case: Case, broken: dict[str, str]) -> None:
+        super().__init__(case, KitOptions(), broken)
         self.closed = False
 
     async def close_all(self) -> None:
@@ -137,7 +169,7 @@ async def _run(func: Any, requirements: tuple[str, ...] = ("CP-FRAME-3",)) -> Ca
     contexts: list[_FakeContext] = []
 
     def factory(case: Case, broken: dict[str, str]) -> _FakeContext:
-        contexts.append(_FakeContext())
+        contexts.append(_FakeContext(case, broken))
         return contexts[-1]
     result = await run_case(_case("server.x.y", *requirements, func=func), factory, {}, 1.0)
     assert contexts[0].closed, "the runner must close the case's connections"

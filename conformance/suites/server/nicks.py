@@ -38,7 +38,7 @@ from chatproto.messages import (
     Welcome,
 )
 from conformance.outcomes import Violation
-from conformance.registry import server_case
+from conformance.registry import server_case, server_cases, variant
 from conformance.server_side import KIT_CLIENT_NAME, Peer, ServerContext, mixed_case
 from conformance.transcript import describe, outcome
 
@@ -180,43 +180,33 @@ async def nick_one_byte_over_limit_refused(ctx: ServerContext) -> None:
                         ErrorCode.INVALID_NICK, req="CP-NICK-1")
 
 
-@server_case("CP-NICK-1")
-async def invalid_nick_syntax_refused_in_hello(ctx: ServerContext) -> None:
-    """HELLO with an empty nick, a digit first, spaces or punctuation: INVALID_NICK."""
-    faults = {"an empty nick": "", **SYNTAX_FAULTS}
-    for why, pattern in faults.items():
-        await _hello_refused(ctx, pattern.format(r=_suffix()), ErrorCode.INVALID_NICK,
-                             "CP-NICK-1", why)
+SYNTAX_OR_EMPTY = {"an empty nick": "", **SYNTAX_FAULTS}
 
 
-@server_case("CP-NICK-1")
-async def invalid_nick_syntax_refused_in_nick(ctx: ServerContext) -> None:
-    """NICK to an empty nick, a digit first, spaces or punctuation is refused with INVALID_NICK."""
-    alice = await ctx.client("alice")
-    faults = {"an empty nick": "", **SYNTAX_FAULTS}
+@server_cases(
+    variant("invalid_nick_syntax_refused_in_hello",
+            "HELLO with an empty nick, a digit first, spaces or punctuation: INVALID_NICK.",
+            "CP-NICK-1", via="HELLO", faults=SYNTAX_OR_EMPTY),
+    variant("invalid_nick_syntax_refused_in_nick",
+            "NICK to an empty nick, a digit first, spaces or punctuation is refused with "
+            "INVALID_NICK.", "CP-NICK-1", via="NICK", faults=SYNTAX_OR_EMPTY),
+    variant("non_ascii_nicks_refused_in_hello",
+            "HELLO with non-ASCII nicks (é, Cyrillic look-alikes, fullwidth): INVALID_NICK.",
+            "CP-NICK-1", via="HELLO", faults=NON_ASCII),
+    variant("non_ascii_nicks_refused_in_nick",
+            "NICK to non-ASCII nicks (é, Cyrillic look-alikes, fullwidth) is refused with "
+            "INVALID_NICK.", "CP-NICK-1", via="NICK", faults=NON_ASCII),
+)
+async def invalid_nicks_refused(ctx: ServerContext, *, via: str,
+                                faults: dict[str, str]) -> None:
+    """Each of ``faults`` (why it is invalid: a pattern with ``{r}`` for a random part),
+    asked for with HELLO on a fresh connection or NICK on a welcomed one: INVALID_NICK."""
+    alice = await ctx.client("alice") if via == "NICK" else None
     for why, pattern in faults.items():
         nick = pattern.format(r=_suffix())
-        answer = await alice.request(Nick.model_construct(nick=nick), req="CP-NICK-1")
-        final = answer.final
-        ctx.check(isinstance(final, Error) and final.code == ErrorCode.INVALID_NICK, "CP-NICK-1",
-                  f"NICK to {nick!r} ({why}) was answered with {outcome(final)}; the spec "
-                  "requires ERROR INVALID_NICK")
-
-
-@server_case("CP-NICK-1")
-async def non_ascii_nicks_refused_in_hello(ctx: ServerContext) -> None:
-    """HELLO with non-ASCII nicks (é, Cyrillic look-alikes, fullwidth): INVALID_NICK."""
-    for why, pattern in NON_ASCII.items():
-        await _hello_refused(ctx, pattern.format(r=_suffix()), ErrorCode.INVALID_NICK,
-                             "CP-NICK-1", why)
-
-
-@server_case("CP-NICK-1")
-async def non_ascii_nicks_refused_in_nick(ctx: ServerContext) -> None:
-    """NICK to non-ASCII nicks (é, Cyrillic look-alikes, fullwidth) is refused with INVALID_NICK."""
-    alice = await ctx.client("alice")
-    for why, pattern in NON_ASCII.items():
-        nick = pattern.format(r=_suffix())
+        if alice is None:
+            await _hello_refused(ctx, nick, ErrorCode.INVALID_NICK, "CP-NICK-1", why)
+            continue
         answer = await alice.request(Nick.model_construct(nick=nick), req="CP-NICK-1")
         final = answer.final
         ctx.check(isinstance(final, Error) and final.code == ErrorCode.INVALID_NICK, "CP-NICK-1",
@@ -266,8 +256,8 @@ async def hello_for_held_nick_refused(ctx: ServerContext) -> None:
 async def hello_for_case_variant_of_held_nick_refused(ctx: ServerContext) -> None:
     """HELLO for a case variant of a held nick (ALICE while alice is held): NICK_IN_USE."""
     alice = await ctx.client("alice")
-    for variant in (alice.nick.upper(), mixed_case(alice.nick)):
-        await _hello_refused(ctx, variant, ErrorCode.NICK_IN_USE, "CP-NICK-2",
+    for spelling in (alice.nick.upper(), mixed_case(alice.nick)):
+        await _hello_refused(ctx, spelling, ErrorCode.NICK_IN_USE, "CP-NICK-2",
                              f"same fold as the held nick {alice.nick!r}")
 
 
@@ -284,8 +274,8 @@ async def nick_to_case_variant_of_held_nick_refused(ctx: ServerContext) -> None:
     """NICK to a case variant of a nick another connection holds is refused with NICK_IN_USE."""
     alice = await ctx.client("alice")
     bob = await ctx.client("bob")
-    for variant in (alice.nick.upper(), mixed_case(alice.nick)):
-        await bob.refused(Nick(nick=variant), ErrorCode.NICK_IN_USE, req="CP-NICK-2")
+    for spelling in (alice.nick.upper(), mixed_case(alice.nick)):
+        await bob.refused(Nick(nick=spelling), ErrorCode.NICK_IN_USE, req="CP-NICK-2")
 
 
 @server_case("CP-NICK-4")
@@ -509,10 +499,10 @@ async def nick_change_to_free_nick(ctx: ServerContext) -> None:
 async def nick_change_of_letter_case_only(ctx: ServerContext) -> None:
     """NICK to a case variant of the connection's own nick is answered OK."""
     alice = await ctx.client("alice")
-    for variant in (alice.nick.upper(), mixed_case(alice.nick), alice.nick.lower()):
-        answer = await alice.request(Nick(nick=variant), req="CP-NICK-7")
+    for spelling in (alice.nick.upper(), mixed_case(alice.nick), alice.nick.lower()):
+        answer = await alice.request(Nick(nick=spelling), req="CP-NICK-7")
         ctx.check(isinstance(answer.final, Ok), "CP-NICK-7",
-                  f"NICK to {variant!r}, a case variant of the connection's own nick, was "
+                  f"NICK to {spelling!r}, a case variant of the connection's own nick, was "
                   f"answered with {outcome(answer.final)}, not OK")
 
 
@@ -534,10 +524,10 @@ async def registered_owner_may_change_letter_case(ctx: ServerContext) -> None:
     """A logged-in owner's NICK to a case variant of its registered nick is answered OK."""
     owner = await ctx.client("owner")
     await owner.ok(Register(password=PASSWORD), req="CP-ACCT-1")
-    variant = owner.nick.upper()
-    answer = await owner.request(Nick(nick=variant), req="CP-NICK-8")
+    spelling = owner.nick.upper()
+    answer = await owner.request(Nick(nick=spelling), req="CP-NICK-8")
     ctx.check(isinstance(answer.final, Ok), "CP-NICK-8",
-              f"NICK to {variant!r}, a case change of the owner's own registered nick, was "
+              f"NICK to {spelling!r}, a case change of the owner's own registered nick, was "
               f"answered with {outcome(answer.final)}, not OK")
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import string
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from chatproto import ErrorCode, Message, fold
@@ -33,7 +34,7 @@ from chatproto.messages import (
     Welcome,
 )
 from conformance.outcomes import Violation
-from conformance.registry import server_case
+from conformance.registry import server_case, server_cases, variant
 from conformance.server_side import Peer, ServerContext
 from conformance.transcript import describe
 
@@ -167,68 +168,76 @@ async def _retry(ctx: ServerContext, peer: Peer, request: Message, after: Error,
 # ------------------------------------------------------------------ the buckets
 
 
-@server_case("CP-RATE-4", "CP-RATE-2", "CP-RATE-3", "CP-RATE-1")
-async def message_bucket_full_at_welcome_then_limited(ctx: ServerContext) -> None:
-    """msg_rate_burst messages right after WELCOME succeed; more get RATE_LIMITED, not performed."""
-    bob = await ctx.client("bob")
-    alice = await ctx.client("alice")
-    assert alice.welcome is not None
-    burst, interval_ms = _testable(ctx, alice.welcome, "msg")
-    tag = _tag()
-    requests: list[Message] = [SendPrivate(nick=bob.nick, text=f"{tag} {i}")
-                               for i in range(burst + overflow(burst))]
-    result = await _burst(alice, requests)
-    early = [i for i in result.refused if i < burst]
-    if early:
-        raise Violation("CP-RATE-4", f"message {early[0] + 1} of the first {burst} "
-                        "(msg_rate_burst) sent right after WELCOME was refused with "
-                        "RATE_LIMITED; the bucket must be full when WELCOME is sent")
-    _judge_exhaustion(ctx, result, burst=burst, interval_ms=interval_ms, bucket="message")
-    await _still_served(alice)
-    await bob.barrier()
-    delivered = {m.text for m in bob.take(PrivateMessage) if isinstance(m, PrivateMessage)}
-    for index in result.refused:
-        request = result.requests[index]
-        assert isinstance(request, SendPrivate)
-        ctx.check(request.text not in delivered, "CP-RATE-2",
-                  f"SEND_PRIVATE {request.text!r} was refused with RATE_LIMITED, yet bob "
-                  "received it: a refused request must not be performed")
-    refused = result.requests[result.refused[0]]
-    await _retry(ctx, alice, refused, result.last_refusal(), "SEND_PRIVATE")
+@dataclass(frozen=True)
+class Filling:
+    """How a case fills one bucket from alice and sees, at bob, which requests were performed."""
+
+    bucket: str
+    """``message`` or ``command``, as findings name the bucket."""
+    limits: str
+    """``msg`` or ``cmd``: the prefix of the bucket's fields in WELCOME."""
+    request: str
+    """The request sent, as findings name it."""
+    seen_as: str
+    """How bob learns that one was performed."""
+    requests: Callable[[str, str, str, int], list[Message]]
+    """(bob's nick, the room, a tag, how many) -> the requests, in order."""
+    text: Callable[[Message], str | None]
+    """The text a request carries that shows up at bob when it is performed."""
+    performed: Callable[[list[Message], str], set[str]]
+    """(the frames bob got, alice's nick) -> the texts of the requests performed."""
 
 
-@server_case("CP-RATE-4", "CP-RATE-2", "CP-RATE-3", "CP-RATE-1")
-async def command_bucket_full_at_welcome_then_limited(ctx: ServerContext) -> None:
-    """cmd_rate_burst commands right after WELCOME succeed; more get RATE_LIMITED, not performed."""
+MESSAGES = Filling(
+    "message", "msg", "SEND_PRIVATE", "received it",
+    lambda bob, room, tag, count: [SendPrivate(nick=bob, text=f"{tag} {i}")
+                                   for i in range(count)],
+    lambda request: request.text if isinstance(request, SendPrivate) else None,
+    lambda frames, alice: {m.text for m in frames if isinstance(m, PrivateMessage)})
+COMMANDS = Filling(
+    "command", "cmd", "AWAY", "received its PRESENCE",
+    # JOIN first, so that bob sees each AWAY that was performed as a PRESENCE.
+    lambda bob, room, tag, count: [Join(room=room), *(Away(message=f"{tag} {i}")
+                                                      for i in range(count - 1))],
+    lambda request: request.message if isinstance(request, Away) else None,
+    lambda frames, alice: {m.away_message for m in frames
+                           if isinstance(m, Presence) and fold(m.nick) == fold(alice)})
+
+
+@server_cases(
+    variant("message_bucket_full_at_welcome_then_limited",
+            "msg_rate_burst messages right after WELCOME succeed; more get RATE_LIMITED, not "
+            "performed.", "CP-RATE-4", "CP-RATE-2", "CP-RATE-3", "CP-RATE-1", filling=MESSAGES),
+    variant("command_bucket_full_at_welcome_then_limited",
+            "cmd_rate_burst commands right after WELCOME succeed; more get RATE_LIMITED, not "
+            "performed.", "CP-RATE-4", "CP-RATE-2", "CP-RATE-3", "CP-RATE-1", filling=COMMANDS),
+)
+async def bucket_full_at_welcome_then_limited(ctx: ServerContext, *, filling: Filling) -> None:
+    """A bucket's burst right after WELCOME succeeds; more get RATE_LIMITED, not performed."""
     room = ctx.room("rate")
     bob = await ctx.client("bob")
     await bob.join(room)
     alice = await ctx.client("alice")
     assert alice.welcome is not None
-    burst, interval_ms = _testable(ctx, alice.welcome, "cmd")
-    tag = _tag()
-    # JOIN first, so that bob sees each AWAY that was performed as a PRESENCE.
-    requests: list[Message] = [Join(room=room)]
-    requests += [Away(message=f"{tag} {i}") for i in range(burst + overflow(burst) - 1)]
+    burst, interval_ms = _testable(ctx, alice.welcome, filling.limits)
+    requests = filling.requests(bob.nick, room, _tag(), burst + overflow(burst))
     result = await _burst(alice, requests)
     early = [i for i in result.refused if i < burst]
     if early:
-        raise Violation("CP-RATE-4", f"command {early[0] + 1} of the first {burst} "
-                        "(cmd_rate_burst) sent right after WELCOME was refused with "
-                        "RATE_LIMITED; the bucket must be full when WELCOME is sent")
-    _judge_exhaustion(ctx, result, burst=burst, interval_ms=interval_ms, bucket="command")
+        raise Violation("CP-RATE-4", f"{filling.bucket} {early[0] + 1} of the first {burst} "
+                        f"({filling.limits}_rate_burst) sent right after WELCOME was refused "
+                        "with RATE_LIMITED; the bucket must be full when WELCOME is sent")
+    _judge_exhaustion(ctx, result, burst=burst, interval_ms=interval_ms, bucket=filling.bucket)
     await _still_served(alice)
     await bob.barrier()
-    told = {m.away_message for m in bob.take(Presence)
-            if isinstance(m, Presence) and fold(m.nick) == fold(alice.nick)}
+    performed = filling.performed(bob.take(Message), alice.nick)
     for index in result.refused:
-        request = result.requests[index]
-        assert isinstance(request, Away)
-        ctx.check(request.message not in told, "CP-RATE-2",
-                  f"AWAY {request.message!r} was refused with RATE_LIMITED, yet bob received "
-                  "its PRESENCE: a refused request must not be performed")
+        text = filling.text(result.requests[index])
+        ctx.check(text not in performed, "CP-RATE-2",
+                  f"{filling.request} {text!r} was refused with RATE_LIMITED, yet bob "
+                  f"{filling.seen_as}: a refused request must not be performed")
     refused = result.requests[result.refused[0]]
-    await _retry(ctx, alice, refused, result.last_refusal(), "AWAY")
+    await _retry(ctx, alice, refused, result.last_refusal(), filling.request)
 
 
 @server_case("CP-RATE-2", "CP-RATE-3")
