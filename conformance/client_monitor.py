@@ -13,7 +13,19 @@ import re
 from collections.abc import Callable
 from enum import StrEnum
 
-from chatproto import ERROR_REGISTRY, MESSAGE_TYPES, ErrorCode, Message, Sender, fold
+from chatproto import (
+    ERROR_REGISTRY,
+    LENGTH_FIELD_SIZE,
+    MAX_FRAME_LENGTH,
+    MESSAGE_TYPES,
+    MIN_FRAME_LENGTH,
+    PRE_WELCOME_FRAME_LENGTH,
+    ErrorCode,
+    Message,
+    Sender,
+    error_name,
+    fold,
+)
 from chatproto.messages import (
     Bye,
     Error,
@@ -27,13 +39,9 @@ from chatproto.messages import (
     Welcome,
 )
 from conformance.outcomes import Violation
-from conformance.transcript import code_name, describe
-from conformance.wire import LENGTH, MIN_LENGTH, Received, decode
+from conformance.transcript import describe
+from conformance.wire import Received, decode, length_at
 
-PRE_WELCOME_LIMIT = 4096
-"""A client's frame limit until it has received WELCOME (CP-FRAME-5)."""
-CLIENT_MAX_FRAME = 65536
-"""The largest length a client must accept (CP-FRAME-6); beyond it a client must refuse."""
 FINAL_NAMES = {"WELCOME", "OK", "ERROR", "PONG", "BYE"}
 SAFE_TEXT_FIELDS = {"message-text", "notice-text", "topic", "short-text"}
 """Semantic types that must hold safe text (CP-FIELD-4)."""
@@ -129,7 +137,7 @@ class ClientMonitor:
 
     def __init__(self, warn: Callable[[Violation], None]) -> None:
         self.phase = Phase.AWAIT_HELLO
-        self.frame_limit = PRE_WELCOME_LIMIT
+        self.frame_limit = PRE_WELCOME_FRAME_LENGTH
         self.welcomed = False
         self.offered: range | None = None
         self.capabilities_offered: tuple[str, ...] = ()
@@ -151,17 +159,17 @@ class ClientMonitor:
         if self._stream_broken:
             return
         self._pending += data
-        while len(self._pending) >= LENGTH.size:
-            (length,) = LENGTH.unpack_from(self._pending)
-            if length < MIN_LENGTH or length > CLIENT_MAX_FRAME:
+        while len(self._pending) >= LENGTH_FIELD_SIZE:
+            length = length_at(self._pending)
+            if length < MIN_FRAME_LENGTH or length > MAX_FRAME_LENGTH:
                 # The client can no longer find frames: it must give up the connection.
                 self._stream_broken = True
                 self._move(Phase.REJECTING)
                 return
-            if len(self._pending) < LENGTH.size + length:
+            if len(self._pending) < LENGTH_FIELD_SIZE + length:
                 return
-            raw = self._pending[:LENGTH.size + length]
-            self._pending = self._pending[LENGTH.size + length:]
+            raw = self._pending[:LENGTH_FIELD_SIZE + length]
+            self._pending = self._pending[LENGTH_FIELD_SIZE + length:]
             self._kit_frame(decode(raw))
 
     def kit_eof(self) -> None:
@@ -222,7 +230,7 @@ class ClientMonitor:
         def breach(req: str, message: str) -> None:
             found.append(Violation(req, message))
 
-        length = len(frame.raw) - LENGTH.size
+        length = len(frame.raw) - LENGTH_FIELD_SIZE
         if length > self.frame_limit:
             when = ("after WELCOME, above the max_frame_size it advertised" if self.welcomed
                     else "before WELCOME, above")
@@ -301,11 +309,11 @@ class ClientMonitor:
             breach("CP-ERR-1", f"the client sent ERROR {known.name} with fatal={int(error.fatal)}"
                    f"; the registry says fatal={int(ERROR_REGISTRY[known].fatal)}")
         if error.request_id != 0:
-            breach("CP-ERR-3", f"the client's ERROR {code_name(error.code)} carries request_id "
+            breach("CP-ERR-3", f"the client's ERROR {error_name(error.code)} carries request_id "
                    f"{error.request_id}; it answers no request, so it must carry 0")
         if error.retry_after_ms and error.code not in (ErrorCode.RATE_LIMITED,
                                                        ErrorCode.SERVER_SHUTDOWN):
-            breach("CP-ERR-4", f"the client's ERROR {code_name(error.code)} has retry_after_ms "
+            breach("CP-ERR-4", f"the client's ERROR {error_name(error.code)} has retry_after_ms "
                    f"{error.retry_after_ms}, not 0")
         leaked = next((t for t in self.message_texts if t in error.detail), None)
         if leaked is not None:

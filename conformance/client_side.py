@@ -34,7 +34,17 @@ import time
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
-from chatproto import ERROR_REGISTRY, MESSAGE_TYPES, ErrorCode, Message, encode, fold
+from chatproto import (
+    ERROR_REGISTRY,
+    LENGTH_FIELD_SIZE,
+    MAX_FRAME_LENGTH,
+    MESSAGE_TYPES,
+    MIN_FRAME_LENGTH,
+    ErrorCode,
+    Message,
+    encode,
+    fold,
+)
 from chatproto.messages import (
     Bye,
     Error,
@@ -51,7 +61,6 @@ from chatproto.messages import (
 )
 from conformance.case_context import CaseContext
 from conformance.client_monitor import (
-    CLIENT_MAX_FRAME,
     ClientMonitor,
     frame_name,
 )
@@ -60,7 +69,7 @@ from conformance.options import KitOptions
 from conformance.outcomes import KitError, NotApplicable, Violation
 from conformance.registry import Case, requirement
 from conformance.transcript import describe
-from conformance.wire import LENGTH, MIN_LENGTH, FrameStreamError, Received, decode, read_frame
+from conformance.wire import FrameStreamError, Received, decode, length_at, read_frame
 
 HOST = "127.0.0.1"
 KIT_SERVER_NAME = "chatproto-conformance"
@@ -90,10 +99,10 @@ def unchecked(cls: type[Message], **fields: Any) -> bytes:
 def split_frames(data: bytes) -> list[bytes]:
     """Whole frames at the start of ``data`` (a partial or broken tail is left out)."""
     frames, start = [], 0
-    while len(data) - start >= LENGTH.size:
-        (length,) = LENGTH.unpack_from(data, start)
-        end = start + LENGTH.size + length
-        if length < MIN_LENGTH or length > CLIENT_MAX_FRAME or end > len(data):
+    while len(data) - start >= LENGTH_FIELD_SIZE:
+        length = length_at(data, start)
+        end = start + LENGTH_FIELD_SIZE + length
+        if length < MIN_FRAME_LENGTH or length > MAX_FRAME_LENGTH or end > len(data):
             break
         frames.append(data[start:end])
         start = end
@@ -289,7 +298,7 @@ class ClientLink(Inbox):
             return
         if frame.request_id == 0 or frame.fault_code is None:
             return
-        code = ErrorCode(frame.fault_code)
+        code = frame.fault_code
         self._answer(Error(request_id=frame.request_id, code=code,
                            fatal=ERROR_REGISTRY[code].fatal, detail=f"{cls.NAME} refused"))
 
@@ -316,9 +325,9 @@ class ClientLink(Inbox):
     def _stream_fault(self, exc: FrameStreamError) -> None:
         self.ctx.transcript.add(self.label, "received", exc.data, f"bad stream: {exc}")
         self.close_note = "the client's byte stream could not be split into frames"
-        if len(exc.data) == LENGTH.size and LENGTH.unpack(exc.data)[0] > READ_CAP:
+        if len(exc.data) == LENGTH_FIELD_SIZE and length_at(exc.data) > READ_CAP:
             self._fault(Violation("CP-FRAME-5", f"the client sent a frame with length "
-                                  f"{LENGTH.unpack(exc.data)[0]}, above every frame limit"))
+                                  f"{length_at(exc.data)}, above every frame limit"))
         else:
             self._fault(Violation("CP-FRAME-2", f"the client's length field does not count "
                                   f"the bytes that follow it: {exc}"))
@@ -537,7 +546,7 @@ class ClientContext(CaseContext):
         if self._server is not None:
             raise KitError("a case launches the client once")
         self._server = await asyncio.start_server(self._on_connect, HOST, 0,
-                                                  limit=2 * CLIENT_MAX_FRAME)
+                                                  limit=2 * MAX_FRAME_LENGTH)
         self.port = self._server.sockets[0].getsockname()[1]
         argv = [part.replace("{host}", HOST).replace("{port}", str(self.port))
                 for part in self.command]

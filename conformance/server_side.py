@@ -23,7 +23,17 @@ import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
-from chatproto import ErrorCode, Message, encode
+from chatproto import (
+    HEADER_SIZE,
+    HEADER_STRUCT,
+    LENGTH_FIELD_SIZE,
+    MAX_FRAME_LENGTH,
+    MIN_FRAME_LENGTH,
+    ErrorCode,
+    Message,
+    encode,
+    error_name,
+)
 from chatproto.messages import (
     Error,
     Hello,
@@ -44,19 +54,15 @@ from conformance.inbox import Inbox, M, Matcher, T, matches
 from conformance.options import KitOptions
 from conformance.outcomes import KitError, NotApplicable, Violation
 from conformance.registry import Case
-from conformance.transcript import code_name, describe
+from conformance.transcript import describe
 from conformance.wire import (
-    HEADER,
-    LENGTH,
-    MIN_LENGTH,
     FrameStreamError,
     Received,
     decode,
+    length_at,
     read_frame,
 )
 
-CLIENT_MAX_FRAME = 65536
-"""What a client must accept from a server (CP-FRAME-6)."""
 FINAL_TYPES = {"OK", "ERROR", "WELCOME", "PONG", "BYE"}
 MESSAGE_BUCKET = {"SEND_ROOM", "SEND_PRIVATE"}
 UNCOUNTED = {"HELLO", "PING", "QUIT", "PONG"}
@@ -194,17 +200,17 @@ class Peer(Inbox):
         """Raw bytes hold a frame header with request_id 0, or cannot be split to tell."""
         offset = 0
         while offset < len(data):
-            if len(data) - offset < HEADER.size:
+            if len(data) - offset < HEADER_SIZE:
                 return True
-            length, _, request_id = HEADER.unpack_from(data, offset)
-            if request_id == 0 or length < MIN_LENGTH:
+            length, _, request_id = HEADER_STRUCT.unpack_from(data, offset)
+            if request_id == 0 or length < MIN_FRAME_LENGTH:
                 return True
-            offset += LENGTH.size + length
+            offset += LENGTH_FIELD_SIZE + length
         return False
 
     def _describe_raw(self, data: bytes) -> str:
         """How raw bytes read, when they happen to be exactly one decodable frame."""
-        if len(data) >= 10 and int.from_bytes(data[:4], "big") + 4 == len(data):
+        if len(data) >= HEADER_SIZE and length_at(data) + LENGTH_FIELD_SIZE == len(data):
             frame = decode(data)
             if frame.message is not None:
                 return f"raw: {describe(frame.message)}"
@@ -247,7 +253,7 @@ class Peer(Inbox):
         try:
             while True:
                 try:
-                    frame = await read_frame(self._reader, CLIENT_MAX_FRAME)
+                    frame = await read_frame(self._reader, MAX_FRAME_LENGTH)
                 except FrameStreamError as exc:
                     self.ctx.transcript.add(self.label, "received", exc.data, f"bad stream: {exc}")
                     self._faults.append(Violation(
@@ -338,7 +344,7 @@ class Peer(Inbox):
         errors = [m for m in self._unclaimed if isinstance(m, Error)]
         if errors:
             last = errors[-1]
-            return f" (it sent ERROR {code_name(last.code)}: {last.detail!r})"
+            return f" (it sent ERROR {error_name(last.code)}: {last.detail!r})"
         return ""
 
     def _deadline(self, timeout: float | None) -> float:
@@ -400,7 +406,7 @@ class Peer(Inbox):
                                 "RATE_LIMITED although the kit stayed within the advertised "
                                 "bucket")
             raise Violation(req, f"{self.label}: {sent.NAME} was refused with ERROR "
-                            f"{code_name(answer.final.code)} ({answer.final.detail!r}); "
+                            f"{error_name(answer.final.code)} ({answer.final.detail!r}); "
                             f"the spec requires {expected}")
         if answer.final.NAME != expected:
             raise Violation("CP-REQ-4", f"{self.label}: {sent.NAME} was answered with "
@@ -423,7 +429,7 @@ class Peer(Inbox):
                                 "RATE_LIMITED although the kit stayed within the advertised "
                                 "bucket")
             raise Violation(req, f"{self.label}: {sent.NAME} was refused with ERROR "
-                            f"{code_name(answer.final.code)}; the spec requires {names}")
+                            f"{error_name(answer.final.code)}; the spec requires {names}")
         return answer.final
 
     def pending(self) -> list[Message]:
@@ -614,7 +620,7 @@ class ServerContext(CaseContext):
                 self.timeout)
             tls = self.options.tls_context() if self.options.tls else None
             reader, writer = await asyncio.wait_for(asyncio.open_connection(
-                sock=sock, limit=2 * CLIENT_MAX_FRAME, ssl=tls,
+                sock=sock, limit=2 * MAX_FRAME_LENGTH, ssl=tls,
                 server_hostname=self.host if tls else None), self.timeout)
         except (OSError, TimeoutError, ssl.SSLError) as exc:
             sock.close()

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal
 
-from chatproto import ErrorCode, Message
+from chatproto import Message, error_name
 from chatproto.messages import Error
 
 Direction = Literal["sent", "received", "note"]
@@ -24,18 +24,10 @@ def describe(message: Message) -> str:
     return f"{message.NAME} (request {message.request_id}) {fields}".rstrip()
 
 
-def code_name(code: int) -> str:
-    """An error code's registry name, or ``code N`` for one the spec does not define."""
-    try:
-        return ErrorCode(code).name
-    except ValueError:
-        return f"code {code}"
-
-
 def outcome(message: Message) -> str:
     """How a final response reads in a verdict: ``OK`` or ``ERROR NAME``."""
     if isinstance(message, Error):
-        return f"ERROR {code_name(message.code)}"
+        return f"ERROR {error_name(message.code)}"
     return message.NAME
 
 

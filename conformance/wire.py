@@ -10,15 +10,28 @@ declarations), never its state machine.
 from __future__ import annotations
 
 import asyncio
-import struct
 from dataclasses import dataclass
 
-from chatproto import MESSAGE_TYPES, Message, RemoteProtocolError, decode_frame
+from chatproto import (
+    HEADER_STRUCT,
+    LENGTH_FIELD_SIZE,
+    MESSAGE_TYPES,
+    MIN_FRAME_LENGTH,
+    ErrorCode,
+    Message,
+    RemoteProtocolError,
+    decode_frame,
+)
 
-HEADER = struct.Struct(">IHI")
-LENGTH = struct.Struct(">I")
-MIN_LENGTH = 6
-"""A length field counts the type and request_id (6 bytes) plus the body."""
+
+def length_at(data: bytes | bytearray, offset: int = 0) -> int:
+    """The length field that starts at ``offset`` of ``data``."""
+    return int.from_bytes(data[offset:offset + LENGTH_FIELD_SIZE], "big")
+
+
+def length_field(length: int) -> bytes:
+    """A length field alone, any value the field holds (valid or not)."""
+    return length.to_bytes(LENGTH_FIELD_SIZE, "big")
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +44,7 @@ class Received:
     message: Message | None
     fault: str | None
     """Why the body could not be decoded (None when ``message`` is set)."""
-    fault_code: int | None = None
+    fault_code: ErrorCode | None = None
     """The spec's error code for the fault, when the decoder named one."""
 
     @property
@@ -50,16 +63,16 @@ class FrameStreamError(Exception):
 
 def frame_bytes(type_code: int, request_id: int, body: bytes = b"") -> bytes:
     """A frame with any header and body, valid or not: the kit's raw-bytes path."""
-    return HEADER.pack(MIN_LENGTH + len(body), type_code, request_id) + body
+    return HEADER_STRUCT.pack(MIN_FRAME_LENGTH + len(body), type_code, request_id) + body
 
 
 def decode(raw: bytes) -> Received:
     """Decode one whole frame (header included) without raising on bad content."""
-    _, type_code, request_id = HEADER.unpack_from(raw)
+    _, type_code, request_id = HEADER_STRUCT.unpack_from(raw)
     try:
         message = decode_frame(raw)
     except RemoteProtocolError as exc:
-        return Received(raw, type_code, request_id, None, str(exc), int(exc.code))
+        return Received(raw, type_code, request_id, None, str(exc), exc.code)
     return Received(raw, type_code, request_id, message, None)
 
 
@@ -70,15 +83,16 @@ async def read_frame(reader: asyncio.StreamReader, max_length: int) -> Received 
     cannot be resynchronised after that) or EOF cuts a frame short.
     """
     try:
-        head = await reader.readexactly(LENGTH.size)
+        head = await reader.readexactly(LENGTH_FIELD_SIZE)
     except asyncio.IncompleteReadError as exc:
         if exc.partial:
             raise FrameStreamError(f"EOF after {len(exc.partial)} byte(s) of a length field",
                                    exc.partial) from None
         return None
-    (length,) = LENGTH.unpack(head)
-    if length < MIN_LENGTH:
-        raise FrameStreamError(f"length field {length} is smaller than {MIN_LENGTH}", head)
+    length = length_at(head)
+    if length < MIN_FRAME_LENGTH:
+        raise FrameStreamError(f"length field {length} is smaller than {MIN_FRAME_LENGTH}",
+                               head)
     if length > max_length:
         raise FrameStreamError(f"length field {length} exceeds {max_length}", head)
     try:

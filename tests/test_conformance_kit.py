@@ -23,7 +23,15 @@ import pytest
 from conftest import MakeServerProcess
 
 import conformance
-from chatproto import PROTOCOL_VERSION
+from chatproto import (
+    HEADER_SIZE,
+    LENGTH_FIELD_SIZE,
+    PROTOCOL_VERSION,
+    ErrorCode,
+    decode_frame,
+    error_name,
+)
+from chatproto.messages import Error, Ping
 from chatproto.requirements import Level, load_requirements
 from conformance.case_context import CaseContext
 from conformance.coverage import NOT_CHECKABLE, cases_by_requirement, uncovered
@@ -32,7 +40,8 @@ from conformance.outcomes import KitError, NotApplicable, Outcome, Violation
 from conformance.registry import Case, all_cases, compile_keyword, select, variant
 from conformance.reports import html_report, json_report, junit_report
 from conformance.runner import CaseResult, RunReport, _merge, run_case
-from conformance.transcript import Transcript
+from conformance.transcript import Transcript, outcome
+from conformance.wire import decode, frame_bytes, length_at
 
 ROOT = Path(__file__).resolve().parent.parent
 KIT = ROOT / "conformance"
@@ -153,6 +162,25 @@ def test_kit_imports_only_chatproto_schema_never_reference_code_or_state_machine
     offenders = [(str(path.relative_to(ROOT)), name) for path in KIT.rglob("*.py")
                  for name in _imports(path) if forbidden.search(name)]
     assert offenders == []
+
+
+def test_kit_takes_header_limits_and_error_names_from_chatproto() -> None:
+    """The header layout, the frame-length bounds and error names are chatproto's exports:
+    the kit types none of them again, and its raw frames agree with chatproto's decoder."""
+    typed_again = re.compile(r"""[">]IHI|struct\.Struct\(|ErrorCode\("""
+                             r"|^[A-Z_]*(FRAME|LIMIT)[A-Z_]* = (4096|65536)\b")
+    offenders = [(str(path.relative_to(ROOT)), number, line.strip())
+                 for path in KIT.rglob("*.py")
+                 for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+                 if typed_again.search(line.split("#")[0])]
+    assert offenders == []
+    frame = frame_bytes(Ping.TYPE, 7, b"\x00")
+    assert length_at(frame) + LENGTH_FIELD_SIZE == len(frame) == HEADER_SIZE + 1
+    assert isinstance(decode_frame(frame), Ping)
+    assert decode(frame_bytes(0x7ABC, 1)).fault_code is ErrorCode.UNKNOWN_TYPE
+    unknown = Error.model_construct(request_id=1, code=60000, fatal=False, retry_after_ms=0,
+                                    detail="")
+    assert outcome(unknown) == f"ERROR {error_name(60000)}"
 
 
 # ---------------------------------------------------------------- outcomes

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 
-from chatproto import encode
+from chatproto import LENGTH_FIELD_SIZE, PRE_WELCOME_FRAME_LENGTH, encode
 from chatproto.messages import Ping
 from conformance.client_side import ClientContext
 from conformance.outcomes import Violation
@@ -25,8 +25,9 @@ async def hello_first_and_well_formed(ctx: ClientContext) -> None:
         ctx.check(first.message is hello, "CP-STATE-1",
                   f"the client's first frame was {first.name}, not HELLO")
         ctx.check(hello.request_id != 0, "CP-REQ-1", "the client's HELLO carries request_id 0")
-        ctx.check(len(first.raw) - 4 <= 4096, "CP-FRAME-5",
-                  f"the client's HELLO has length {len(first.raw) - 4}, above 4096")
+        length = len(first.raw) - LENGTH_FIELD_SIZE
+        ctx.check(length <= PRE_WELCOME_FRAME_LENGTH, "CP-FRAME-5",
+                  f"the client's HELLO has length {length}, above {PRE_WELCOME_FRAME_LENGTH}")
         # In AWAIT_WELCOME a client sends nothing but a fatal ERROR until HELLO is answered.
         await link.silent_since(link.mark(), req="CP-STATE-1", timeout=0.5,
                                 after="its HELLO, before the server answered it")

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import secrets
 
-from chatproto import ERROR_REGISTRY, ErrorCode
+from chatproto import ERROR_REGISTRY, ErrorCode, error_name
 from chatproto.messages import Error, Ping
 from conformance.client_side import ClientContext
 from conformance.registry import client_case
-from conformance.transcript import code_name
 
 UNKNOWN_CODES = (999, 0x8123)
 """Codes spec v1 does not define: one in the assigned range, one in the extension range."""
@@ -50,7 +49,7 @@ async def _fatal_error_ends_session(ctx: ClientContext, code: int, req: str,
     client. Returns True when the client closed the connection."""
     link = await ctx.welcomed()
     mark = link.mark()
-    name = code_name(code)
+    name = error_name(code)
     await link.send(Error(code=code, fatal=True, retry_after_ms=retry_after_ms,
                           detail=f"kit: {name}"), Ping(token=b"after the fatal error"))
     link.half_close()

@@ -5,15 +5,14 @@ from __future__ import annotations
 import secrets
 import time
 
-from chatproto import MESSAGE_TYPES, ErrorCode, encode
+from chatproto import MAX_FRAME_LENGTH, MESSAGE_TYPES, MIN_FRAME_LENGTH, ErrorCode, encode
 from chatproto.messages import Error, MemberLeft, Notice, Ping, PrivateMessage, RoomMessage
 from conformance.client_side import ClientContext, unchecked
 from conformance.outcomes import Violation
 from conformance.registry import client_case
-from conformance.wire import LENGTH, frame_bytes
+from conformance.wire import frame_bytes, length_at, length_field
 
 UNDEFINED_TYPE = next(code for code in range(0x0C00, 0x7FFF) if code not in MESSAGE_TYPES)
-LARGEST_CLIENT_FRAME = 65536
 
 
 def _events(count: int) -> bytes:
@@ -79,10 +78,10 @@ async def frame_of_length_65536_accepted(ctx: ClientContext) -> None:
                               what=f"a small frame of unknown type {UNDEFINED_TYPE:#06x}")
     token = secrets.token_bytes(8)
     body = bytes(range(256)) * 256
-    big = frame_bytes(UNDEFINED_TYPE, 0, body[:LARGEST_CLIENT_FRAME - 6])
-    assert LENGTH.unpack_from(big)[0] == LARGEST_CLIENT_FRAME
+    big = frame_bytes(UNDEFINED_TYPE, 0, body[:MAX_FRAME_LENGTH - MIN_FRAME_LENGTH])
+    assert length_at(big) == MAX_FRAME_LENGTH
     await link.send_raw(big + encode(Ping(token=token)),
-                        note=f"type {UNDEFINED_TYPE:#06x}, length 65536; then a PING")
+                        note=f"type {UNDEFINED_TYPE:#06x}, length {MAX_FRAME_LENGTH}; then a PING")
     with ctx.attribute("CP-FRAME-6"):
         await link.expect_pong(token)
 
@@ -100,7 +99,7 @@ async def largest_notice_accepted(ctx: ClientContext) -> None:
 async def length_above_65536_refused(ctx: ClientContext) -> None:
     """A length of 65537 gets a fatal FRAME_TOO_LARGE with request_id 0 at once, then a close."""
     link = await ctx.welcomed()
-    await link.send_raw(LENGTH.pack(LARGEST_CLIENT_FRAME + 1),
+    await link.send_raw(length_field(MAX_FRAME_LENGTH + 1),
                         note="a length field of 65537, and nothing after it")
     with ctx.attribute("CP-FRAME-3"):
         error = await link.expect_type(Error, req="CP-FRAME-3")
@@ -120,7 +119,7 @@ async def length_below_6_ends_connection(ctx: ClientContext) -> None:
     """A length field of 5 ends the connection; an ERROR the client sends says MALFORMED_FRAME."""
     link = await ctx.welcomed()
     mark = link.mark()
-    await link.send_raw(LENGTH.pack(5) + bytes.fromhex("0009 00000000 00"),
+    await link.send_raw(length_field(5) + bytes.fromhex("0009 00000000 00"),
                         note="a frame with length field 5")
     await link.expect_closed(req="CP-FRAME-7", after="a frame with length field 5")
     for frame in link.received[mark:]:

@@ -19,7 +19,7 @@ from conformance.server_side import Peer, ServerContext
 from conformance.suites.server._bodies import hello_body, str8
 from conformance.suites.server._steps import room_with
 from conformance.transcript import describe
-from conformance.wire import frame_bytes
+from conformance.wire import frame_bytes, length_field
 
 
 def _after(peer: Peer, cls: type[Message], request_id: int | None = None) -> list[Message]:
@@ -138,10 +138,10 @@ async def _fatal_then_closed(ctx: ServerContext, peer: Peer, what: str, rule: st
 async def fatal_error_followed_by_the_close(ctx: ServerContext) -> None:
     """After a fatal ERROR (too large, malformed frame, state, version) the server closes."""
     peer = await ctx.client("alice")
-    await peer.send_raw((0x00FFFFFF).to_bytes(4, "big"), note="length field 2^24-1")
+    await peer.send_raw(length_field(0x00FFFFFF), note="length field 2^24-1")
     await _fatal_then_closed(ctx, peer, "a length field of 2^24-1", "CP-FRAME-3")
     peer = await ctx.client("alice")
-    await peer.send_raw((4).to_bytes(4, "big") + b"\x00" * 4, note="length field 4")
+    await peer.send_raw(length_field(4) + b"\x00" * 4, note="length field 4")
     await _fatal_then_closed(ctx, peer, "a length field of 4", "CP-FRAME-7")
     peer = await ctx.client("alice")
     await peer.send_raw(encode(Ok(request_id=3)), note="OK from a client")

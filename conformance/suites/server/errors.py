@@ -41,7 +41,7 @@ from conformance.server_side import FINAL_TYPES, Peer, ServerContext
 from conformance.suites.server._bodies import BAD_UTF8, hello_body, str8, str16, u64, unchecked
 from conformance.suites.server._steps import fit_topic, maybe, room_with
 from conformance.transcript import describe, outcome
-from conformance.wire import frame_bytes
+from conformance.wire import frame_bytes, length_field
 
 RETRY_CODES = {info.code for info in ERROR_REGISTRY.values() if info.retry_after}
 """The only codes whose ERROR may carry a nonzero retry_after_ms (CP-ERR-4)."""
@@ -126,8 +126,8 @@ async def provoke_errors(ctx: ServerContext) -> None:
     await _answer(alice, encode(Hello(request_id=904, min_version=1, max_version=1,
                                       nick=ctx.nick("again"), client_name="kit")), 904,
                   "HELLO in READY")
-    await _header_error(ctx, (0xFFFFFF).to_bytes(4, "big"), "length field 2^24-1")
-    await _header_error(ctx, (3).to_bytes(4, "big") + b"abc", "length field 3")
+    await _header_error(ctx, length_field(0xFFFFFF), "length field 2^24-1")
+    await _header_error(ctx, length_field(3) + b"abc", "length field 3")
     await _header_error(ctx, encode(ListRooms(request_id=5)), "LIST_ROOMS before HELLO",
                         welcomed=False)
 
@@ -215,9 +215,9 @@ async def refusal_carries_the_request_id(ctx: ServerContext) -> None:
 @server_case("CP-ERR-3")
 async def header_errors_carry_request_id_zero(ctx: ServerContext) -> None:
     """FRAME_TOO_LARGE and MALFORMED_FRAME, after requests with other ids, carry request_id 0."""
-    for data, what, rule in (((0x7FFFFFFF).to_bytes(4, "big"), "a length field of 2^31-1",
+    for data, what, rule in ((length_field((0x7FFFFFFF)), "a length field of 2^31-1",
                               "CP-FRAME-3"),
-                             ((1).to_bytes(4, "big") + b"\x00", "a length field of 1",
+                             (length_field(1) + b"\x00", "a length field of 1",
                               "CP-FRAME-7")):
         peer = await ctx.client("alice")
         await peer.send(Ping(request_id=4444, token=b"before"), pace=False)

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 import secrets
 
-from chatproto import ErrorCode, encode
+from chatproto import (
+    LENGTH_FIELD_SIZE,
+    MIN_FRAME_LENGTH,
+    PRE_WELCOME_FRAME_LENGTH,
+    ErrorCode,
+    encode,
+)
 from chatproto.messages import (
     Away,
     Error,
@@ -38,10 +44,7 @@ from conformance.server_side import FINAL_TYPES, KIT_CLIENT_NAME, Peer, ServerCo
 from conformance.suites.server._bodies import BAD_UTF8, hello_body, str8, str16, u8, u64, unchecked
 from conformance.suites.server._steps import fit_topic, maybe, ping_works, room_with, still_served
 from conformance.transcript import describe, outcome
-from conformance.wire import frame_bytes
-
-PRE_WELCOME_LIMIT = 4096
-"""The receive limit every server applies until it has sent WELCOME (CP-FRAME-4)."""
+from conformance.wire import frame_bytes, length_field
 
 
 async def answer_to(peer: Peer, request_id: int, name: str, req: str) -> Message:
@@ -170,7 +173,7 @@ async def length_over_max_frame_size_rejected_without_the_body(ctx: ServerContex
     alice = await ctx.client("alice")
     assert alice.welcome is not None
     length = alice.welcome.max_frame_size + 1
-    await alice.send_raw(length.to_bytes(4, "big"), note=f"length field {length}, nothing more")
+    await alice.send_raw(length_field(length), note=f"length field {length}, nothing more")
     error = await _header_error(alice, "CP-FRAME-3")
     expect_error_code(ctx, error, ErrorCode.FRAME_TOO_LARGE, "CP-FRAME-3",
                       f"a length field of {length} (max_frame_size + 1)")
@@ -181,7 +184,7 @@ async def huge_length_fields_rejected_without_the_body(ctx: ServerContext) -> No
     """Length fields 2^32-1 and 2^31 get FRAME_TOO_LARGE at once, after WELCOME and before it."""
     for length, welcomed in ((0xFFFFFFFF, True), (0x80000000, True), (0xFFFFFFFF, False)):
         peer = await ctx.client("alice") if welcomed else await ctx.connect("raw")
-        await peer.send_raw(length.to_bytes(4, "big"), note=f"length field {length}")
+        await peer.send_raw(length_field(length), note=f"length field {length}")
         error = await _header_error(peer, "CP-FRAME-3")
         state = "after WELCOME" if welcomed else "before HELLO"
         expect_error_code(ctx, error, ErrorCode.FRAME_TOO_LARGE, "CP-FRAME-3",
@@ -191,44 +194,49 @@ async def huge_length_fields_rejected_without_the_body(ctx: ServerContext) -> No
 @server_case("CP-FRAME-4", "CP-FRAME-3")
 async def limit_before_welcome_is_4096(ctx: ServerContext) -> None:
     """Before WELCOME a length field of 4097 gets FRAME_TOO_LARGE, whatever max_frame_size is."""
+    over = PRE_WELCOME_FRAME_LENGTH + 1
     peer = await ctx.connect("raw")
-    await peer.send_raw((PRE_WELCOME_LIMIT + 1).to_bytes(4, "big"),
-                        note="length field 4097 before HELLO, nothing more")
+    await peer.send_raw(length_field(over), note=f"length field {over} before HELLO, nothing more")
     error = await maybe(peer.expect_type(Error, req="CP-FRAME-4"))
     if error is None and not peer.closed:
         # Nothing yet: does the server reject it once the body is there?
-        body = frame_bytes(Hello.TYPE, 1, bytes(PRE_WELCOME_LIMIT + 1 - 6))[4:]
-        await peer.send_raw(body, note="the 4097 bytes the length field announced")
+        frame = frame_bytes(Hello.TYPE, 1, bytes(over - MIN_FRAME_LENGTH))
+        await peer.send_raw(frame[LENGTH_FIELD_SIZE:],
+                            note=f"the {over} bytes the length field announced")
         late = await maybe(peer.expect_type(Error, req="CP-FRAME-4"))
         if isinstance(late, Error) and late.code == ErrorCode.FRAME_TOO_LARGE:
-            raise Violation("CP-FRAME-3", "a length field of 4097 before WELCOME was rejected "
-                            "only after its body arrived, not as soon as the length was read")
-        raise Violation("CP-FRAME-4", "a length field of 4097 before WELCOME was not rejected "
-                        f"with FRAME_TOO_LARGE (answer: {outcome(late) if late else 'none'}); "
-                        "the limit is 4096 until WELCOME")
+            raise Violation("CP-FRAME-3", f"a length field of {over} before WELCOME was "
+                            "rejected only after its body arrived, not as soon as the length "
+                            "was read")
+        raise Violation("CP-FRAME-4", f"a length field of {over} before WELCOME was not "
+                        f"rejected with FRAME_TOO_LARGE (answer: "
+                        f"{outcome(late) if late else 'none'}); the limit is "
+                        f"{PRE_WELCOME_FRAME_LENGTH} until WELCOME")
     if error is None:
         raise Violation("CP-FRAME-3", "the server closed the connection after a length field "
-                        "of 4097 before WELCOME without ERROR FRAME_TOO_LARGE", "closed")
+                        f"of {over} before WELCOME without ERROR FRAME_TOO_LARGE", "closed")
     expect_error_code(ctx, error, ErrorCode.FRAME_TOO_LARGE, "CP-FRAME-3",
-                      "a length field of 4097 before WELCOME")
+                      f"a length field of {over} before WELCOME")
 
 
 @server_case("CP-FRAME-4")
 async def frame_of_exactly_4096_read_before_welcome(ctx: ServerContext) -> None:
     """Before WELCOME a HELLO of length 4096 (padded) is read, not refused as too large."""
+    limit = PRE_WELCOME_FRAME_LENGTH
     peer = await ctx.connect("raw")
     body = hello_body(ctx.nick("alice"))
-    padded = body + bytes(PRE_WELCOME_LIMIT - 6 - len(body))
+    padded = body + bytes(limit - MIN_FRAME_LENGTH - len(body))
     await peer.send_raw(frame_bytes(Hello.TYPE, 9, padded),
-                        note="HELLO with trailing zero bytes, length field 4096")
+                        note=f"HELLO with trailing zero bytes, length field {limit}")
 
     def answered(m: Message) -> bool:
         too_large = isinstance(m, Error) and m.code == ErrorCode.FRAME_TOO_LARGE
         return too_large or (m.request_id == 9 and m.NAME in FINAL_TYPES)
-    final = await peer.expect(answered, req="CP-REQ-4", what="the answer to the 4096-byte HELLO")
+    final = await peer.expect(answered, req="CP-REQ-4",
+                              what=f"the answer to the {limit}-byte HELLO")
     ctx.check(not (isinstance(final, Error) and final.code == ErrorCode.FRAME_TOO_LARGE),
-              "CP-FRAME-4", "a frame of length 4096 before WELCOME was refused with "
-              "FRAME_TOO_LARGE; the limit before WELCOME is 4096, inclusive")
+              "CP-FRAME-4", f"a frame of length {limit} before WELCOME was refused with "
+              f"FRAME_TOO_LARGE; the limit before WELCOME is {limit}, inclusive")
 
 
 @server_case("CP-FRAME-4")
@@ -263,7 +271,7 @@ async def length_below_six_is_malformed_frame(ctx: ServerContext) -> None:
     """Length fields 0 and 5 after WELCOME, and 2 before HELLO, get MALFORMED_FRAME."""
     for length, welcomed in ((0, True), (5, True), (2, False)):
         peer = await ctx.client("alice") if welcomed else await ctx.connect("raw")
-        await peer.send_raw(length.to_bytes(4, "big") + secrets.token_bytes(length),
+        await peer.send_raw(length_field(length) + secrets.token_bytes(length),
                             note=f"length field {length} and the {length} bytes it announces")
         error = await _header_error(peer, "CP-FRAME-7")
         state = "after WELCOME" if welcomed else "before HELLO"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 
-from chatproto import ErrorCode
+from chatproto import MAX_FRAME_LENGTH, PRE_WELCOME_FRAME_LENGTH, ErrorCode
 from chatproto.messages import SEND_ROOM_OVERHEAD, Error, Hello, Welcome
 from conformance.outcomes import Violation
 from conformance.registry import server_case
@@ -20,7 +20,7 @@ FAR_VERSIONS = (200, 255)
 """A version range no server of this era supports (version is a u8, 1..255)."""
 
 PROTOCOL_RANGES: dict[str, tuple[int, int]] = {
-    "max_frame_size": (4096, 65536),
+    "max_frame_size": (PRE_WELCOME_FRAME_LENGTH, MAX_FRAME_LENGTH),
     "max_nick_length": (1, 32),
     "max_room_name_length": (2, 64),
     "max_message_length": (1, 16384),

@@ -18,7 +18,7 @@ from conformance.server_side import KIT_CLIENT_NAME, Peer, ServerContext
 from conformance.suites.server._bodies import BAD_UTF8, str8, str16, u64, unchecked
 from conformance.suites.server._steps import maybe, room_with
 from conformance.transcript import describe
-from conformance.wire import frame_bytes
+from conformance.wire import frame_bytes, length_field
 
 STALLED_CONNECTIONS = 8
 
@@ -37,8 +37,8 @@ def _garbage(room: str) -> list[tuple[bool, bytes, str]]:
         (False, b"GET / HTTP/1.1\r\nHost: chat\r\n\r\n", "an HTTP request"),
         (False, secrets.token_bytes(512), "512 random bytes before HELLO"),
         (True, secrets.token_bytes(512), "512 random bytes after WELCOME"),
-        (True, (0xFFFFFFFF).to_bytes(4, "big") + secrets.token_bytes(64), "a 4 GiB length"),
-        (True, (2).to_bytes(4, "big") + b"\x00\x00", "a length of 2"),
+        (True, length_field(0xFFFFFFFF) + secrets.token_bytes(64), "a 4 GiB length"),
+        (True, length_field(2) + b"\x00\x00", "a length of 2"),
         (True, broken * 4, "twenty malformed frames"),
         (True, half[: len(half) - 3], "a frame cut short, then a reset"),
     ]

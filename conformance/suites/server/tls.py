@@ -13,13 +13,19 @@ import contextlib
 import ssl
 import warnings
 
-from chatproto import MESSAGE_TYPES, encode
+from chatproto import (
+    HEADER_SIZE,
+    HEADER_STRUCT,
+    MAX_FRAME_LENGTH,
+    MESSAGE_TYPES,
+    MIN_FRAME_LENGTH,
+    encode,
+)
 from chatproto.messages import Hello, Ping, Pong, RoomMessage
 from conformance.outcomes import Violation
 from conformance.registry import server_case
 from conformance.server_side import KIT_CLIENT_NAME, ServerContext
 from conformance.transcript import describe
-from conformance.wire import HEADER, MIN_LENGTH
 
 
 def _need_tls(ctx: ServerContext) -> None:
@@ -98,9 +104,9 @@ async def plaintext_hello_gets_no_plaintext_answer(ctx: ServerContext) -> None:
             await writer.drain()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + ctx.timeout
-        while len(received) < HEADER.size and loop.time() < deadline:
+        while len(received) < HEADER_SIZE and loop.time() < deadline:
             try:
-                chunk = await asyncio.wait_for(reader.read(HEADER.size - len(received)),
+                chunk = await asyncio.wait_for(reader.read(HEADER_SIZE - len(received)),
                                                deadline - loop.time())
             except (TimeoutError, ConnectionError, OSError):
                 break
@@ -112,9 +118,9 @@ async def plaintext_hello_gets_no_plaintext_answer(ctx: ServerContext) -> None:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(writer.wait_closed(), 1.0)
     ctx.transcript.add("plain", "received", received, f"{len(received)} byte(s) in reply")
-    if len(received) == HEADER.size:
-        length, type_code, request_id = HEADER.unpack(received)
-        if MIN_LENGTH <= length <= 65536 and type_code in MESSAGE_TYPES:
+    if len(received) == HEADER_SIZE:
+        length, type_code, request_id = HEADER_STRUCT.unpack(received)
+        if MIN_FRAME_LENGTH <= length <= MAX_FRAME_LENGTH and type_code in MESSAGE_TYPES:
             raise Violation("CP-SEC-1", f"a plain-TCP HELLO to the TLS port was answered with "
                             f"a plain {MESSAGE_TYPES[type_code].NAME} frame (request "
                             f"{request_id}): chatproto frames go inside TLS only")
