@@ -157,19 +157,26 @@ class ChatService:
         for room in list(self.rooms.values()):  # left by a server before CP-ROOM-19
             self._reclaim_if_empty(room)
         self.handlers: dict[type[Message], Callable[[Session, Any], Awaitable[None] | None]] = {
-            Hello: self._hello, Nick: self._nick, Register: self._register, Login: self._login,
-            Oper: self._oper, Away: self._away, ListUsers: self._list_users, Join: self._join,
-            Part: self._part, ListRooms: self._list_rooms, SetTopic: self._set_topic,
-            ListMembers: self._list_members, History: self._history,
-            SendRoom: self._send_room, SendPrivate: self._send_private, Kick: self._kick,
-            Ban: self._ban, Unban: self._unban, Mute: self._mute, Quit: self._quit,
-            Ping: self._ping, Pong: self._pong, Error: self._peer_error,
+            Hello: self.on_hello, Nick: self.on_nick, Register: self.on_register,
+            Login: self.on_login, Oper: self.on_oper, Away: self.on_away,
+            ListUsers: self.on_list_users, Join: self.on_join, Part: self.on_part,
+            ListRooms: self.on_list_rooms, SetTopic: self.on_set_topic,
+            ListMembers: self.on_list_members, History: self.on_history,
+            SendRoom: self.on_send_room, SendPrivate: self.on_send_private, Kick: self.on_kick,
+            Ban: self.on_ban, Unban: self.on_unban, Mute: self.on_mute, Quit: self.on_quit,
+            Ping: self.on_ping, Pong: self.on_pong, Error: self.on_error,
         }
         """What carries out each message type a client may send: one entry per type.
 
         A handler answers through ``session.reply`` and returns None, or returns
         an awaitable to finish off the event loop (a password check). Either
         way ``handle`` is the one place its failure is caught (CP-ERR-8).
+
+        The ``on_*`` handlers, and the decisions they share (``welcome``,
+        ``change_nick``, ``member_room``, ``is_marked``, ``need_operator``,
+        ``others_in``, ``tell``, ``refuse``), are public so that a subclass
+        (``ChatServer.service_class``) can change one rule alone: the faulty
+        servers of tests/faulty_servers.py do.
         """
 
     # --------------------------------------------------------------- dispatch
@@ -186,7 +193,7 @@ class ChatService:
         try:
             result = self.handlers[type(message)](session, message)
         except Refused as refused:
-            self._refuse(session, message, refused)
+            self.refuse(session, message, refused)
             return None
         except Exception:  # a bug in a handler, or none for the type: answer it (CP-ERR-8)
             self._internal_error(session, message)
@@ -214,7 +221,7 @@ class ChatService:
         try:
             await pending
         except Refused as refused:
-            self._refuse(session, message, refused)
+            self.refuse(session, message, refused)
         except Exception:  # the same boundary as handle's, on the far side of the await
             self._internal_error(session, message)
 
@@ -225,7 +232,7 @@ class ChatService:
         session.reply(Error(request_id=message.request_id, code=int(ErrorCode.INTERNAL_ERROR),
                             fatal=False, detail="internal error"))
 
-    def _refuse(self, session: Session, message: Message, refused: Refused) -> None:
+    def refuse(self, session: Session, message: Message, refused: Refused) -> None:
         if refused.code is ErrorCode.RATE_LIMITED:  # a guessing flood: not a line per try
             self._rare_log.warning(f"rate-limited {message.NAME.lower()}",
                                    "%s refused peer=%s session=%d code=RATE_LIMITED (%s)",
@@ -257,13 +264,13 @@ class ChatService:
             raise Refused(ErrorCode.NO_SUCH_ROOM, f"no room {name}")
         return room
 
-    def _member_room(self, session: Session, name: str) -> Room:
+    def member_room(self, session: Session, name: str) -> Room:
         room = self._room(name)
         if room.fold not in self.backplane.rooms_of(session):
             raise Refused(ErrorCode.NOT_IN_ROOM, f"not in {room.name}")
         return room
 
-    def _marked(self, kind: MarkKind, session: Session, room: Room) -> bool:
+    def is_marked(self, kind: MarkKind, session: Session, room: Room) -> bool:
         """Whether a ban or mute in ``room`` applies to ``session`` (CP-OPER-10)."""
         return self.moderation.applies(kind, room.fold, session.session_id, session.nick_fold)
 
@@ -279,7 +286,7 @@ class ChatService:
         return target
 
     @staticmethod
-    def _need_operator(session: Session) -> None:
+    def need_operator(session: Session) -> None:
         if not session.operator:
             raise Refused(ErrorCode.NOT_OPERATOR, "operator privileges needed")
 
@@ -292,10 +299,10 @@ class ChatService:
                     mates[member.session_id] = member
         return list(mates.values())
 
-    def _tell(self, event: Message, to: Iterable[Member]) -> None:
+    def tell(self, event: Message, to: Iterable[Member]) -> None:
         self.backplane.deliver(encode(event), to)
 
-    def _others_in(self, room: Room, session: Session) -> list[Member]:
+    def others_in(self, room: Room, session: Session) -> list[Member]:
         return [m for m in self.backplane.room_members(room.fold)
                 if m.session_id != session.session_id]
 
@@ -307,32 +314,37 @@ class ChatService:
             away_message=member.away_message, operator=member.operator,
             registered=member.logged_in)
 
+    @property
+    def next_msg_id(self) -> int:
+        """The msg_id the next accepted message will get (one counter for the server)."""
+        return self._next_msg_id
+
     def _allocate_msg_id(self) -> int:
         msg_id = self._next_msg_id
         self._next_msg_id += 1
         return msg_id
 
-    def _change_nick(self, session: Session, new_nick: str) -> None:
+    def change_nick(self, session: Session, new_nick: str) -> None:
         old_nick = session.nick
         session.nick = new_nick
         session.nick_fold = fold(new_nick)
         self.moderation.took_nick(session.session_id, session.nick_fold)
         if old_nick != new_nick:
-            self._tell(NickChanged(old_nick=old_nick, new_nick=new_nick),
-                       self._room_mates(session))
+            self.tell(NickChanged(old_nick=old_nick, new_nick=new_nick),
+                     self._room_mates(session))
 
     # ----------------------------------------------------- handshake, identity
 
-    def _hello(self, session: Session, hello: Hello) -> Awaitable[None] | None:
+    def on_hello(self, session: Session, hello: Hello) -> Awaitable[None] | None:
         if not hello.password:
             if self.store.account_hash(fold(hello.nick)) is not None:
                 raise Refused(ErrorCode.NICK_REGISTERED, "this nick needs its password")
-            self._welcome(session, hello, hello.nick, logged_in=False)
+            self.welcome(session, hello, hello.nick, logged_in=False)
             return None
         checking = self._check_password(session, hello.nick, hello.password)
 
         async def check() -> None:
-            self._welcome(session, hello, await checking, logged_in=True)
+            self.welcome(session, hello, await checking, logged_in=True)
 
         return check()
 
@@ -361,7 +373,7 @@ class ChatService:
 
         return check()
 
-    def _welcome(self, session: Session, hello: Hello, nick: str, *, logged_in: bool) -> None:
+    def welcome(self, session: Session, hello: Hello, nick: str, *, logged_in: bool) -> None:
         if session.gone:  # it hung up while its password was being checked
             return
         nick_fold = fold(nick)
@@ -381,7 +393,7 @@ class ChatService:
         log.info("hello peer=%s session=%d nick=%s account=%s client=%r", session.peer,
                  session.session_id, nick, "yes" if logged_in else "no", hello.client_name)
 
-    def _nick(self, session: Session, request: Nick) -> None:
+    def on_nick(self, session: Session, request: Nick) -> None:
         new_fold = fold(request.nick)
         if new_fold != session.nick_fold:
             account = self.store.account_hash(new_fold)
@@ -391,10 +403,10 @@ class ChatService:
                 raise Refused(ErrorCode.NICK_IN_USE, f"{request.nick} is in use")
             self.backplane.release_nick(session.nick_fold, session)
             session.logged_in = False
-        self._change_nick(session, request.nick)
+        self.change_nick(session, request.nick)
         session.reply(Ok(request_id=request.request_id))
 
-    def _register(self, session: Session, request: Register) -> Awaitable[None]:
+    def on_register(self, session: Session, request: Register) -> Awaitable[None]:
         # The address's bucket first, as the order of checks puts rate limits
         # before the request's own conditions; a refused REGISTER gives it back.
         address = session.address
@@ -417,7 +429,7 @@ class ChatService:
 
         return register()
 
-    def _login(self, session: Session, request: Login) -> Awaitable[None]:
+    def on_login(self, session: Session, request: Login) -> Awaitable[None]:
         checking = self._check_password(session, request.nick, request.password)
 
         async def login() -> None:
@@ -429,13 +441,13 @@ class ChatService:
                 if not self.backplane.claim_nick(new_fold, session):
                     raise Refused(ErrorCode.NICK_IN_USE, f"{registered_nick} is in use")
                 self.backplane.release_nick(session.nick_fold, session)
-            self._change_nick(session, registered_nick)
+            self.change_nick(session, registered_nick)
             session.logged_in = True
             session.reply(Ok(request_id=request.request_id))
 
         return login()
 
-    def _oper(self, session: Session, request: Oper) -> Awaitable[None]:
+    def on_oper(self, session: Session, request: Oper) -> Awaitable[None]:
         # Operator names share the failed-login buckets under a key no nick can
         # have, so guessing an operator's password is slowed like a user's.
         name_key = _OPER_KEY_PREFIX + request.name
@@ -464,13 +476,13 @@ class ChatService:
 
         return check()
 
-    def _away(self, session: Session, request: Away) -> None:
+    def on_away(self, session: Session, request: Away) -> None:
         session.away_message = request.message
-        self._tell(Presence(nick=session.nick, away=bool(request.message),
-                            away_message=request.message), self._room_mates(session))
+        self.tell(Presence(nick=session.nick, away=bool(request.message),
+                           away_message=request.message), self._room_mates(session))
         session.reply(Ok(request_id=request.request_id))
 
-    def _list_users(self, session: Session, request: ListUsers) -> None:
+    def on_list_users(self, session: Session, request: ListUsers) -> None:
         self._list_user_infos(session, request.request_id, "LIST_USERS",
                               list(self.backplane.members()))
 
@@ -483,7 +495,7 @@ class ChatService:
 
     # ------------------------------------------------------------------ rooms
 
-    def _join(self, session: Session, request: Join) -> None:
+    def on_join(self, session: Session, request: Join) -> None:
         room_fold = fold(request.room)
         joined = self.backplane.rooms_of(session)
         if room_fold in joined:
@@ -491,7 +503,7 @@ class ChatService:
         if len(joined) >= self.config.limits.max_rooms_per_user:
             raise Refused(ErrorCode.TOO_MANY_ROOMS, "max_rooms_per_user reached")
         room = self.rooms.get(room_fold)
-        if room is not None and self._marked("ban", session, room):
+        if room is not None and self.is_marked("ban", session, room):
             raise Refused(ErrorCode.BANNED_FROM_ROOM, f"banned from {room.name}")
         if room is None:
             if len(self.rooms) >= self.config.max_rooms:  # CP-ROOM-6
@@ -502,7 +514,7 @@ class ChatService:
         self.backplane.join(room_fold, session)
         # Told before the replay: a replay past the output bound drops the
         # joiner, and the others then see it leave after it joined.
-        self._tell(MemberJoined(room=room.name, nick=session.nick), others)
+        self.tell(MemberJoined(room=room.name, nick=session.nick), others)
         rid = request.request_id
         session.reply(RoomInfo(request_id=rid, room=room.name, topic=room.topic,
                                member_count=len(others) + 1, last_seq=room.last_seq))
@@ -532,11 +544,11 @@ class ChatService:
             timestamp_ms=stored.timestamp_ms, sender=stored.sender,
             client_msg_id=stored.client_msg_id, history=True, text=stored.text)
 
-    def _part(self, session: Session, request: Part) -> None:
-        room = self._member_room(session, request.room)
+    def on_part(self, session: Session, request: Part) -> None:
+        room = self.member_room(session, request.room)
         self.backplane.leave(room.fold, session)
-        self._tell(MemberLeft(room=room.name, nick=session.nick, kind=int(LeaveKind.PART),
-                              reason=request.reason), self.backplane.room_members(room.fold))
+        self.tell(MemberLeft(room=room.name, nick=session.nick, kind=int(LeaveKind.PART),
+                             reason=request.reason), self.backplane.room_members(room.fold))
         self._reclaim_if_empty(room)
         session.reply(Ok(request_id=request.request_id))
 
@@ -563,7 +575,7 @@ class ChatService:
                                   f"(the server lists at most {limit})"))
         return limit
 
-    def _list_rooms(self, session: Session, request: ListRooms) -> None:
+    def on_list_rooms(self, session: Session, request: ListRooms) -> None:
         counted = [(len(self.backplane.room_members(room.fold)), room)
                    for room in self.rooms.values()]
         limit = self._list_limit(session, "LIST_ROOMS", len(counted))
@@ -576,23 +588,23 @@ class ChatService:
                 member_count=member_count, last_seq=room.last_seq))
         session.reply(Ok(request_id=request.request_id))
 
-    def _set_topic(self, session: Session, request: SetTopic) -> None:
-        room = self._member_room(session, request.room)
-        if self._marked("mute", session, room):
+    def on_set_topic(self, session: Session, request: SetTopic) -> None:
+        room = self.member_room(session, request.room)
+        if self.is_marked("mute", session, room):
             raise Refused(ErrorCode.MUTED, f"muted in {room.name}")
         room.topic = request.topic
         self._dirty_rooms.add(room.fold)
-        self._tell(TopicChanged(room=room.name, topic=room.topic, by=session.nick),
-                   self._others_in(room, session))
+        self.tell(TopicChanged(room=room.name, topic=room.topic, by=session.nick),
+                  self.others_in(room, session))
         session.reply(Ok(request_id=request.request_id))
 
-    def _list_members(self, session: Session, request: ListMembers) -> None:
+    def on_list_members(self, session: Session, request: ListMembers) -> None:
         room = self._room(request.room)
         self._list_user_infos(session, request.request_id, f"LIST_MEMBERS {room.name}",
                               list(self.backplane.room_members(room.fold)))
 
-    def _history(self, session: Session, request: History) -> None:
-        room = self._member_room(session, request.room)
+    def on_history(self, session: Session, request: History) -> None:
+        room = self.member_room(session, request.room)
         if request.limit == 0:
             raise Refused(ErrorCode.INVALID_FIELD, "limit must be at least 1")
         newest_plus_one = room.last_seq + 1
@@ -612,9 +624,9 @@ class ChatService:
 
     # --------------------------------------------------------------- messages
 
-    def _send_room(self, session: Session, request: SendRoom) -> None:
-        room = self._member_room(session, request.room)
-        if self._marked("mute", session, room):
+    def on_send_room(self, session: Session, request: SendRoom) -> None:
+        room = self.member_room(session, request.room)
+        if self.is_marked("mute", session, room):
             raise Refused(ErrorCode.MUTED, f"muted in {room.name}")
         if request.client_msg_id:
             earlier = self.store.find_resend(room.fold, session.nick_fold, request.client_msg_id)
@@ -634,18 +646,18 @@ class ChatService:
             request_id=0, room=room.name, seq=stored.seq, msg_id=stored.msg_id,
             timestamp_ms=stored.timestamp_ms, sender=stored.sender,
             client_msg_id=stored.client_msg_id, history=False, text=stored.text)
-        self._tell(event, self._others_in(room, session))
+        self.tell(event, self.others_in(room, session))
         session.reply(Ok(request_id=request.request_id, msg_id=stored.msg_id, seq=stored.seq,
                          timestamp_ms=stored.timestamp_ms))
 
-    def _send_private(self, session: Session, request: SendPrivate) -> None:
+    def on_send_private(self, session: Session, request: SendPrivate) -> None:
         target = self.backplane.find_member(fold(request.nick))
         if target is None:
             raise Refused(ErrorCode.NO_SUCH_NICK, f"no user {request.nick}")
         msg_id, timestamp_ms = self._allocate_msg_id(), _now_ms()
-        self._tell(PrivateMessage(msg_id=msg_id, timestamp_ms=timestamp_ms, sender=session.nick,
-                                  client_msg_id=request.client_msg_id, text=request.text),
-                   [target])
+        self.tell(PrivateMessage(msg_id=msg_id, timestamp_ms=timestamp_ms, sender=session.nick,
+                                 client_msg_id=request.client_msg_id, text=request.text),
+                  [target])
         session.reply(Ok(request_id=request.request_id, msg_id=msg_id,
                          timestamp_ms=timestamp_ms))
 
@@ -659,13 +671,13 @@ class ChatService:
         witnesses = [m for m in self.backplane.room_members(room.fold)
                      if m.session_id != session.session_id]
         self.backplane.leave(room.fold, target)
-        self._tell(MemberLeft(room=room.name, nick=target.nick, kind=int(kind), reason=reason,
-                              by=session.nick), witnesses)
+        self.tell(MemberLeft(room=room.name, nick=target.nick, kind=int(kind), reason=reason,
+                             by=session.nick), witnesses)
         self._reclaim_if_empty(room)
         return True
 
-    def _kick(self, session: Session, request: Kick) -> None:
-        self._need_operator(session)
+    def on_kick(self, session: Session, request: Kick) -> None:
+        self.need_operator(session)
         room = self._room(request.room)
         if self.backplane.find_member(fold(request.nick)) is None:
             raise Refused(ErrorCode.NO_SUCH_NICK, f"no user {request.nick}")
@@ -675,43 +687,43 @@ class ChatService:
         log.info("kick room=%s nick=%s by=%s", room.name, request.nick, session.nick)
         session.reply(Ok(request_id=request.request_id))
 
-    def _ban(self, session: Session, request: Ban) -> None:
-        self._need_operator(session)
+    def on_ban(self, session: Session, request: Ban) -> None:
+        self.need_operator(session)
         room = self._room(request.room)
         self._set_mark("ban", session, room, request.nick, True)
         self._remove_from_room(session, room, request.nick, LeaveKind.BAN, request.reason)
         session.reply(Ok(request_id=request.request_id))
 
-    def _unban(self, session: Session, request: Unban) -> None:
-        self._need_operator(session)
+    def on_unban(self, session: Session, request: Unban) -> None:
+        self.need_operator(session)
         room = self._room(request.room)
         self._set_mark("ban", session, room, request.nick, False)
         session.reply(Ok(request_id=request.request_id))
 
-    def _mute(self, session: Session, request: Mute) -> None:
-        self._need_operator(session)
+    def on_mute(self, session: Session, request: Mute) -> None:
+        self.need_operator(session)
         room = self._room(request.room)
         target = self._set_mark("mute", session, room, request.nick, request.muted)
         nick = target.nick if target is not None else request.nick  # its own spelling (CP-NICK-3)
-        self._tell(MuteChanged(room=room.name, nick=nick, muted=request.muted,
-                               by=session.nick), self._others_in(room, session))
+        self.tell(MuteChanged(room=room.name, nick=nick, muted=request.muted,
+                              by=session.nick), self.others_in(room, session))
         session.reply(Ok(request_id=request.request_id))
 
     # ------------------------------------------------- keepalive and closing
 
-    def _ping(self, session: Session, ping: Ping) -> None:
+    def on_ping(self, session: Session, ping: Ping) -> None:
         session.reply(Pong(request_id=ping.request_id, token=ping.token))
 
-    def _pong(self, session: Session, pong: Pong) -> None:
+    def on_pong(self, session: Session, pong: Pong) -> None:
         session.ping_outstanding = False  # a stray PONG is ignored (CP-KEEP-3)
 
-    def _peer_error(self, session: Session, error: Error) -> None:
+    def on_error(self, session: Session, error: Error) -> None:
         log.info("client error peer=%s nick=%s code=%d detail=%r", session.peer,
                  session.nick or "-", error.code, error.detail)
         self.leave_chat(session, f"client sent error {error.code}")
         session.close_after_flush()
 
-    def _quit(self, session: Session, request: Quit) -> None:
+    def on_quit(self, session: Session, request: Quit) -> None:
         session.reply(Bye(request_id=request.request_id, reason="goodbye"))
         self.leave_chat(session, "quit", LeaveKind.QUIT, request.reason)
 
@@ -725,8 +737,8 @@ class ChatService:
             for room_fold in self.backplane.rooms_of(session):
                 room = self.rooms[room_fold]
                 self.backplane.leave(room_fold, session)
-                self._tell(MemberLeft(room=room.name, nick=session.nick, kind=int(kind),
-                                      reason=reason), self.backplane.room_members(room_fold))
+                self.tell(MemberLeft(room=room.name, nick=session.nick, kind=int(kind),
+                                     reason=reason), self.backplane.room_members(room_fold))
                 self._reclaim_if_empty(room)
             self.backplane.release_nick(session.nick_fold, session)
         self.moderation.forget(session.session_id)

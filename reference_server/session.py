@@ -203,11 +203,12 @@ class Session(asyncio.Protocol):
                 return
             if not isinstance(event, ConnectionClosed):
                 self.idle_since = time.monotonic()
-            pending = self._handle(event)
+            pending = self.handle_event(event)
             if pending is not None:
                 self._wait_for(pending)
 
-    def _handle(self, event: Event) -> Awaitable[None] | None:
+    def handle_event(self, event: Event) -> Awaitable[None] | None:
+        """Act on one event from the Connection: a request, a rejected frame, the end."""
         if isinstance(event, ConnectionClosed):
             self.server.service.leave_chat(self, "client closed the connection")
             self.close_after_flush()

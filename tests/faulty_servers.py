@@ -9,14 +9,18 @@ conformance kit against each of them: the kit must fail each one on exactly the
 requirements in ``Fault.breaks`` and on no other, which shows both that it
 catches the fault and that it blames the right rule.
 
-Each patch replaces one method or function of the reference implementation
-(three for ``unbounded_output_queue``: the bound it lacks is checked in three
-places) with the bug a student could plausibly write, the wrong line marked
-``BUG``; its docstring says why that breaks exactly the rules listed and no
-other. Where the bug is a single changed line inside a longer method, the
-patch wraps the original and swaps, for the duration of the call, the one
-collaborator that line uses (``_instead``), rather than copying the method.
-Patches apply to this process only; nothing on disk changes.
+Each fault is a subclass of the reference server's ``ChatService`` or
+``Session`` that overrides one of their public methods (the request handlers
+``on_*``, the decisions they share such as ``member_room`` or ``tell``, and the
+output path's ``write`` and ``exceeds_output_bound``), installed through
+``ChatServer.service_class`` / ``session_class``, with the bug a student could
+plausibly write, the wrong line marked ``BUG``; its docstring says why that
+breaks exactly the rules listed and no other. Where the bug is a single changed
+line inside a longer method, the override calls ``super()`` and swaps, for the
+duration of the call, the one collaborator that line uses (``_instead``),
+rather than copying the method. The three framing faults break the core's
+``FrameDecoder``, which has no such seam: they replace its methods. Faults
+apply to this process only; nothing on disk changes.
 """
 
 from __future__ import annotations
@@ -64,6 +68,20 @@ def _instead(obj: object, name: str, value: object) -> Iterator[None]:
             del attributes[name]
         else:
             attributes[name] = previous
+
+
+def _serve_with(service_class: type[ChatService]) -> None:
+    """Serve requests with ``service_class``, a ChatService with one rule broken."""
+    from reference_server.server import ChatServer
+
+    ChatServer.service_class = service_class
+
+
+def _session_with(session_class: type[Session]) -> None:
+    """Serve each connection with ``session_class``, a Session with one rule broken."""
+    from reference_server.server import ChatServer
+
+    ChatServer.session_class = session_class
 
 
 # ------------------------------------------------------------------- framing
@@ -162,16 +180,15 @@ def _echoes_room_message() -> None:
     """
     from reference_server.service import ChatService
 
-    original = ChatService._send_room
+    class EchoingService(ChatService):
+        def on_send_room(self, session: Session, request: SendRoom) -> None:
+            def everyone(room: Room, sender: Session) -> Collection[Member]:
+                return self.backplane.room_members(room.fold)  # BUG: the sender too
 
-    def _send_room(self: ChatService, session: Session, request: SendRoom) -> None:
-        def everyone(room: Room, sender: Session) -> Collection[Member]:
-            return self.backplane.room_members(room.fold)  # BUG: the sender too
+            with _instead(self, "others_in", everyone):
+                super().on_send_room(session, request)
 
-        with _instead(self, "_others_in", everyone):
-            original(self, session, request)
-
-    ChatService._send_room = _send_room  # type: ignore[method-assign]
+    _serve_with(EchoingService)
 
 
 def _private_message_broadcast() -> None:
@@ -183,18 +200,17 @@ def _private_message_broadcast() -> None:
     """
     from reference_server.service import ChatService
 
-    original = ChatService._send_private
+    class BroadcastingService(ChatService):
+        def on_send_private(self, session: Session, request: SendPrivate) -> None:
+            tell = self.tell
 
-    def _send_private(self: ChatService, session: Session, request: SendPrivate) -> None:
-        tell = self._tell
+            def to_everyone(event: Message, to: Collection[Member]) -> None:
+                tell(event, self.backplane.members())  # BUG: everyone, not the addressee
 
-        def to_everyone(event: Message, to: Collection[Member]) -> None:
-            tell(event, self.backplane.members())  # BUG: everyone, not the addressee
+            with _instead(self, "tell", to_everyone):
+                super().on_send_private(session, request)
 
-        with _instead(self, "_tell", to_everyone):
-            original(self, session, request)
-
-    ChatService._send_private = _send_private  # type: ignore[method-assign]
+    _serve_with(BroadcastingService)
 
 
 def _strips_message_text() -> None:
@@ -207,13 +223,12 @@ def _strips_message_text() -> None:
     """
     from reference_server.service import ChatService
 
-    original = ChatService._send_room
+    class StrippingService(ChatService):
+        def on_send_room(self, session: Session, request: SendRoom) -> None:
+            cleaned = request.model_copy(update={"text": request.text.strip()})  # BUG
+            super().on_send_room(session, cleaned)
 
-    def _send_room(self: ChatService, session: Session, request: SendRoom) -> None:
-        cleaned = request.model_copy(update={"text": request.text.strip()})  # BUG
-        original(self, session, cleaned)
-
-    ChatService._send_room = _send_room  # type: ignore[method-assign]
+    _serve_with(StrippingService)
 
 
 def _text_past_cap_is_invalid_field() -> None:
@@ -230,15 +245,14 @@ def _text_past_cap_is_invalid_field() -> None:
     from chatproto import ErrorCode, FrameRejected
     from reference_server.session import Session
 
-    original = Session._handle
+    class CapConfusedSession(Session):
+        def handle_event(self, event: Event) -> Awaitable[None] | None:
+            if isinstance(event, FrameRejected) and event.code is ErrorCode.MESSAGE_TOO_LONG \
+                    and "more than any max_message_length" in event.detail:
+                event = dataclasses.replace(event, code=ErrorCode.INVALID_FIELD)  # BUG
+            return super().handle_event(event)
 
-    def _handle(self: Session, event: Event) -> Awaitable[None] | None:
-        if isinstance(event, FrameRejected) and event.code is ErrorCode.MESSAGE_TOO_LONG \
-                and "more than any max_message_length" in event.detail:
-            event = dataclasses.replace(event, code=ErrorCode.INVALID_FIELD)  # BUG
-        return original(self, event)
-
-    Session._handle = _handle  # type: ignore[method-assign]
+    _session_with(CapConfusedSession)
 
 
 def _seq_is_msg_id() -> None:
@@ -252,19 +266,18 @@ def _seq_is_msg_id() -> None:
     """
     from reference_server.service import ChatService
 
-    original = ChatService._send_room
+    class MsgIdSeqService(ChatService):
+        def on_send_room(self, session: Session, request: SendRoom) -> None:
+            room = self.member_room(session, request.room)
+            last_seq, next_msg_id = room.last_seq, self.next_msg_id
+            room.last_seq = next_msg_id - 1  # BUG: the room counter jumps to the msg_id
+            try:
+                super().on_send_room(session, request)
+            finally:
+                if self.next_msg_id == next_msg_id:  # refused, or a resend: nothing accepted
+                    room.last_seq = last_seq
 
-    def _send_room(self: ChatService, session: Session, request: SendRoom) -> None:
-        room = self._member_room(session, request.room)
-        last_seq, next_msg_id = room.last_seq, self._next_msg_id
-        room.last_seq = next_msg_id - 1  # BUG: the room counter jumps to the msg_id
-        try:
-            original(self, session, request)
-        finally:
-            if self._next_msg_id == next_msg_id:  # refused, or a resend: nothing accepted
-                room.last_seq = last_seq
-
-    ChatService._send_room = _send_room  # type: ignore[method-assign]
+    _serve_with(MsgIdSeqService)
 
 
 def _history_on_join_off_by_one() -> None:
@@ -276,18 +289,18 @@ def _history_on_join_off_by_one() -> None:
     """
     from reference_server.service import ChatService
 
-    original = ChatService._join
+    class OffByOneService(ChatService):
+        def on_join(self, session: Session, request: Join) -> None:
+            before = self.store.messages_before
 
-    def _join(self: ChatService, session: Session, request: Join) -> None:
-        before = self.store.messages_before
+            def messages_before(room_fold: str, before_seq: int,
+                                limit: int) -> list[StoredMessage]:
+                return before(room_fold, before_seq - 1, limit)  # BUG: off by one
 
-        def messages_before(room_fold: str, before_seq: int, limit: int) -> list[StoredMessage]:
-            return before(room_fold, before_seq - 1, limit)  # BUG: off by one
+            with _instead(self.store, "messages_before", messages_before):
+                super().on_join(session, request)
 
-        with _instead(self.store, "messages_before", messages_before):
-            original(self, session, request)
-
-    ChatService._join = _join  # type: ignore[method-assign]
+    _serve_with(OffByOneService)
 
 
 # ------------------------------------------------------------ nicks and rooms
@@ -303,23 +316,22 @@ def _case_sensitive_hello_nicks() -> None:
     """
     from reference_server.service import ChatService
 
-    original = ChatService._welcome
+    class SpellingService(ChatService):
+        def welcome(self, session: Session, hello: Hello, nick: str, *,
+                    logged_in: bool) -> None:
+            backplane = self.backplane
+            claim = backplane.claim_nick
 
-    def _welcome(self: ChatService, session: Session, hello: Hello, nick: str, *,
-                 logged_in: bool) -> None:
-        backplane = self.backplane
-        claim = backplane.claim_nick
+            def claim_spelling(nick_fold: str, member: Member) -> bool:
+                holder = backplane.find_member(nick_fold)
+                if holder is None or holder is member:
+                    return claim(nick_fold, member)
+                return holder.nick != nick  # BUG: "in use" only if spelled the same
 
-        def claim_spelling(nick_fold: str, member: Member) -> bool:
-            holder = backplane.find_member(nick_fold)
-            if holder is None or holder is member:
-                return claim(nick_fold, member)
-            return holder.nick != nick  # BUG: "in use" only if spelled the same
+            with _instead(backplane, "claim_nick", claim_spelling):
+                super().welcome(session, hello, nick, logged_in=logged_in)
 
-        with _instead(backplane, "claim_nick", claim_spelling):
-            original(self, session, hello, nick, logged_in=logged_in)
-
-    ChatService._welcome = _welcome  # type: ignore[method-assign]
+    _serve_with(SpellingService)
 
 
 def _nick_changed_per_shared_room() -> None:
@@ -329,22 +341,25 @@ def _nick_changed_per_shared_room() -> None:
     shares at least one room". PRESENCE keeps the reference's de-duplicated
     recipients (CP-USER-3 holds).
     """
-    from chatproto import fold
     from chatproto.messages import NickChanged
     from reference_server.service import ChatService
 
-    def _change_nick(self: ChatService, session: Session, new_nick: str) -> None:
-        old_nick = session.nick
-        session.nick = new_nick
-        session.nick_fold = fold(new_nick)
-        self.moderation.took_nick(session.session_id, session.nick_fold)
-        if old_nick != new_nick:
-            event = NickChanged(old_nick=old_nick, new_nick=new_nick)
-            for room_fold in self.backplane.rooms_of(session):  # BUG: per room, not per peer
-                self._tell(event, [m for m in self.backplane.room_members(room_fold)
-                                   if m.session_id != session.session_id])
+    class PerRoomService(ChatService):
+        def change_nick(self, session: Session, new_nick: str) -> None:
+            tell = self.tell
 
-    ChatService._change_nick = _change_nick  # type: ignore[method-assign]
+            def per_room(event: Message, to: Collection[Member]) -> None:
+                if not isinstance(event, NickChanged):
+                    tell(event, to)
+                    return
+                for room_fold in self.backplane.rooms_of(session):  # BUG: per room, not peer
+                    tell(event, [m for m in self.backplane.room_members(room_fold)
+                                 if m.session_id != session.session_id])
+
+            with _instead(self, "tell", per_room):
+                super().change_nick(session, new_nick)
+
+    _serve_with(PerRoomService)
 
 
 def _not_in_room_as_no_such_room() -> None:
@@ -359,13 +374,14 @@ def _not_in_room_as_no_such_room() -> None:
     from chatproto import ErrorCode, fold
     from reference_server.service import ChatService, Refused
 
-    def _member_room(self: ChatService, session: Session, name: str) -> Room:
-        room = self.rooms.get(fold(name))
-        if room is None or room.fold not in self.backplane.rooms_of(session):
-            raise Refused(ErrorCode.NO_SUCH_ROOM, f"no room {name}")  # BUG: one code for both
-        return room
+    class OneCodeService(ChatService):
+        def member_room(self, session: Session, name: str) -> Room:
+            room = self.rooms.get(fold(name))
+            if room is None or room.fold not in self.backplane.rooms_of(session):
+                raise Refused(ErrorCode.NO_SUCH_ROOM, f"no room {name}")  # BUG: one code
+            return room
 
-    ChatService._member_room = _member_room  # type: ignore[method-assign]
+    _serve_with(OneCodeService)
 
 
 def _member_count_excludes_joiner() -> None:
@@ -378,21 +394,21 @@ def _member_count_excludes_joiner() -> None:
     from chatproto.messages import RoomInfo
     from reference_server.service import ChatService
 
-    original = ChatService._join
+    class OldCountService(ChatService):
+        def on_join(self, session: Session, request: Join) -> None:
+            reply = session.reply
 
-    def _join(self: ChatService, session: Session, request: Join) -> None:
-        reply = session.reply
+            def reply_with_old_count(message: Message) -> None:
+                if isinstance(message, RoomInfo):
+                    # BUG: member_count = len(members) taken before the joiner was added.
+                    message = message.model_copy(
+                        update={"member_count": message.member_count - 1})
+                reply(message)
 
-        def reply_with_old_count(message: Message) -> None:
-            if isinstance(message, RoomInfo):
-                # BUG: member_count = len(members) taken before the joiner was added.
-                message = message.model_copy(update={"member_count": message.member_count - 1})
-            reply(message)
+            with _instead(session, "reply", reply_with_old_count):
+                super().on_join(session, request)
 
-        with _instead(session, "reply", reply_with_old_count):
-            original(self, session, request)
-
-    ChatService._join = _join  # type: ignore[method-assign]
+    _serve_with(OldCountService)
 
 
 def _kick_without_operator_check() -> None:
@@ -404,13 +420,12 @@ def _kick_without_operator_check() -> None:
     """
     from reference_server.service import ChatService
 
-    original = ChatService._kick
+    class UncheckedKickService(ChatService):
+        def on_kick(self, session: Session, request: Kick) -> None:
+            with _instead(self, "need_operator", lambda session: None):  # BUG: no check
+                super().on_kick(session, request)
 
-    def _kick(self: ChatService, session: Session, request: Kick) -> None:
-        with _instead(self, "_need_operator", lambda session: None):  # BUG: no check
-            original(self, session, request)
-
-    ChatService._kick = _kick  # type: ignore[method-assign]
+    _serve_with(UncheckedKickService)
 
 
 def _moderation_by_current_nick_only() -> None:
@@ -423,10 +438,12 @@ def _moderation_by_current_nick_only() -> None:
     """
     from reference_server.service import ChatService
 
-    def _marked(self: ChatService, kind: MarkKind, session: Session, room: Room) -> bool:
-        return self.moderation.applies(kind, room.fold, -1, session.nick_fold)  # BUG: nick only
+    class CurrentNickService(ChatService):
+        def is_marked(self, kind: MarkKind, session: Session, room: Room) -> bool:
+            # BUG: the nick only, not the connection that held it
+            return self.moderation.applies(kind, room.fold, -1, session.nick_fold)
 
-    ChatService._marked = _marked  # type: ignore[method-assign]
+    _serve_with(CurrentNickService)
 
 
 # ---------------------------------------------------------- handshake, errors
@@ -451,15 +468,14 @@ def _unsupported_version_detail_in_prose() -> None:
     from chatproto import ErrorCode, RemoteProtocolError
     from reference_server.session import Session
 
-    original = Session.fail
+    class ProseSession(Session):
+        def fail(self, exc: RemoteProtocolError) -> None:
+            if exc.code == ErrorCode.UNSUPPORTED_VERSION:
+                exc = RemoteProtocolError(exc.code, "this server speaks version 1 only",  # BUG
+                                          request_id=exc.request_id)
+            super().fail(exc)
 
-    def fail(self: Session, exc: RemoteProtocolError) -> None:
-        if exc.code == ErrorCode.UNSUPPORTED_VERSION:
-            exc = RemoteProtocolError(exc.code, "this server speaks version 1 only",  # BUG
-                                      request_id=exc.request_id)
-        original(self, exc)
-
-    Session.fail = fail  # type: ignore[method-assign]
+    _session_with(ProseSession)
 
 
 def _hello_refusal_without_request_id() -> None:
@@ -473,17 +489,15 @@ def _hello_refusal_without_request_id() -> None:
     from chatproto.messages import Error, Hello
     from reference_server.service import ChatService
 
-    original = ChatService._refuse
+    class UncorrelatedService(ChatService):
+        def refuse(self, session: Session, message: Message, refused: Refused) -> None:
+            if not isinstance(message, Hello):
+                super().refuse(session, message, refused)
+                return
+            session.reply(Error(request_id=0, code=int(refused.code), fatal=False,  # BUG
+                                detail=refused.detail or refused.code.name))
 
-    def _refuse(self: ChatService, session: Session, message: Message,
-                refused: Refused) -> None:
-        if not isinstance(message, Hello):
-            original(self, session, message, refused)
-            return
-        session.reply(Error(request_id=0, code=int(refused.code), fatal=False,  # BUG
-                            detail=refused.detail or refused.code.name))
-
-    ChatService._refuse = _refuse  # type: ignore[method-assign]
+    _serve_with(UncorrelatedService)
 
 
 def _unknown_type_closes_connection() -> None:
@@ -495,17 +509,16 @@ def _unknown_type_closes_connection() -> None:
     from chatproto import ErrorCode, FrameRejected
     from reference_server.session import Session
 
-    original = Session._handle
+    class ClosingSession(Session):
+        def handle_event(self, event: Event) -> Awaitable[None] | None:
+            pending = super().handle_event(event)
+            if isinstance(event, FrameRejected) and event.code == ErrorCode.UNKNOWN_TYPE:
+                # BUG: "a client that sends garbage is broken anyway".
+                self.server.service.leave_chat(self, "sent a frame of unknown type")
+                self.close_after_flush()
+            return pending
 
-    def _handle(self: Session, event: Event) -> Awaitable[None] | None:
-        pending = original(self, event)
-        if isinstance(event, FrameRejected) and event.code == ErrorCode.UNKNOWN_TYPE:
-            # BUG: "a client that sends garbage is broken anyway".
-            self.server.service.leave_chat(self, "sent a frame of unknown type")
-            self.close_after_flush()
-        return pending
-
-    Session._handle = _handle  # type: ignore[method-assign]
+    _session_with(ClosingSession)
 
 
 # ------------------------------------------------------- keepalive and flow
@@ -521,10 +534,11 @@ def _no_pong() -> None:
     """
     from reference_server.service import ChatService
 
-    def _ping(self: ChatService, session: Session, ping: Ping) -> None:
-        return None  # BUG
+    class DeafService(ChatService):
+        def on_ping(self, session: Session, ping: Ping) -> None:
+            return None  # BUG
 
-    ChatService._ping = _ping  # type: ignore[method-assign]
+    _serve_with(DeafService)
 
 
 def _send_blocking(fd: int, data: bytes) -> None:
@@ -552,7 +566,6 @@ def _slow_reader_stalls_room() -> None:
     """
     import asyncio
 
-    from reference_server.server import ChatServer
     from reference_server.session import Session
 
     class BlockingSession(Session):
@@ -562,7 +575,7 @@ def _slow_reader_stalls_room() -> None:
             except OSError:
                 transport.abort()
 
-    ChatServer.session_class = BlockingSession
+    _session_with(BlockingSession)
 
 
 def _unbounded_output_queue() -> None:
@@ -574,14 +587,13 @@ def _unbounded_output_queue() -> None:
     are still asynchronous, so the other clients are served as before
     (CP-FLOW-4 holds). The price is the server's memory.
     """
-    from reference_server.server import ChatServer
     from reference_server.session import Session
 
     class UnboundedSession(Session):
         def exceeds_output_bound(self, queued: int) -> bool:
             return False  # BUG: no bound, for answers, events or the transport's buffer
 
-    ChatServer.session_class = UnboundedSession
+    _session_with(UnboundedSession)
 
 
 # ------------------------------------------------------------------- closing
@@ -593,14 +605,13 @@ def _quit_reason_dropped() -> None:
     CP-CLOSE-3: MEMBER_LEFT "with kind QUIT and the QUIT's reason". BYE
     (CP-CLOSE-1) and PART's reason (CP-ROOM-14) are unaffected.
     """
-    from chatproto.messages import Bye, LeaveKind
     from reference_server.service import ChatService
 
-    def _quit(self: ChatService, session: Session, request: Quit) -> None:
-        session.reply(Bye(request_id=request.request_id, reason="goodbye"))
-        self.leave_chat(session, "quit", LeaveKind.QUIT)  # BUG: request.reason forgotten
+    class ReasonlessService(ChatService):
+        def on_quit(self, session: Session, request: Quit) -> None:
+            super().on_quit(session, request.model_copy(update={"reason": ""}))  # BUG
 
-    ChatService._quit = _quit  # type: ignore[method-assign]
+    _serve_with(ReasonlessService)
 
 
 def _no_member_left_on_disconnect() -> None:
@@ -613,21 +624,20 @@ def _no_member_left_on_disconnect() -> None:
     from chatproto.messages import LeaveKind
     from reference_server.service import ChatService
 
-    original = ChatService.leave_chat
+    class SilentService(ChatService):
+        def leave_chat(self, session: Session, why: str,
+                       kind: LeaveKind = LeaveKind.DISCONNECT, reason: str = "") -> None:
+            if kind is LeaveKind.QUIT:
+                super().leave_chat(session, why, kind, reason)
+                return
 
-    def leave_chat(self: ChatService, session: Session, why: str,
-                   kind: LeaveKind = LeaveKind.DISCONNECT, reason: str = "") -> None:
-        if kind is LeaveKind.QUIT:
-            original(self, session, why, kind, reason)
-            return
+            def nobody(event: Message, to: Collection[Member]) -> None:
+                return None  # BUG: only QUIT is worth telling the room
 
-        def nobody(event: Message, to: Collection[Member]) -> None:
-            return None  # BUG: only QUIT is worth telling the room
+            with _instead(self, "tell", nobody):
+                super().leave_chat(session, why, kind, reason)
 
-        with _instead(self, "_tell", nobody):
-            original(self, session, why, kind, reason)
-
-    ChatService.leave_chat = leave_chat  # type: ignore[method-assign]
+    _serve_with(SilentService)
 
 
 FAULTS: dict[str, Fault] = {
