@@ -15,6 +15,7 @@ from enum import StrEnum
 
 from chatproto import (
     ERROR_REGISTRY,
+    HEADER_SIZE,
     LENGTH_FIELD_SIZE,
     MAX_FRAME_LENGTH,
     MESSAGE_TYPES,
@@ -66,7 +67,7 @@ def unsafe_text_field(frame: Received) -> str | None:
     cls = MESSAGE_TYPES.get(frame.type_code)
     if cls is None:
         return None
-    body, offset = frame.raw[10:], 0
+    body, offset = frame.raw[HEADER_SIZE:], 0
     try:
         for name, info in cls.model_fields.items():
             if name == "request_id":

@@ -5,7 +5,14 @@ from __future__ import annotations
 import secrets
 import time
 
-from chatproto import MAX_FRAME_LENGTH, MESSAGE_TYPES, MIN_FRAME_LENGTH, ErrorCode, encode
+from chatproto import (
+    HEADER_SIZE,
+    MAX_FRAME_LENGTH,
+    MESSAGE_TYPES,
+    MIN_FRAME_LENGTH,
+    ErrorCode,
+    encode,
+)
 from chatproto.messages import Error, MemberLeft, Notice, Ping, PrivateMessage, RoomMessage
 from conformance.client_side import ClientContext, unchecked
 from conformance.outcomes import Violation
@@ -133,9 +140,9 @@ async def length_below_6_ends_connection(ctx: ClientContext) -> None:
 async def malformed_bodies_skipped(ctx: ClientContext) -> None:
     """Frames of known types with bodies that do not match their fields are skipped."""
     link = await ctx.welcomed()
-    notice = encode(Notice(text="kit notice with a byte too many"))[10:]
+    notice = encode(Notice(text="kit notice with a byte too many"))[HEADER_SIZE:]
     private = encode(PrivateMessage(msg_id=1, timestamp_ms=1, sender="kitpeer",
-                                    client_msg_id=0, text="kit cut short"))[10:]
+                                    client_msg_id=0, text="kit cut short"))[HEADER_SIZE:]
     damaged = [
         frame_bytes(Notice.TYPE, 0, notice + b"\x00"),
         frame_bytes(PrivateMessage.TYPE, 0, private[:-4]),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 
-from chatproto import ERROR_REGISTRY, ErrorCode, Message, encode
+from chatproto import ERROR_REGISTRY, HEADER_STRUCT, ErrorCode, Message, encode
 from chatproto.messages import (
     Away,
     Error,
@@ -337,7 +337,7 @@ async def frame_with_several_faults_reports_the_first_in_order(ctx: ServerContex
     for welcomed, data, expected, what, pace in frames:
         # A connection each: a fatal answer or a close ends only that one.
         peer = await ctx.client("alice") if welcomed else await ctx.connect("early")
-        request_id = int.from_bytes(data[6:10], "big")
+        _, _, request_id = HEADER_STRUCT.unpack_from(data)
         await peer.send_raw(data, note=what, pace=pace)
         answer = await maybe(peer.expect(_final_to(request_id), req="CP-REQ-4",
                                          what=f"the answer to {what}"))

@@ -10,9 +10,11 @@ from __future__ import annotations
 import secrets
 
 from chatproto import (
+    HEADER_SIZE,
     LENGTH_FIELD_SIZE,
     MIN_FRAME_LENGTH,
     PRE_WELCOME_FRAME_LENGTH,
+    SEND_ROOM_OVERHEAD,
     ErrorCode,
     encode,
 )
@@ -251,7 +253,7 @@ async def frames_up_to_max_frame_size_read_after_welcome(ctx: ServerContext) -> 
     await alice.join(room)
     largest = unchecked(SendRoom, alice.next_id(), room=room,
                         text="L" * welcome.max_message_length)
-    exact_text = welcome.max_frame_size - 17 - len(room)
+    exact_text = welcome.max_frame_size - SEND_ROOM_OVERHEAD - len(room)
     exact = unchecked(SendRoom, alice.next_id(), room=room, text="x" * exact_text)
     for message, what in ((largest, "the largest legal SEND_ROOM"),
                           (exact, f"a SEND_ROOM of length {welcome.max_frame_size}")):
@@ -329,7 +331,7 @@ async def _malformed(ctx: ServerContext, what: str, build: str) -> None:
     alice = await ctx.client("alice")
     await alice.barrier()  # PING is answered at all (else CP-KEEP-1 fails here)
     good = Join(request_id=alice.next_id(), room=room)
-    body = encode(good)[10:]
+    body = encode(good)[HEADER_SIZE:]
     if build == "short":
         body = body[:-4]
     elif build == "trailing":
