@@ -128,6 +128,7 @@ class ClientLink(Inbox):
 
     def __init__(self, ctx: ClientContext, label: str, reader: asyncio.StreamReader,
                  writer: asyncio.StreamWriter) -> None:
+        super().__init__(ctx.timeout, ctx.options.timeout_scale)
         self.ctx = ctx
         self.label = label
         self.connected_at = time.monotonic()
@@ -140,13 +141,8 @@ class ClientLink(Inbox):
         """Answer the requests a client makes on its own (JOIN, LIST_*, SEND_*, PING...)."""
         self.answer_quit = True
         """Answer QUIT with BYE and shut down the sending direction."""
-        self.close_note = ""
-        self._unclaimed: list[Message] = []
-        self._faults: list[Violation] = []
         self._reader = reader
         self._writer = writer
-        self._changed = asyncio.Event()
-        self._closed = asyncio.Event()
         self._eof_sent = False
         self._msg_ids = 0
         self._seqs: dict[str, int] = {}
@@ -356,35 +352,11 @@ class ClientLink(Inbox):
         else:
             self.ctx.warn(violation)
 
-    def raise_fault(self) -> None:
-        """Raise the first MUST the monitor found broken, if any."""
-        if self._faults:
-            raise self._faults[0]
-
-    @property
-    def closed(self) -> bool:
-        """The client closed its end (the kit read EOF) or the connection broke."""
-        return self._closed.is_set()
-
     def mark(self) -> int:
         """A position in ``received``, for 'nothing after this' checks."""
         return len(self.received)
 
     # ------------------------------------------------------------ waiting
-    def _deadline(self, timeout: float | None) -> float:
-        seconds = self.ctx.timeout if timeout is None else timeout * self.ctx.options.timeout_scale
-        return asyncio.get_running_loop().time() + seconds
-
-    async def _until(self, deadline: float) -> bool:
-        """Wait for news until ``deadline``; False once it has passed."""
-        remaining = deadline - asyncio.get_running_loop().time()
-        if remaining <= 0:
-            return False
-        self._changed.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._changed.wait(), remaining)
-        return True
-
     async def _wait(self, found: Callable[[], T | None], deadline: float, req: str,
                     what: str) -> T:
         while True:

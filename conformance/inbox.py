@@ -2,17 +2,21 @@
 
 The kit's connection to a server (``server_side.Peer``) and to a client
 (``client_side.ClientLink``) both keep what arrived in an inbox and let a case
-wait for a matching frame with a deadline; how a wait ends without one (which
-rule the silence breaks, how the message reads) is each side's own.
+wait for a matching frame with a deadline, woken by each frame, fault or close
+the reader task reports; how a wait ends without one (which rule the silence
+breaks, how the message reads) is each side's own.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import TypeVar
 
 from chatproto import Message
+from conformance.outcomes import Violation
 
 M = TypeVar("M", bound=Message)
 T = TypeVar("T")
@@ -29,11 +33,41 @@ def matches(match: Matcher, message: Message) -> bool:
 class Inbox(ABC):
     """Unclaimed frames, in arrival order, and waits for them."""
 
-    _unclaimed: list[Message]
+    def __init__(self, default_timeout: float, timeout_scale: float) -> None:
+        self._unclaimed: list[Message] = []
+        self._faults: list[Violation] = []
+        """MUSTs the reader task found broken; the next wait raises the first."""
+        self._changed = asyncio.Event()
+        self._closed = asyncio.Event()
+        self.close_note = ""
+        """How the connection ended, once it has."""
+        self._default_timeout = default_timeout
+        self._timeout_scale = timeout_scale
 
-    @abstractmethod
+    @property
+    def closed(self) -> bool:
+        """The peer closed its end (the kit read EOF) or the connection broke."""
+        return self._closed.is_set()
+
+    def raise_fault(self) -> None:
+        """Raise the first MUST the reader task found broken, if any."""
+        if self._faults:
+            raise self._faults[0]
+
     def _deadline(self, timeout: float | None) -> float:
         """The loop time by which a wait of ``timeout`` seconds (None: the default) ends."""
+        seconds = self._default_timeout if timeout is None else timeout * self._timeout_scale
+        return asyncio.get_running_loop().time() + seconds
+
+    async def _until(self, deadline: float) -> bool:
+        """Wait for news (a frame, a fault, the close) until ``deadline``; False once past it."""
+        remaining = deadline - asyncio.get_running_loop().time()
+        if remaining <= 0:
+            return False
+        self._changed.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), remaining)
+        return True
 
     @abstractmethod
     async def _wait(self, found: Callable[[], T | None], deadline: float, req: str,

@@ -113,6 +113,7 @@ class Peer(Inbox):
 
     def __init__(self, ctx: ServerContext, label: str, reader: asyncio.StreamReader,
                  writer: asyncio.StreamWriter) -> None:
+        super().__init__(ctx.timeout, ctx.options.timeout_scale)
         self.ctx = ctx
         self.label = label
         self.nick = ""
@@ -121,13 +122,8 @@ class Peer(Inbox):
         """Answer the server's PINGs (a client must); off for the idle-timeout case."""
         self.received: list[Received] = []
         """Every frame received, in order, including those already consumed."""
-        self._unclaimed: list[Message] = []
-        self._faults: list[Violation] = []
         self._reader = reader
         self._writer = writer
-        self._changed = asyncio.Event()
-        self._closed = asyncio.Event()
-        self.close_note = ""
         self.stream_tail = b""
         """When the stream broke: the bytes after the last whole frame (a cut or garbled frame)."""
         self._next_id = 0
@@ -312,33 +308,20 @@ class Peer(Inbox):
                 self._writer.write(data)
         self._unclaimed.append(message)
 
-    def _raise_fault(self) -> None:
-        if self._faults:
-            raise self._faults[0]
-
-    @property
-    def closed(self) -> bool:
-        return self._closed.is_set()
-
     async def _wait(self, found: Callable[[], T | None], deadline: float, timeout_req: str,
                     what: str) -> T:
         """Wait until ``found()`` returns something, the connection closes, or the deadline."""
-        loop = asyncio.get_running_loop()
         while True:
-            self._raise_fault()
+            self.raise_fault()
             result = found()
             if result is not None:
                 return result
             if self.closed:
                 raise Violation(timeout_req, f"{self.label}: {self.close_note} while waiting "
                                 f"for {what}{self._last_error_note()}", "closed")
-            remaining = deadline - loop.time()
-            if remaining <= 0:
+            if not await self._until(deadline):
                 raise Violation(timeout_req, f"{self.label}: no {what} within "
                                 f"{self.ctx.timeout:.1f} s", "timeout")
-            self._changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), remaining)
 
     def _last_error_note(self) -> str:
         errors = [m for m in self._unclaimed if isinstance(m, Error)]
@@ -346,10 +329,6 @@ class Peer(Inbox):
             last = errors[-1]
             return f" (it sent ERROR {error_name(last.code)}: {last.detail!r})"
         return ""
-
-    def _deadline(self, timeout: float | None) -> float:
-        return asyncio.get_running_loop().time() + (self.ctx.timeout if timeout is None
-                                                    else timeout * self.ctx.options.timeout_scale)
 
     async def response(self, request_id: int, name: str = "request", *,
                        req: str = "CP-REQ-4", timeout: float | None = None) -> Answer:
@@ -434,7 +413,7 @@ class Peer(Inbox):
 
     def pending(self) -> list[Message]:
         """Frames received and not consumed yet (mostly events)."""
-        self._raise_fault()
+        self.raise_fault()
         return list(self._unclaimed)
 
     async def barrier(self, *, timeout: float | None = None) -> None:
@@ -467,16 +446,11 @@ class Peer(Inbox):
     async def expect_closed(self, *, req: str, timeout: float | None = None) -> list[Message]:
         """Wait for the server to close; returns the frames not consumed before that."""
         deadline = self._deadline(timeout)
-        loop = asyncio.get_running_loop()
         while not self.closed:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
+            if not await self._until(deadline):
                 raise Violation(req, f"{self.label}: the server did not close the connection "
                                 f"within {self.ctx.timeout:.1f} s", "timeout")
-            self._changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), remaining)
-        self._raise_fault()
+        self.raise_fault()
         return list(self._unclaimed)
 
     # ------------------------------------------------------------ lifecycle
