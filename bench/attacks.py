@@ -45,7 +45,6 @@ from chatproto import (
     MESSAGE_TYPES,
     Connection,
     ConnectionClosed,
-    ErrorCode,
     FrameDecoder,
     FrameRejected,
     LocalProtocolError,
@@ -54,6 +53,7 @@ from chatproto import (
     Sender,
     State,
     encode,
+    error_name,
 )
 from chatproto.messages import (
     Ban,
@@ -92,17 +92,10 @@ class Lost(Exception):
     """The connection ended, or an answer did not come in time."""
 
 
-def code_name(code: int) -> str:
-    try:
-        return ErrorCode(code).name
-    except ValueError:
-        return f"CODE_{code}"
-
-
 def outcome(frames: list[Message]) -> str:
     """The final answer's name: OK, or the ERROR's code."""
     final = frames[-1]
-    return code_name(final.code) if isinstance(final, Error) else final.NAME
+    return error_name(final.code) if isinstance(final, Error) else final.NAME
 
 
 # ------------------------------------------------------------------ client
@@ -640,7 +633,7 @@ async def descriptor_limit(lab: Lab) -> Finding:
         except Lost as exc:
             refusal = [e for e in peer.events if isinstance(e, Error)]
             if refusal:
-                got[code_name(refusal[0].code)] += 1
+                got[error_name(refusal[0].code)] += 1
             else:
                 got["hung" if "no answer" in str(exc) else
                     "reset, no frame" if peer.reset else "closed, no frame"] += 1

@@ -63,13 +63,6 @@ from reference_client import (
 pytestmark = pytest.mark.server_config(limits=RELAXED)
 
 
-@pytest.fixture
-def clients(async_resources: AsyncResources) -> ClientMaker:
-    maker = ClientMaker()
-    async_resources.on_teardown(maker.close_all, order=0)
-    return maker
-
-
 # ------------------------------------------------------------------ handshake
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 from client_tools import RELAXED, ClientMaker, Watched, refused, room_messages
-from conftest import AsyncResources, RunningServer
+from conftest import RunningServer
 
 from chatproto import ErrorCode
 from chatproto.messages import (
@@ -28,13 +28,6 @@ from reference_client import HistoryGapDetected, HistoryPage, JoinResult
 
 pytestmark = pytest.mark.server_config(limits=RELAXED)
 OPERATORS = {"root": "rootpw"}
-
-
-@pytest.fixture
-def clients(async_resources: AsyncResources) -> ClientMaker:
-    maker = ClientMaker()
-    async_resources.on_teardown(maker.close_all, order=0)
-    return maker
 
 
 async def post(client: Watched, room: str, count: int, prefix: str = "m") -> list[Ok]:

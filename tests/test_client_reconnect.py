@@ -65,13 +65,6 @@ enough to restart the server and post the messages it is to miss."""
 RECONNECT = {"reconnect": True, "reconnect_max_delay": 1.0}
 
 
-@pytest.fixture
-def clients(async_resources: AsyncResources) -> ClientMaker:
-    maker = ClientMaker()
-    async_resources.on_teardown(maker.close_all, order=0)
-    return maker
-
-
 async def start_process(make_server_process: MakeServerProcess, tmp_path: Path,
                         *args: str) -> ServerProcess:
     """A server process on a port picked now (so a restart can reuse it), relaxed rates."""

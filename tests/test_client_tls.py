@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import trustme
 from client_tools import RELAXED, ClientMaker, one_line
-from conftest import AsyncResources, MakeServer
+from conftest import MakeServer
 from server_harness import HOST
 
 from chatproto.messages import RoomMessage
@@ -38,13 +38,6 @@ def trusting(ca: trustme.CA) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
     ca.configure_trust(context)
     return context
-
-
-@pytest.fixture
-def clients(async_resources: AsyncResources) -> ClientMaker:
-    maker = ClientMaker()
-    async_resources.on_teardown(maker.close_all, order=0)
-    return maker
 
 
 async def test_chat_over_tls(pki: tuple[trustme.CA, Path, Path], make_server: MakeServer,
