@@ -25,9 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import trustme
 from conftest import MakeServerProcess
-from server_harness import HOST, ROOT
+from server_harness import HOST, ROOT, Pki
 
 import conformance
 from chatproto import PROTOCOL_VERSION
@@ -148,25 +147,6 @@ def test_kit_passes_the_reference_server_on_asyncios_loop(
     reports = run_kit(f"{HOST}:{server.port}", tmp_path, "--skip-slow")
     assert_all_passed(reports)
     assert reports.json["counts"]["PASS"] >= len(reports.json["cases"]) // 2
-
-
-@dataclass(frozen=True)
-class Pki:
-    ca_pem: Path
-    cert: Path
-    key: Path
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    directory = tmp_path_factory.mktemp("pki")
-    ca = trustme.CA()
-    issued = ca.issue_cert(HOST)  # an IP address SAN for 127.0.0.1
-    ca_pem, cert, key = directory / "ca.pem", directory / "cert.pem", directory / "key.pem"
-    ca.cert_pem.write_to_path(str(ca_pem))
-    cert.write_bytes(b"".join(blob.bytes() for blob in issued.cert_chain_pems))
-    issued.private_key_pem.write_to_path(str(key))
-    return Pki(ca_pem, cert, key)
 
 
 @pytest.mark.timeout(KIT_TIMEOUT_S + 60)
