@@ -12,7 +12,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import NoReturn
 
-from chatproto.requirements import Level
+from chatproto_spec.requirements import Level
 from conformance.options import KitOptions
 from conformance.outcomes import NotApplicable, Violation
 from conformance.registry import Case, requirement

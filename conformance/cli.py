@@ -144,7 +144,7 @@ def _list(cases: Sequence[Case], deselected: Sequence[Case]) -> None:
 def _requirements(patterns: list[str]) -> int:
     from fnmatch import fnmatchcase
 
-    from chatproto.requirements import load_requirements
+    from chatproto_spec.requirements import load_requirements
     from conformance.coverage import NOT_CHECKABLE, cases_by_requirement
 
     requirements = load_requirements()

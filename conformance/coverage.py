@@ -8,7 +8,7 @@ only when no client or server on the other end of a socket could tell.
 
 from __future__ import annotations
 
-from chatproto.requirements import Level, Requirement, load_requirements
+from chatproto_spec.requirements import Level, Requirement, load_requirements
 from conformance.registry import Case, all_cases
 
 NOT_CHECKABLE: dict[str, str] = {

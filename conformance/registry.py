@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any, Concatenate, Literal
 
-from chatproto.requirements import Level, Requirement, load_requirements
+from chatproto_spec.requirements import Level, Requirement, load_requirements
 
 if TYPE_CHECKING:
     from conformance.client_side import ClientContext

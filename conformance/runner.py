@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 import conformance
 from chatproto import PROTOCOL_VERSION
-from chatproto.requirements import Level, load_requirements
+from chatproto_spec.requirements import Level, load_requirements
 from conformance.case_context import CaseContext
 from conformance.outcomes import SEVERITY, KitError, NotApplicable, Outcome, Violation
 from conformance.registry import Case, requirement

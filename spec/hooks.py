@@ -7,9 +7,9 @@ Nothing on the site that describes the wire is copied by hand. At build time:
 * every ``<!-- generated:NAME ARG -->`` block of every page (message reference,
   state table and diagram, error registry, limits) is rendered again from the
   live schema, so the site cannot show a stale table even if nobody ran
-  ``python -m chatproto.specgen``;
+  ``python -m chatproto_spec.specgen``;
 * the state diagram is drawn as an inline SVG from the state table
-  (``chatproto._statediagram``) in place of the page's Mermaid source, so the
+  (``chatproto_spec._statediagram``) in place of the page's Mermaid source, so the
   site loads no script to draw it and works with no network;
 * ``requirements.md`` is generated: every requirement with its level, its text,
   a link to where it stands and the conformance cases that check it, page by
@@ -31,10 +31,10 @@ from pathlib import Path
 from typing import Any
 
 from chatproto import MESSAGE_TYPES, PROTOCOL_VERSION, _schema
-from chatproto._specdoc import SpecContext, fill_markers, state_diagram_legend
-from chatproto._statediagram import render_state_svg
-from chatproto._vectors import FIXED_SHAPES, render_vectors
-from chatproto.requirements import load_requirements, parse_requirements
+from chatproto_spec._specdoc import SpecContext, fill_markers, state_diagram_legend
+from chatproto_spec._statediagram import render_state_svg
+from chatproto_spec._vectors import FIXED_SHAPES, render_vectors
+from chatproto_spec.requirements import load_requirements, parse_requirements
 
 REQUIREMENTS_PAGE = "requirements.md"
 _REQUIREMENT_START = re.compile(r"^(\s*(?:[-*]\s+)?)\*\*(CP-[A-Z]+-\d+)\*\*", re.MULTILINE)

@@ -32,7 +32,7 @@ import pytest
 from faulty_servers import FAULTS
 from server_harness import ROOT, HarnessError, ServerProcess
 
-from chatproto.requirements import Level, load_requirements
+from chatproto_spec.requirements import Level, load_requirements
 
 FAULTY_SERVERS = Path(__file__).resolve().parent / "faulty_servers.py"
 OPER = "kitop:kitpass"

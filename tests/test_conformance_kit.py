@@ -32,7 +32,7 @@ from chatproto import (
     error_name,
 )
 from chatproto.messages import Error, Ping
-from chatproto.requirements import Level, load_requirements
+from chatproto_spec.requirements import Level, load_requirements
 from conformance.case_context import CaseContext
 from conformance.coverage import NOT_CHECKABLE, cases_by_requirement, uncovered
 from conformance.options import KitOptions

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from chatproto import ERROR_REGISTRY
-from chatproto.requirements import (
+from chatproto_spec.requirements import (
     REQUIREMENT_ID,
     Level,
     load_requirements,

@@ -35,11 +35,12 @@ from urllib.parse import unquote, urljoin, urlsplit
 import pytest
 from schema_patch import retype_field
 
-from chatproto import ERROR_REGISTRY, MESSAGE_TYPES, PROTOCOL_VERSION, Limits, _vectors
+from chatproto import ERROR_REGISTRY, MESSAGE_TYPES, PROTOCOL_VERSION, Limits
 from chatproto._fields import UINT32
 from chatproto._state import State
 from chatproto.messages import SendRoom
-from chatproto.requirements import load_requirements, spec_dir
+from chatproto_spec import _vectors
+from chatproto_spec.requirements import load_requirements, spec_dir
 from conformance.coverage import NOT_CHECKABLE, cases_by_requirement
 
 if TYPE_CHECKING:

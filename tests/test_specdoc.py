@@ -3,7 +3,7 @@
 The blocks are rendered from the declarations: the tests check that they say
 what the code says, that a schema change changes them, that broken or unknown
 markers raise, and that the checked-in pages are up to date
-(``python -m chatproto.specgen --check``, run in-process).
+(``python -m chatproto_spec.specgen --check``, run in-process).
 """
 
 from __future__ import annotations
@@ -16,12 +16,13 @@ from typing import ClassVar
 import pytest
 from schema_patch import retype_field, temporary_message
 
-from chatproto import ERROR_REGISTRY, ErrorCode, Limits, _schema, _specdoc, _vectors, specgen
+from chatproto import ERROR_REGISTRY, ErrorCode, Limits, _schema
 from chatproto._fields import UINT32, FieldType, ShortText
 from chatproto._state import TRANSITIONS, State
 from chatproto.messages import MESSAGE_TYPES, Message, Sender, SendRoom
 from chatproto.names import NICK_MAX_BYTES, ROOM_NAME_MAX_BYTES
-from chatproto.requirements import spec_dir
+from chatproto_spec import _specdoc, _vectors, specgen
+from chatproto_spec.requirements import spec_dir
 
 SPEC_DIR = spec_dir()
 ALL_BLOCKS = ["states", "state-table", "state-diagram", "message-index", "error-registry",
@@ -294,7 +295,7 @@ def test_specgen_fails_on_a_dangling_reference(tmp_path: Path,
 
 
 def test_repository_spec_is_up_to_date(capsys: pytest.CaptureFixture[str]) -> None:
-    """``python -m chatproto.specgen --check`` over the repository's spec."""
+    """``python -m chatproto_spec.specgen --check`` over the repository's spec."""
     status = specgen.main(["--check"])
     assert status == 0, capsys.readouterr().out
 

@@ -1,4 +1,4 @@
-"""The state diagram drawn from the state table (``chatproto/_statediagram.py``).
+"""The state diagram drawn from the state table (``spec/chatproto_spec/_statediagram.py``).
 
 The drawing is checked as data: it is well-formed SVG and the same on every run;
 each state is a box with its name; the arrows join exactly the pairs of states
@@ -17,9 +17,9 @@ from collections.abc import Mapping
 
 import pytest
 
-from chatproto import _specdoc, _statediagram
 from chatproto._state import ERROR_FATAL, TRANSITIONS, State
 from chatproto.messages import Sender
+from chatproto_spec import _specdoc, _statediagram
 
 SVG = "{http://www.w3.org/2000/svg}"
 Box = tuple[float, float, float, float]

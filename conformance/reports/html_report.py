@@ -12,7 +12,7 @@ import re
 from html import escape
 from pathlib import Path
 
-from chatproto.requirements import load_requirements
+from chatproto_spec.requirements import load_requirements
 from conformance.outcomes import SEVERITY, Outcome
 from conformance.runner import CaseResult, RunReport
 

@@ -53,7 +53,9 @@ _RETIRED = re.compile(r"^\(retired\b", re.IGNORECASE)
 def spec_dir() -> Path:
     """Where the spec pages are: the repository's ``spec/``, or the installed copy."""
     package = Path(__file__).resolve().parent
-    for candidate in (package.parent / "spec", package / "_spec"):
+    # In the repository this package lives in spec/ itself; a wheel carries a
+    # copy of the pages inside the package (pyproject.toml's force-include).
+    for candidate in (package.parent, package / "pages"):
         if (candidate / "index.md").is_file():
             return candidate
     raise FileNotFoundError("the chatproto spec pages are not installed")

@@ -1,13 +1,13 @@
 """Regenerate what the spec derives from the code: test vectors and generated blocks.
 
-    python -m chatproto.specgen [--check] [--spec-dir DIR]
+    python -m chatproto_spec.specgen [--check] [--spec-dir DIR]
 
-Writes ``spec/vectors/*.json`` (``chatproto._vectors``) and fills the
+Writes ``spec/vectors/*.json`` (``chatproto_spec._vectors``) and fills the
 ``<!-- generated:NAME ARG -->`` blocks of every ``spec/*.md`` page
-(``chatproto._specdoc``). With ``--check`` nothing is written: the exit status
+(``chatproto_spec._specdoc``). With ``--check`` nothing is written: the exit status
 is 1 and every out-of-date file is listed when a run would change anything.
-The default spec directory is the ``spec`` folder next to the ``chatproto``
-package directory.
+The default spec directory is the repository's ``spec`` folder, the one that
+holds this package.
 
 Exit status: 0 up to date (or written), 1 out of date (``--check``), 2 the
 pages or the code are inconsistent (an unknown block or message name, broken
@@ -22,15 +22,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from chatproto._specdoc import (
+from chatproto_spec._specdoc import (
     SpecContext,
     SpecDocError,
     broken_links,
     fill_markers,
     registry_mismatches,
 )
-from chatproto._vectors import VectorError, render_vectors
-from chatproto.requirements import spec_dir as default_spec_dir
+from chatproto_spec._vectors import VectorError, render_vectors
+from chatproto_spec.requirements import spec_dir as default_spec_dir
 
 VECTORS_DIR = "vectors"
 
@@ -75,14 +75,14 @@ def warnings(spec_dir: Path) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m chatproto.specgen",
+        prog="python -m chatproto_spec.specgen",
         description="Regenerate spec/vectors/*.json and the generated blocks of spec/*.md.",
     )
     parser.add_argument("--check", action="store_true",
                         help="write nothing; exit 1 and list the files that are out of date")
     parser.add_argument("--spec-dir", type=Path, default=None,
-                        help="the spec directory (default: the 'spec' folder next to the "
-                             "chatproto package directory)")
+                        help="the spec directory (default: the repository's 'spec' folder, "
+                             "which holds the chatproto_spec package)")
     args = parser.parse_args(argv)
     spec_dir: Path = args.spec_dir if args.spec_dir is not None else default_spec_dir()
     try:
@@ -96,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     stale = [path for path, text in wanted.items() if not path.is_file() or _read(path) != text]
     if args.check:
         if stale:
-            print("specgen: out of date (run python -m chatproto.specgen):")
+            print("specgen: out of date (run python -m chatproto_spec.specgen):")
             for path in stale:
                 print(f"  {path}")
             return 1

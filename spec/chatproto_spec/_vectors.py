@@ -13,7 +13,7 @@ The invalid frames of ``invalid.json`` are fed, one octet at a time, to a
 what the reference implementation does, and it must equal the error the case
 was written for, so a schema or behaviour change fails the generator loudly.
 
-``python -m chatproto.specgen`` writes the files; tests/test_vectors.py checks
+``python -m chatproto_spec.specgen`` writes the files; tests/test_vectors.py checks
 that the checked-in files equal a fresh ``build_vectors()``.
 """
 
@@ -71,11 +71,11 @@ from chatproto.messages import (
     Welcome,
     message_class,
 )
-from chatproto.requirements import parse_requirements
-from chatproto.requirements import spec_dir as find_spec_dir
+from chatproto_spec.requirements import parse_requirements
+from chatproto_spec.requirements import spec_dir as find_spec_dir
 
 SPEC_VERSION = PROTOCOL_VERSION
-GENERATED_BY = "python -m chatproto.specgen"
+GENERATED_BY = "python -m chatproto_spec.specgen"
 VECTOR_FILES = ("messages.json", "invalid.json", "nickfold.json")
 
 CASE_KINDS = ("typical", "minimal", "maximal", "non-ascii")
@@ -153,7 +153,7 @@ def samples_for(field_type: FieldType) -> Samples:
     except KeyError:
         raise VectorError(
             f"no example values for field type {field_type.name!r}: "
-            "add a row to chatproto._vectors.SAMPLES"
+            "add a row to chatproto_spec._vectors.SAMPLES"
         ) from None
 
 
@@ -1031,7 +1031,7 @@ def nickfold_vectors() -> dict[str, Any]:
 def build_vectors(spec_dir: Path | None = None) -> dict[str, object]:
     """Every vector file's content, by file name (``messages.json`` ...).
 
-    ``spec_dir`` (default: the pages ``chatproto.requirements`` reads) is read
+    ``spec_dir`` (default: the pages ``chatproto_spec.requirements`` reads) is read
     for the requirement IDs of ``invalid.json``.
     """
     spec = find_spec_dir() if spec_dir is None else spec_dir

@@ -33,12 +33,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from chatproto import _schema, _vectors
+from chatproto import _schema
 from chatproto._errors import ERROR_REGISTRY, ErrorCode
 from chatproto._fields import FieldError, FieldType
 from chatproto._state import STATE_DESCRIPTIONS, TRANSITIONS, State
 from chatproto.messages import MESSAGE_TYPES, Limits, Message, Sender
-from chatproto.requirements import REQUIREMENT_ID, parse_requirements
+from chatproto_spec import _vectors
+from chatproto_spec.requirements import REQUIREMENT_ID, parse_requirements
 
 MESSAGES_PAGE = "messages.md"
 ERRORS_PAGE = "errors.md"

@@ -29,8 +29,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from html import escape
 
-from chatproto._specdoc import state_edges
 from chatproto._state import TRANSITIONS, State
+from chatproto_spec._specdoc import state_edges
 
 FONT_PX = 12
 LINE_PX = 16
