@@ -45,6 +45,7 @@ from chatproto import (
     MESSAGE_TYPES,
     Connection,
     ConnectionClosed,
+    Event,
     FrameDecoder,
     FrameRejected,
     LocalProtocolError,
@@ -217,7 +218,8 @@ class Peer:
                 except OSError:
                     self.reset = True
                     data = b""
-                for event in self.conn.receive_data(data):
+                self.conn.receive_data(data)
+                for event in self.conn.events():
                     if isinstance(event, ConnectionClosed):
                         return
                     if not isinstance(event, FrameRejected):
@@ -712,18 +714,24 @@ async def login_timing(lab: Lab, rounds: int = 7) -> Finding:
          "answers": sorted(details)})
 
 
+def feed(conn: Connection, data: bytes) -> list[Event]:
+    """Give ``conn`` the bytes ``data``; every event they hold."""
+    conn.receive_data(data)
+    return list(conn.events())
+
+
 async def closed_connection(lab: Lab) -> Finding:
     """Sans-IO, no server: a client and a server ``Connection`` are taken to CLOSED (QUIT,
     BYE) and then fed 1,024 chunks of 64 KiB each; what they hold afterwards."""
     client, server = Connection(Sender.CLIENT), Connection(Sender.SERVER)
     assert server.limits is not None
-    list(server.receive_data(client.send(Hello(
-        request_id=1, min_version=1, max_version=1, nick="a", client_name="attacks/1"))))
-    list(client.receive_data(server.send(Welcome(
+    feed(server, client.send(Hello(
+        request_id=1, min_version=1, max_version=1, nick="a", client_name="attacks/1")))
+    feed(client, server.send(Welcome(
         request_id=1, version=1, server_name="attacks", nick="a", logged_in=False,
-        casemapping="ascii", **server.limits.model_dump()))))
-    list(server.receive_data(client.send(Quit(request_id=2))))
-    list(client.receive_data(server.send(Bye(request_id=2))))
+        casemapping="ascii", **server.limits.model_dump())))
+    feed(server, client.send(Quit(request_id=2)))
+    feed(client, server.send(Bye(request_id=2)))
     chunk = b"\x00\x00\x00\x10" + bytes(65532)  # frames' worth of bytes, never decoded
     held: dict[str, float] = {}
     for name, conn in (("client", client), ("server", server)):
@@ -731,7 +739,7 @@ async def closed_connection(lab: Lab) -> Finding:
         tracemalloc.start()
         base = tracemalloc.get_traced_memory()[0]
         for _ in range(1024):
-            list(conn.receive_data(chunk))
+            feed(conn, chunk)
         held[name] = (tracemalloc.get_traced_memory()[0] - base) / 1024
         tracemalloc.stop()
     return Finding(

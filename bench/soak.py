@@ -245,7 +245,8 @@ class SoakConnection:
                     data = await reader.read(65536)
                 except OSError:
                     data = b""
-                for event in self.conn.receive_data(data):
+                self.conn.receive_data(data)
+                for event in self.conn.events():
                     if isinstance(event, ConnectionClosed):
                         return
                     if isinstance(event, FrameRejected):

@@ -5,12 +5,14 @@ message classes in ``chatproto.messages`` are the typed API and the schema.
 """
 
 from chatproto._connection import (
+    NEED_DATA,
     PROTOCOL_VERSION,
     SUPPORTED_VERSIONS,
     Connection,
     ConnectionClosed,
     Event,
     FrameRejected,
+    NeedData,
     error_message,
     limit_breach,
 )
@@ -56,6 +58,7 @@ __all__ = [
     "MAX_FRAME_LENGTH",
     "MESSAGE_TYPES",
     "MIN_FRAME_LENGTH",
+    "NEED_DATA",
     "PRE_WELCOME_FRAME_LENGTH",
     "PROTOCOL_VERSION",
     "SEND_ROOM_OVERHEAD",
@@ -70,6 +73,7 @@ __all__ = [
     "Limits",
     "LocalProtocolError",
     "Message",
+    "NeedData",
     "ProtocolError",
     "RemoteProtocolError",
     "Sender",

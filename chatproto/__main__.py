@@ -20,7 +20,7 @@ def summary() -> str:
         f"{len(MESSAGE_TYPES)} message types:",
     ]
     for code, cls in MESSAGE_TYPES.items():
-        answer = f" -> {cls.FINAL_RESPONSE}" if cls.FINAL_RESPONSE else ""
+        answer = f" -> {cls.FINAL_RESPONSE.NAME}" if cls.FINAL_RESPONSE else ""
         lines.append(f"  {code:#06x}  {cls.NAME:<16} {cls.SENDER.value:<6}{answer}")
     lines += ["", f"{len(ERROR_REGISTRY)} error codes:"]
     for info in ERROR_REGISTRY.values():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from enum import Enum
 
 from chatproto._errors import (
     ERROR_REGISTRY,
@@ -64,6 +65,17 @@ class FrameRejected:
 
 
 Event = Message | FrameRejected | ConnectionClosed
+
+
+class NeedData(Enum):
+    """The type of ``NEED_DATA``."""
+
+    NEED_DATA = "NEED_DATA"
+
+
+NEED_DATA = NeedData.NEED_DATA
+"""What ``Connection.next_event()`` returns when the bytes received so far hold no
+further event: feed more with ``receive_data()`` (h11's sentinel of the same name)."""
 
 
 def error_message(exc: ProtocolError) -> Error:
@@ -142,31 +154,52 @@ class Connection:
         self.their_error: RemoteProtocolError | None = None
         """Set when the peer broke a fatal rule; no more events are produced."""
         self._eof_seen = False
+        self._eof_reported = False
 
     # ----------------------------------------------------------------- input
 
-    def receive_data(self, data: bytes | bytearray | memoryview) -> Iterator[Event]:
-        """Take bytes from the peer (``b""`` for end of stream); yield what they mean.
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
+        """Buffer bytes from the peer; ``b""`` means the end of the stream.
 
-        The data is buffered at once; iterate the result to get the events. A
-        fatal breach raises RemoteProtocolError after the events before it were
-        yielded: answer it with ``error_message(exc)`` and close. After that,
-        every call raises the same error at once. Once the connection is
-        CLOSED, or after end of stream, data is dropped unread and yields nothing.
+        Nothing is decoded here: ``next_event()`` reads the events out, one at
+        a time. Bytes that arrive after end of stream, once the connection is
+        CLOSED or after a fatal breach are dropped unread.
+        """
+        if not data:
+            self._eof_seen = True
+        elif not self._eof_seen and self.state is not State.CLOSED \
+                and self.their_error is None:
+            # Buffering what arrives after CLOSED or EOF would let a peer that keeps
+            # sending fill our memory with frames no one will decode.
+            self._decoder.feed(data)
+
+    def next_event(self) -> Event | NeedData:
+        """The next event in the received bytes, or ``NEED_DATA`` if there is none yet.
+
+        Each event is decoded and checked against the state table when it is
+        pulled, so the answer to one request must be sent before the next event
+        is pulled: a server that pulls JOIN before it has sent WELCOME finds it a
+        STATE_VIOLATION, as the spec says. After end of stream (and the events
+        before it) comes one ``ConnectionClosed``, then ``NEED_DATA``.
+
+        A fatal breach raises RemoteProtocolError: answer it with
+        ``error_message(exc)`` and close. Every later call raises it again.
         """
         if self.their_error is not None:
             raise self.their_error
-        if data:
-            # Nothing is read after CLOSED or EOF: buffering it would let a peer
-            # that keeps sending fill our memory with frames no one will decode.
-            if not self._eof_seen and self.state is not State.CLOSED:
-                self._decoder.feed(data)
-            return self._events()
-        self._eof_seen = True
-        return self._events_then_eof()
-
-    def _events_then_eof(self) -> Iterator[Event]:
-        yield from self._events()
+        if self.state is not State.CLOSED:
+            try:
+                event = self._next_event()
+            except RemoteProtocolError as exc:
+                if exc.fatal:
+                    self._fail(exc)
+                    raise
+                event = FrameRejected(exc.code, exc.request_id, exc.detail, 0)
+            if event is not None:
+                return event
+        if not self._eof_seen or self._eof_reported:
+            return NEED_DATA
+        self._eof_reported = True
         was_closed = self.state is State.CLOSED
         # A client may half-close after QUIT and still read the BYE.
         if not (self.role is Sender.SERVER and self.state is State.QUITTING):
@@ -177,19 +210,17 @@ class Connection:
             except RemoteProtocolError as exc:
                 self._fail(exc)
                 raise
-        yield ConnectionClosed()
+        return ConnectionClosed()
 
-    def _events(self) -> Iterator[Event]:
-        while self.state is not State.CLOSED and self.their_error is None:
-            try:
-                event = self._next_event()
-            except RemoteProtocolError as exc:
-                if exc.fatal:
-                    self._fail(exc)
-                    raise
-                event = FrameRejected(exc.code, exc.request_id, exc.detail, 0)
-            if event is None:
-                return
+    def events(self) -> Iterator[Event]:
+        """``next_event()`` in a loop, until ``NEED_DATA``.
+
+        Lazy on purpose: each event is pulled (and state-checked) when the loop
+        asks for it, so a loop that answers each event before taking the next
+        sees what ``next_event()`` would. ``list(conn.events())`` pulls them all
+        before anything is answered.
+        """
+        while (event := self.next_event()) is not NEED_DATA:
             yield event
 
     def _next_event(self) -> Event | None:
@@ -309,6 +340,33 @@ class Connection:
                                      f"{message.NAME} needs {len(frame) - 4} > {limit} octets")
         self._on_transition(message, self.role)
         self._enter(after)
+        return frame
+
+    def may_send(self, cls: type[Message]) -> bool:
+        """Whether ``send_encoded`` would take a frame of type ``cls`` now."""
+        if cls.SENDER not in (self.role, Sender.BOTH):
+            return False
+        return TRANSITIONS.get((self.state, self.role, cls.NAME)) is self.state
+
+    def send_encoded(self, cls: type[Message], frame: bytes) -> bytes:
+        """``frame``, an ``encode()`` of a ``cls`` message, once the spec allows it here.
+
+        For an event encoded once and sent on many connections (a room message
+        to every member): the state check of ``send()`` without encoding again.
+        Only a message that leaves the state as it is can be sent this way; a
+        HELLO, WELCOME, QUIT, BYE or ERROR changes what follows and goes
+        through ``send()``. Raises LocalProtocolError where ``send()`` would.
+        """
+        if self.role is Sender.CLIENT:  # its checks (request_id, limits) need the message
+            raise LocalProtocolError(ErrorCode.STATE_VIOLATION,
+                                     "a client sends each request with send()")
+        if not self.may_send(cls):
+            raise LocalProtocolError(ErrorCode.STATE_VIOLATION,
+                                     f"{cls.NAME} cannot be sent encoded in state {self.state}")
+        limit = self._send_limit()
+        if len(frame) - LENGTH_FIELD_SIZE > limit:
+            raise LocalProtocolError(ErrorCode.FRAME_TOO_LARGE,
+                                     f"{cls.NAME} needs {len(frame) - 4} > {limit} octets")
         return frame
 
     @property

@@ -69,7 +69,7 @@ class LeaveKind(IntEnum):
 
 
 MESSAGE_TYPES: dict[int, type[Message]] = {}
-"""Every message type of spec v1, by type code, in declaration order."""
+"""Every message type of spec v1, by type code, in the order of the codes."""
 
 
 def _wire_name(class_name: str) -> str:
@@ -91,8 +91,9 @@ class Message(BaseModel):
     NAME: ClassVar[str]
     """The wire name used by the spec (``SEND_ROOM``)."""
     SENDER: ClassVar[Sender]
-    FINAL_RESPONSE: ClassVar[str | None] = None
-    """For a client request: the name of the message that ends its answer."""
+    FINAL_RESPONSE: ClassVar[type[Message] | None] = None
+    """For a request: the type of the message that ends its answer. Each answer is
+    declared before the requests that name it."""
 
     request_id: Uint32 = Field(
         default=0,
@@ -116,33 +117,31 @@ class Message(BaseModel):
         return self.FINAL_RESPONSE is not None
 
 
-class _ClientRequest(Message):
-    SENDER: ClassVar[Sender] = Sender.CLIENT
-    FINAL_RESPONSE: ClassVar[str | None] = "OK"
-
-
 class _ServerMessage(Message):
     SENDER: ClassVar[Sender] = Sender.SERVER
 
 
+class Ok(_ServerMessage):
+    """The request named by request_id succeeded."""
+
+    TYPE = 0x0003
+    msg_id: Uint64 = Field(
+        default=0, description="Id of the message the request created; 0 if none."
+    )
+    seq: Uint64 = Field(
+        default=0, description="Room sequence number of that message; 0 if none."
+    )
+    timestamp_ms: Uint64 = Field(
+        default=0, description="Server time of that message, ms since the Unix epoch; 0 if none."
+    )
+
+
+class _ClientRequest(Message):
+    SENDER: ClassVar[Sender] = Sender.CLIENT
+    FINAL_RESPONSE: ClassVar[type[Message] | None] = Ok
+
+
 # ------------------------------------------------------------------ connection
-
-
-class Hello(_ClientRequest):
-    """First frame of a connection: versions, identity, capabilities."""
-
-    TYPE = 0x0001
-    FINAL_RESPONSE = "WELCOME"
-    min_version: Version = Field(description="Lowest protocol version the client speaks.")
-    max_version: Version = Field(description="Highest protocol version the client speaks.")
-    nick: Nickname = Field(description="The nickname to use on this connection.")
-    password: OptionalPassword = Field(
-        default="", description="Account password for a registered nick; empty for a guest."
-    )
-    client_name: Label = Field(description="Client software name and version, for logs.")
-    capabilities: Capabilities = Field(
-        default=(), description="Capabilities the client supports."
-    )
 
 
 class Limits(BaseModel):
@@ -250,18 +249,20 @@ class Welcome(Limits, _WelcomeHead):
         return Limits(**{name: getattr(self, name) for name in Limits.model_fields})
 
 
-class Ok(_ServerMessage):
-    """The request named by request_id succeeded."""
+class Hello(_ClientRequest):
+    """First frame of a connection: versions, identity, capabilities."""
 
-    TYPE = 0x0003
-    msg_id: Uint64 = Field(
-        default=0, description="Id of the message the request created; 0 if none."
+    TYPE = 0x0001
+    FINAL_RESPONSE = Welcome
+    min_version: Version = Field(description="Lowest protocol version the client speaks.")
+    max_version: Version = Field(description="Highest protocol version the client speaks.")
+    nick: Nickname = Field(description="The nickname to use on this connection.")
+    password: OptionalPassword = Field(
+        default="", description="Account password for a registered nick; empty for a guest."
     )
-    seq: Uint64 = Field(
-        default=0, description="Room sequence number of that message; 0 if none."
-    )
-    timestamp_ms: Uint64 = Field(
-        default=0, description="Server time of that message, ms since the Unix epoch; 0 if none."
+    client_name: Label = Field(description="Client software name and version, for logs.")
+    capabilities: Capabilities = Field(
+        default=(), description="Capabilities the client supports."
     )
 
 
@@ -283,15 +284,6 @@ class Error(Message):
         return known_error_code(self.code)
 
 
-class Ping(Message):
-    """Asks the peer for a PONG echoing the token (keepalive and barrier)."""
-
-    TYPE = 0x0005
-    SENDER = Sender.BOTH
-    FINAL_RESPONSE = "PONG"
-    token: Token = Field(default=b"", description="Opaque octets the PONG echoes.")
-
-
 class Pong(Message):
     """Answers a PING; carries its token and request_id unchanged."""
 
@@ -300,12 +292,13 @@ class Pong(Message):
     token: Token = Field(default=b"", description="The token of the PING being answered.")
 
 
-class Quit(_ClientRequest):
-    """The client is leaving; the server answers BYE and closes."""
+class Ping(Message):
+    """Asks the peer for a PONG echoing the token (keepalive and barrier)."""
 
-    TYPE = 0x0007
-    FINAL_RESPONSE = "BYE"
-    reason: ShortText = Field(default="", description="Shown to members of the client's rooms.")
+    TYPE = 0x0005
+    SENDER = Sender.BOTH
+    FINAL_RESPONSE = Pong
+    token: Token = Field(default=b"", description="Opaque octets the PONG echoes.")
 
 
 class Bye(_ServerMessage):
@@ -313,6 +306,14 @@ class Bye(_ServerMessage):
 
     TYPE = 0x0008
     reason: ShortText = Field(default="", description="Parting words from the server.")
+
+
+class Quit(_ClientRequest):
+    """The client is leaving; the server answers BYE and closes."""
+
+    TYPE = 0x0007
+    FINAL_RESPONSE = Bye
+    reason: ShortText = Field(default="", description="Shown to members of the client's rooms.")
 
 
 class Notice(_ServerMessage):
@@ -614,6 +615,14 @@ class MuteChanged(_ServerMessage):
     nick: Nickname = Field(description="The member.")
     muted: Flag = Field(description="1 when now muted.")
     by: OptionalNickname = Field(default="", description="The operator.")
+
+
+# The classes register as they are declared, each answer before the requests that name
+# it; the spec lists them in the order of their codes.
+_by_code = sorted(MESSAGE_TYPES.items())
+MESSAGE_TYPES.clear()
+MESSAGE_TYPES.update(_by_code)
+del _by_code
 
 
 def message_class(name: str) -> type[Message]:

@@ -378,7 +378,8 @@ class Peer(Inbox):
         """Send a request the spec says must succeed; ``req`` is the rule that says so."""
         sent = await self.send(message)
         answer = await self.response(sent.request_id, sent.NAME, req=req, timeout=timeout)
-        expected = sent.FINAL_RESPONSE
+        assert sent.FINAL_RESPONSE is not None
+        expected = sent.FINAL_RESPONSE.NAME
         if isinstance(answer.final, Error):
             if answer.final.code == ErrorCode.RATE_LIMITED:
                 raise Violation("CP-RATE-1", f"{self.label}: {sent.NAME} was refused with "

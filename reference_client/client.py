@@ -206,7 +206,7 @@ class HistoryPage:
 @dataclass(slots=True)
 class _Pending:
     request: Message
-    final: str
+    final: type[Message]
     future: asyncio.Future[tuple[list[Message], Message]]
     frames: list[Message] = field(default_factory=list)
 
@@ -551,7 +551,8 @@ class ChatClient:
         try:
             while True:
                 data = await reader.read(MAX_FRAME_LENGTH)  # a whole largest frame at once
-                for event in self._conn.receive_data(data):
+                self._conn.receive_data(data)
+                for event in self._conn.events():
                     if isinstance(event, ConnectionClosed):
                         raise EOFError
                     self._dispatch(event)
@@ -587,7 +588,7 @@ class ChatClient:
             return
         pending = self._pending.get(event.request_id) if event.request_id else None
         if pending is not None:
-            if event.NAME == pending.final or isinstance(event, Error):
+            if type(event) is pending.final or isinstance(event, Error):
                 del self._pending[event.request_id]
                 if isinstance(event, Ok):
                     self._apply(pending, event)

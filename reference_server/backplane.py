@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from typing import Protocol
 
+from chatproto import Message
+
 
 class Member(Protocol):
     """What the backplane needs of a connection: an id, a nick, and a way to deliver."""
@@ -26,8 +28,8 @@ class Member(Protocol):
     @property
     def nick(self) -> str: ...
 
-    def deliver(self, frame: bytes) -> None:
-        """Queue an already encoded event frame for this connection."""
+    def deliver(self, event_type: type[Message], frame: bytes) -> None:
+        """Queue an event frame of ``event_type``, encoded once for every recipient."""
 
 
 class Backplane(Protocol):
@@ -53,7 +55,7 @@ class Backplane(Protocol):
 
     def rooms_of(self, member: Member) -> Collection[str]: ...
 
-    def deliver(self, frame: bytes, to: Iterable[Member]) -> None:
+    def deliver(self, event_type: type[Message], frame: bytes, to: Iterable[Member]) -> None:
         """Deliver one encoded frame to many members: encoded once, written per member."""
 
 
@@ -102,6 +104,6 @@ class LocalBackplane:
     def rooms_of(self, member: Member) -> Collection[str]:
         return sorted(self._rooms_of.get(member.session_id, ()))
 
-    def deliver(self, frame: bytes, to: Iterable[Member]) -> None:
+    def deliver(self, event_type: type[Message], frame: bytes, to: Iterable[Member]) -> None:
         for member in to:
-            member.deliver(frame)
+            member.deliver(event_type, frame)

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any, cast
 
-from chatproto import ErrorCode, encode
+from chatproto import Connection, ErrorCode, Sender
 from chatproto.messages import Error, Ping
 from reference_server.backplane import LocalBackplane
 from reference_server.config import ServerConfig
@@ -452,8 +452,10 @@ class ChatServer:
     @staticmethod
     def _refusal_frame(detail: str) -> bytes:
         """The ERROR that refuses a connection over a cap (CP-SEC-12)."""
-        return encode(Error(code=int(ErrorCode.TOO_MANY_CONNECTIONS), fatal=True,
-                            retry_after_ms=REFUSAL_RETRY_AFTER_MS, detail=detail))
+        # No session exists for it: a fresh server Connection checks it as any other ERROR.
+        return Connection(Sender.SERVER).send(Error(
+            code=int(ErrorCode.TOO_MANY_CONNECTIONS), fatal=True,
+            retry_after_ms=REFUSAL_RETRY_AFTER_MS, detail=detail))
 
     async def serve_forever(self) -> None:
         await self._stopped.wait()

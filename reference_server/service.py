@@ -300,7 +300,7 @@ class ChatService:
         return list(mates.values())
 
     def tell(self, event: Message, to: Iterable[Member]) -> None:
-        self.backplane.deliver(encode(event), to)
+        self.backplane.deliver(type(event), encode(event), to)
 
     def others_in(self, room: Room, session: Session) -> list[Member]:
         return [m for m in self.backplane.room_members(room.fold)
@@ -535,14 +535,17 @@ class ChatService:
             session.reply(HistoryGap(request_id=rid, room=room.name, first_seq=last_seen + 1,
                                      last_seq=first_kept - 1))
         for message in messages:
-            session.reply(self._room_message(room, message, rid))
+            session.reply(self._room_message(room, message, request_id=rid))
 
     @staticmethod
-    def _room_message(room: Room, stored: StoredMessage, request_id: int) -> RoomMessage:
+    def _room_message(room: Room, stored: StoredMessage, request_id: int = 0) -> RoomMessage:
+        """A stored message as the event that carries it: live (request_id 0) or replayed
+        in answer to a request (``history`` set)."""
+        # Built from what the server validated when it stored it.
         return RoomMessage.model_construct(
             request_id=request_id, room=room.name, seq=stored.seq, msg_id=stored.msg_id,
             timestamp_ms=stored.timestamp_ms, sender=stored.sender,
-            client_msg_id=stored.client_msg_id, history=True, text=stored.text)
+            client_msg_id=stored.client_msg_id, history=request_id != 0, text=stored.text)
 
     def on_part(self, session: Session, request: Part) -> None:
         room = self.member_room(session, request.room)
@@ -642,11 +645,7 @@ class ChatService:
                                   keep=self.config.history_depth)
         self._dirty_rooms.add(room.fold)
         # Encoded once; every other member gets the same bytes (CP-MSG-1).
-        event = RoomMessage.model_construct(
-            request_id=0, room=room.name, seq=stored.seq, msg_id=stored.msg_id,
-            timestamp_ms=stored.timestamp_ms, sender=stored.sender,
-            client_msg_id=stored.client_msg_id, history=False, text=stored.text)
-        self.tell(event, self.others_in(room, session))
+        self.tell(self._room_message(room, stored), self.others_in(room, session))
         session.reply(Ok(request_id=request.request_id, msg_id=stored.msg_id, seq=stored.seq,
                          timestamp_ms=stored.timestamp_ms))
 

@@ -10,13 +10,15 @@ gets one write per turn however many frames were queued for it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import time
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, cast
 
 from chatproto import (
+    NEED_DATA,
     Connection,
     ConnectionClosed,
     ErrorCode,
@@ -26,7 +28,6 @@ from chatproto import (
     RemoteProtocolError,
     Sender,
     State,
-    encode,
     error_message,
 )
 from chatproto.messages import Error, Limits, Message
@@ -36,7 +37,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("chatproto.server")
 
-_LIVE_STATES = (State.READY, State.QUITTING)
 _EVENTS_PER_TURN = 32
 _OUTPUT_PER_TURN = 65_536
 """Requests of one connection handled in one loop turn before the others get theirs: at
@@ -98,9 +98,10 @@ class Session(asyncio.Protocol):
         self._abort_timer: asyncio.TimerHandle | None = None
         self.gone = False
         """Set once the session left the chat (closed, dropped): deliver nothing more."""
-        # Input: events are handled one at a time, in order (CP-REQ-8).
-        self._events: Iterator[Event] = iter(())
-        self._busy = False
+        # Input: events are pulled from self.conn and handled one at a time, in
+        # order (CP-REQ-8); none is pulled while one is still being answered.
+        self.answering = False
+        """A request of this client is still being worked on (a password check)."""
         self._hello_overdue = False
         self._pump_scheduled = False
         self._reading = True
@@ -139,7 +140,7 @@ class Session(asyncio.Protocol):
         self._hello_timer = None
         if self.gone or self.conn.state not in (State.AWAIT_HELLO, State.AWAIT_WELCOME):
             return
-        if self._busy:  # a HELLO being checked: the wait is ours; judge it once answered
+        if self.answering:  # a HELLO being checked: the wait is ours; judge it once answered
             self._hello_overdue = True
             return
         timeout = self.server.config.hello_timeout_s
@@ -150,12 +151,12 @@ class Session(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.gone:  # closing after a fatal error or QUIT: the rest is read and dropped
             return
-        self._events = self.conn.receive_data(data)
+        self.conn.receive_data(data)
         self._pump()
 
     def eof_received(self) -> bool:
         if not self.gone:
-            self._events = self.conn.receive_data(b"")
+            self.conn.receive_data(b"")
             self._pump()
         # Keep our side open until BYE is flushed; TLS cannot half-close.
         return self.transport is not None and \
@@ -185,7 +186,7 @@ class Session(asyncio.Protocol):
         """
         self._pump_scheduled = False
         handled = 0
-        while not self._busy and not self.gone:
+        while not self.answering and not self.gone:
             if handled == _EVENTS_PER_TURN or self._out_bytes >= _OUTPUT_PER_TURN:
                 # Read nothing more until these are handled: the Connection would
                 # buffer whatever a pipelining client sends meanwhile, without bound.
@@ -194,11 +195,11 @@ class Session(asyncio.Protocol):
                 return
             handled += 1
             try:
-                event = next(self._events, None)
+                event = self.conn.next_event()
             except RemoteProtocolError as exc:
                 self.fail(exc)
                 return
-            if event is None:
+            if event is NEED_DATA:
                 self._set_reading(True)
                 return
             if not isinstance(event, ConnectionClosed):
@@ -235,14 +236,14 @@ class Session(asyncio.Protocol):
     def _wait_for(self, pending: Awaitable[None]) -> None:
         # A handler that must wait (a password check in a worker thread) holds
         # back every later frame of this connection until it is done.
-        self._busy = True
+        self.answering = True
         self._set_reading(False)
 
         async def finish() -> None:
             try:
                 await pending  # answers its own failures (ChatService.handle)
             finally:
-                self._busy = False
+                self.answering = False
                 self.idle_since = time.monotonic()
                 if self._hello_overdue:
                     self._hello_timed_out()
@@ -251,11 +252,6 @@ class Session(asyncio.Protocol):
         self.server.spawn(finish())
 
     # ------------------------------------------------------------------ output
-
-    @property
-    def answering(self) -> bool:
-        """A request of this client is still being worked on (a password check)."""
-        return self._busy
 
     def backlog(self) -> int:
         """Bytes queued for this client: this turn's frames and the transport's buffer."""
@@ -286,9 +282,13 @@ class Session(asyncio.Protocol):
     def _connection_closed(self) -> bool:
         return self.conn.state is State.CLOSED
 
-    def deliver(self, frame: bytes) -> None:
-        """Queue an event frame encoded once for many recipients (no per-recipient work)."""
-        if self.gone or self.conn.state not in _LIVE_STATES or self.transport is None:
+    def deliver(self, event_type: type[Message], frame: bytes) -> None:
+        """Queue an event frame encoded once for many recipients (no per-recipient work).
+
+        An event this connection may not carry now (before WELCOME, after BYE) is
+        not queued: the same state table as ``reply`` decides, without encoding.
+        """
+        if self.gone or self.transport is None or not self.conn.may_send(event_type):
             return
         if self.exceeds_output_bound(self.backlog() + len(frame)):
             self.drop_slow_consumer()
@@ -378,8 +378,9 @@ class Session(asyncio.Protocol):
         if transport is not None:
             # Whole frames only ever reach the transport, so this lands on a
             # frame boundary (CP-FLOW-3); the client may never read it.
-            transport.write(encode(Error(code=int(ErrorCode.SLOW_CONSUMER), fatal=True,
-                                         detail="output buffer exceeded")))
+            with contextlib.suppress(LocalProtocolError):  # unless it is closed already
+                transport.write(self.conn.send(Error(code=int(ErrorCode.SLOW_CONSUMER),
+                                                     fatal=True, detail="output buffer exceeded")))
             transport.close()
             self._abort_later(transport)
 

@@ -276,7 +276,8 @@ class FakePeer:
                 data = await self.reader.read(65536)
                 if not data:
                     self.eof = True
-                for event in self.conn.receive_data(data):
+                self.conn.receive_data(data)
+                for event in self.conn.events():
                     if isinstance(event, ConnectionClosed):
                         self.eof = True
                     elif isinstance(event, Message):

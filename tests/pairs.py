@@ -192,7 +192,7 @@ class Pair:
     def transfer(self, sender: Sender, message: Message) -> list[Event]:
         """``sender`` sends ``message``; the peer receives the bytes; its events."""
         data = self.side(sender).send(message)
-        return list(self.side(peer(sender)).receive_data(data))
+        return feed(self.side(peer(sender)), data)
 
     def step(self, sender: Sender, key: str, request_id: int = 7) -> Message:
         """Send a minimal ``key`` message and check both ends follow the table."""
@@ -244,10 +244,17 @@ def with_body(frame: bytes, body: bytes) -> bytes:
     return raw_frame(type_code, request_id, body)
 
 
+def feed(conn: Connection, data: bytes) -> list[Event]:
+    """Give ``conn`` the bytes ``data``; every event they hold, pulled one by one."""
+    conn.receive_data(data)
+    return list(conn.events())
+
+
 def receive_until_error(conn: Connection, data: bytes) -> tuple[list[Event], RemoteProtocolError]:
-    """Iterate ``receive_data`` until it raises; the events before, and the error."""
+    """Pull events from ``data`` until the Connection raises; the events before, and the error."""
     events: list[Event] = []
+    conn.receive_data(data)
     with pytest.raises(RemoteProtocolError) as info:
-        for event in conn.receive_data(data):
+        for event in conn.events():
             events.append(event)
     return events, info.value

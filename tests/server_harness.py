@@ -610,7 +610,8 @@ class ChatTestClient:
 
     def _feed(self, data: bytes) -> None:
         try:
-            for event in self.conn.receive_data(data):
+            self.conn.receive_data(data)
+            for event in self.conn.events():
                 self._dispatch(event)
         except RemoteProtocolError as exc:
             if exc.code == ErrorCode.TRUNCATED_FRAME:

@@ -26,6 +26,7 @@ from pairs import (
     Pair,
     Step,
     class_of,
+    feed,
     message_for_key,
     minimal,
     pair_in,
@@ -41,6 +42,7 @@ from pairs import (
 from chatproto import (
     ERROR_REGISTRY,
     MAX_FRAME_LENGTH,
+    MESSAGE_TYPES,
     PRE_WELCOME_FRAME_LENGTH,
     Connection,
     ConnectionClosed,
@@ -198,18 +200,22 @@ class Session:
         to_server, to_client = bytes(self.client_stream), b""
         while to_server or to_client:
             out = bytearray()
-            for event in server.receive_data(to_server) if to_server else ():
-                self.server_events.append(event)
-                out += server_app(server, event)
+            if to_server:  # an empty receive_data() would mean end of stream
+                server.receive_data(to_server)
+                for event in server.events():
+                    self.server_events.append(event)
+                    out += server_app(server, event)
             self.server_stream += out
             to_client, out = bytes(out), bytearray()
-            for event in client.receive_data(to_client) if to_client else ():
-                self.client_events.append(event)
-                out += client_app(client, event)
+            if to_client:
+                client.receive_data(to_client)
+                for event in client.events():
+                    self.client_events.append(event)
+                    out += client_app(client, event)
             self.client_stream += out
             to_server = bytes(out)
-        self.server_events += server.receive_data(b"")
-        self.client_events += client.receive_data(b"")
+        self.server_events += feed(server, b"")
+        self.client_events += feed(client, b"")
         self.final_states = (client.state, server.state)
 
 
@@ -223,7 +229,8 @@ def replay(role: Sender, chunks: list[bytes]) -> tuple[list[Event], bytes]:
     out = bytearray(conn.send(HELLO) if role is CLIENT else b"")
     events: list[Event] = []
     for chunk in [*(c for c in chunks if c), b""]:  # b"" is end of stream, not an empty read
-        for event in conn.receive_data(chunk):
+        conn.receive_data(chunk)
+        for event in conn.events():
             events.append(event)
             out += app(conn, event)
     return events, bytes(out)
@@ -288,8 +295,8 @@ def test_many_coalesced_frames_in_one_chunk_arrive_in_order() -> None:
     pings = [Ping(request_id=i, token=i.to_bytes(2, "big")) for i in range(1, 501)]
     notices = [Notice(text=f"line {i}") for i in range(500)]
 
-    assert list(pair.server.receive_data(b"".join(map(pair.client.send, pings)))) == pings
-    assert list(pair.client.receive_data(b"".join(map(pair.server.send, notices)))) == notices
+    assert feed(pair.server, b"".join(map(pair.client.send, pings))) == pings
+    assert feed(pair.client, b"".join(map(pair.server.send, notices))) == notices
 
 
 def test_frame_completed_by_the_next_chunk_is_not_yielded_early() -> None:
@@ -298,8 +305,8 @@ def test_frame_completed_by_the_next_chunk_is_not_yielded_early() -> None:
     stream = encode(first) + encode(second)
     cut = len(encode(first)) + 3
 
-    assert list(pair.server.receive_data(stream[:cut])) == [first]
-    assert list(pair.server.receive_data(stream[cut:])) == [second]
+    assert feed(pair.server, stream[:cut]) == [first]
+    assert feed(pair.server, stream[cut:]) == [second]
 
 
 # ===================================================================== framing
@@ -321,7 +328,7 @@ def test_oversized_length_is_fatal_as_soon_as_its_four_bytes_arrive(
     receiver = pair_in(State.READY, limits).side(role)
     prefix = length_prefix(length)
 
-    assert list(receiver.receive_data(prefix[:3])) == []
+    assert feed(receiver, prefix[:3]) == []
     events, exc = receive_until_error(receiver, prefix[3:])  # no body byte has been sent
 
     assert events == []
@@ -329,8 +336,10 @@ def test_oversized_length_is_fatal_as_soon_as_its_four_bytes_arrive(
     assert exc.fatal
     assert receiver._decoder.buffered <= 4
     # The body that follows is refused without being buffered.
+    receiver.receive_data(b"\x00" * 100_000)
+    assert receiver._decoder.buffered <= 4
     with pytest.raises(RemoteProtocolError) as again:
-        receiver.receive_data(b"\x00" * 100_000)
+        receiver.next_event()
     assert again.value is exc
     assert receiver._decoder.buffered <= 4
 
@@ -344,8 +353,8 @@ def test_length_equal_to_the_limit_is_accepted() -> None:
     message = send_room_of_length(4096)
     frame = pair.client.send(message)
 
-    assert list(pair.server.receive_data(frame[:4])) == []  # not refused on the prefix
-    assert list(pair.server.receive_data(frame[4:])) == [message]
+    assert feed(pair.server, frame[:4]) == []  # not refused on the prefix
+    assert feed(pair.server, frame[4:]) == [message]
 
 
 @pytest.mark.parametrize("role", [CLIENT, SERVER])
@@ -364,7 +373,7 @@ def test_length_of_six_is_a_frame_with_an_empty_body() -> None:
     pair = pair_in(State.READY)
     list_users = minimal(class_of("LIST_USERS"), 3)
     assert encode(list_users)[:4] == length_prefix(6)
-    assert list(pair.server.receive_data(raw_frame(list_users.TYPE, 3))) == [list_users]
+    assert feed(pair.server, raw_frame(list_users.TYPE, 3)) == [list_users]
 
 
 @pytest.mark.parametrize("role", [CLIENT, SERVER])
@@ -373,14 +382,14 @@ def test_clean_eof_between_frames_yields_connection_closed(role: Sender) -> None
     receiver = pair.side(role)
     ping = Ping(request_id=3)
 
-    assert list(receiver.receive_data(encode(ping))) == [ping]
-    assert list(receiver.receive_data(b"")) == [ConnectionClosed()]
+    assert feed(receiver, encode(ping)) == [ping]
+    assert feed(receiver, b"") == [ConnectionClosed()]
     assert receiver.state is State.CLOSED
 
 
 def test_eof_before_any_byte_is_a_clean_close() -> None:
     server = Connection(SERVER)
-    assert list(server.receive_data(b"")) == [ConnectionClosed()]
+    assert feed(server, b"") == [ConnectionClosed()]
 
 
 @pytest.mark.parametrize("role", [CLIENT, SERVER])
@@ -391,14 +400,15 @@ def test_eof_inside_a_frame_is_truncated_frame(role: Sender, cut: int) -> None:
     partial = encode(Ping(request_id=2, token=b"abcd"))  # 15 octets
     assert cut < len(partial)
 
-    assert list(receiver.receive_data(encode(whole) + partial[:cut])) == [whole]
+    assert feed(receiver, encode(whole) + partial[:cut]) == [whole]
     events, exc = receive_until_error(receiver, b"")
 
     assert events == []
     assert exc.code is ErrorCode.TRUNCATED_FRAME
     assert not ERROR_REGISTRY[exc.code].on_wire
+    receiver.receive_data(b"")
     with pytest.raises(RemoteProtocolError) as again:
-        receiver.receive_data(b"")
+        receiver.next_event()
     assert again.value is exc
 
 
@@ -414,7 +424,7 @@ def test_events_before_a_fatal_framing_error_are_yielded_first() -> None:
     assert exc.code is ErrorCode.MALFORMED_FRAME
 
 
-def test_nothing_after_a_fatal_error_is_yielded_and_receive_data_keeps_raising() -> None:
+def test_nothing_after_a_fatal_error_is_yielded_and_next_event_keeps_raising() -> None:
     pair = pair_in(State.READY)
     before, after = Ping(request_id=1), Ping(request_id=3)
     forbidden = encode(welcome(2))  # only a server sends WELCOME
@@ -424,8 +434,10 @@ def test_nothing_after_a_fatal_error_is_yielded_and_receive_data_keeps_raising()
     assert events == [before]
     assert (exc.code, exc.request_id) == (ErrorCode.STATE_VIOLATION, 2)
     for data in (encode(after), b"", b"\x00"):
+        pair.server.receive_data(data)  # dropped unread
+        assert pair.server._decoder.buffered == 0
         with pytest.raises(RemoteProtocolError) as again:
-            pair.server.receive_data(data)  # raises at once, before any iteration
+            pair.server.next_event()
         assert again.value is exc
 
 
@@ -492,9 +504,7 @@ def test_invalid_utf8_in_any_string_field_rejects_only_that_frame(
     state = receiver.state
     follow = message_for_key(key, 62)
 
-    events = list(
-        receiver.receive_data(corrupt_string(sender, key, field_name, b"\xc0\xaf") + encode(follow))
-    )
+    events = feed(receiver, corrupt_string(sender, key, field_name, b"\xc0\xaf") + encode(follow))
 
     assert len(events) == 2
     assert rejection(events[0]) == (ErrorCode.INVALID_UTF8, 61, class_of(key).TYPE)
@@ -508,7 +518,7 @@ def test_every_kind_of_ill_formed_utf8_is_invalid_utf8(bad: bytes) -> None:
     frame = corrupt_string(CLIENT, "SEND_ROOM", "text", bad)
     ping = Ping(request_id=9)
 
-    events = list(pair.server.receive_data(frame + encode(ping)))
+    events = feed(pair.server, frame + encode(ping))
 
     assert [describe(e) for e in events] == ["rejected:INVALID_UTF8", "PING"]
     assert isinstance(events[0], FrameRejected)
@@ -560,7 +570,7 @@ def test_body_that_does_not_parse_is_malformed_message_and_skipped(
     receiver = receiver_for(sender, key)
     follow = message_for_key(key, 62)
 
-    events = list(receiver.receive_data(malformed(key, variant) + encode(follow)))
+    events = feed(receiver, malformed(key, variant) + encode(follow))
 
     assert len(events) == 2
     assert rejection(events[0]) == (ErrorCode.MALFORMED_MESSAGE, 61, class_of(key).TYPE)
@@ -626,7 +636,7 @@ def test_field_breaking_its_constraint_is_rejected_with_its_code(
     pair = pair_in(state_allowing(CLIENT, message.NAME))
     state = pair.server.state
 
-    events = list(pair.server.receive_data(encode(message)))
+    events = feed(pair.server, encode(message))
 
     assert [rejection(e) for e in events] == [(code, 5, message.TYPE)]
     assert pair.server.state is state
@@ -649,7 +659,7 @@ def test_server_in_ready_rejects_unknown_type_with_its_request_id(type_code: int
     pair = pair_in(State.READY)
     ping = Ping(request_id=78)
 
-    events = list(pair.server.receive_data(raw_frame(type_code, 77, b"xyz") + encode(ping)))
+    events = feed(pair.server, raw_frame(type_code, 77, b"xyz") + encode(ping))
 
     assert len(events) == 2
     assert rejection(events[0]) == (ErrorCode.UNKNOWN_TYPE, 77, type_code)
@@ -657,7 +667,7 @@ def test_server_in_ready_rejects_unknown_type_with_its_request_id(type_code: int
     assert pair.server.state is State.READY
     assert isinstance(events[0], FrameRejected)
     reply = events[0].error_reply()
-    assert list(pair.client.receive_data(pair.server.send(reply))) == [reply]
+    assert feed(pair.client, pair.server.send(reply)) == [reply]
     assert (reply.code, reply.fatal, reply.request_id) == (int(ErrorCode.UNKNOWN_TYPE), False, 77)
 
 
@@ -680,8 +690,8 @@ def test_client_silently_skips_unknown_types(state: State, type_code: int) -> No
     pair = drive_to_quitting() if state is State.QUITTING else pair_in(State.READY)
     notice = Notice(text="after")
 
-    events = list(
-        pair.client.receive_data(
+    events = feed(
+        pair.client, (
             raw_frame(type_code, 0, b"event") + raw_frame(type_code, 4, b"") + encode(notice)
         )
     )
@@ -742,7 +752,7 @@ def test_server_rejects_request_with_request_id_zero(key: str) -> None:
     server = receiver_for(CLIENT, key)
     state = server.state
 
-    events = list(server.receive_data(encode(message_for_key(key, request_id=0))))
+    events = feed(server, encode(message_for_key(key, request_id=0)))
 
     assert [rejection(e) for e in events] == [
         (ErrorCode.INVALID_REQUEST_ID, 0, class_of(key).TYPE)
@@ -817,7 +827,7 @@ def test_server_rejects_field_longer_than_its_advertised_limit(
     over = message_for_key(key, 51, **{field_name: make(LIMIT + 1)})
     at = message_for_key(key, 52, **{field_name: make(LIMIT)})
 
-    events = list(server.receive_data(encode(over) + encode(at)))
+    events = feed(server, encode(over) + encode(at))
 
     assert len(events) == 2
     assert rejection(events[0]) == (code, 51, class_of(key).TYPE)
@@ -839,7 +849,7 @@ def test_text_limits_count_utf8_octets_not_characters(
     server = pair_in(State.READY, Limits(**{_limit_name(key, field_name): LIMIT})).server
     message = message_for_key(key, 51, **{field_name: value})
 
-    (event,) = server.receive_data(encode(message))
+    (event,) = feed(server, encode(message))
 
     if accepted:
         assert event == message
@@ -872,7 +882,7 @@ def test_client_before_welcome_knows_no_limit_but_the_protocol_caps() -> None:
     pair = Pair.new(Limits(max_nick_length=5))
     hello = minimal(Hello, 1, nick="abcdef")  # 6 > 5, which the client cannot know yet
 
-    (event,) = pair.server.receive_data(pair.client.send(hello))
+    (event,) = feed(pair.server, pair.client.send(hello))
 
     assert rejection(event) == (ErrorCode.INVALID_NICK, 1, Hello.TYPE)
 
@@ -944,7 +954,7 @@ def test_client_accepts_frames_up_to_65536() -> None:
     largest = raw_frame(0x8001, 0, b"\x00" * (MAX_FRAME_LENGTH - 6))  # an extension event
     notice = Notice(text="after")
 
-    assert list(pair.client.receive_data(largest + encode(notice))) == [notice]
+    assert feed(pair.client, largest + encode(notice)) == [notice]
     _, exc = receive_until_error(pair.client, length_prefix(MAX_FRAME_LENGTH + 1))
     assert exc.code is ErrorCode.FRAME_TOO_LARGE
 
@@ -963,7 +973,7 @@ def test_server_receive_limit_is_4096_until_it_has_sent_welcome(state: State) ->
 def test_server_applies_its_advertised_max_frame_size_once_welcome_is_sent() -> None:
     pair = pair_in(State.READY, Limits(max_frame_size=65536, max_message_length=16384))
     message = send_room_of_length(PRE_WELCOME_FRAME_LENGTH + 1)
-    assert list(pair.server.receive_data(encode(message))) == [message]
+    assert feed(pair.server, encode(message)) == [message]
 
 
 def test_server_cannot_advertise_limits_other_than_those_it_enforces() -> None:
@@ -993,7 +1003,7 @@ def test_hello_without_a_common_version_is_fatal_unsupported_version(low: int, h
     assert (exc.code, exc.fatal, exc.request_id) == (ErrorCode.UNSUPPORTED_VERSION, True, 1)
     reply = error_message(exc)
     assert (reply.code, reply.fatal, reply.request_id) == (106, True, 1)
-    assert list(pair.client.receive_data(pair.server.send(reply))) == [reply]
+    assert feed(pair.client, pair.server.send(reply)) == [reply]
     assert pair.states == (State.CLOSED, State.CLOSED)
 
 
@@ -1031,7 +1041,7 @@ def test_client_rejects_welcome_with_a_version_it_did_not_offer(version: int) ->
     assert (exc.code, exc.fatal) == (ErrorCode.UNSUPPORTED_VERSION, True)
     assert pair.client.state is State.AWAIT_WELCOME
     reply = error_message(exc)
-    assert list(pair.server.receive_data(pair.client.send(reply))) == [reply]
+    assert feed(pair.server, pair.client.send(reply)) == [reply]
     assert pair.states == (State.CLOSED, State.CLOSED)
 
 
@@ -1083,12 +1093,13 @@ def test_unknown_error_code_is_acted_on_by_its_fatal_flag(state: State) -> None:
 
 
 def test_each_frame_is_checked_against_the_state_after_the_previous_was_answered() -> None:
-    """CP-STATE-4: iterate lazily, answer, then the next frame is checked."""
+    """CP-STATE-4: pull an event, answer it, then the next frame is checked."""
     join = Join(request_id=2, room="#room")
     accepted = Pair.new()
     stream = encode(minimal(Hello, 1)) + encode(join)
     events = []
-    for event in accepted.server.receive_data(stream):
+    accepted.server.receive_data(stream)
+    for event in accepted.server.events():
         events.append(event)
         if isinstance(event, Hello):
             accepted.server.send(welcome(1))
@@ -1097,7 +1108,8 @@ def test_each_frame_is_checked_against_the_state_after_the_previous_was_answered
     refused = Pair.new()
     events = []
     with pytest.raises(RemoteProtocolError) as info:
-        for event in refused.server.receive_data(stream):
+        refused.server.receive_data(stream)
+        for event in refused.server.events():
             events.append(event)
             refused.server.send(Error(request_id=1, code=int(ErrorCode.NICK_IN_USE), fatal=False))
     assert events == [minimal(Hello, 1)]
@@ -1113,7 +1125,8 @@ def first_code(conn: Connection, *chunks: bytes) -> ErrorCode:
     """The code of the first FrameRejected or RemoteProtocolError the chunks produce."""
     try:
         for chunk in chunks:
-            for event in conn.receive_data(chunk):
+            conn.receive_data(chunk)
+            for event in conn.events():
                 if isinstance(event, FrameRejected):
                     return event.code
     except RemoteProtocolError as exc:
@@ -1251,7 +1264,7 @@ def test_every_error_code_is_either_produced_here_or_application_level() -> None
 
 def test_server_can_answer_a_quit_with_request_id_zero_with_bye() -> None:
     pair = pair_in(State.READY)
-    list(pair.server.receive_data(encode(Quit.model_construct(request_id=0, reason=""))))
+    feed(pair.server, encode(Quit.model_construct(request_id=0, reason="")))
     pair.server.send(Bye(request_id=0))
     assert pair.server.state is State.CLOSED
 
@@ -1259,7 +1272,7 @@ def test_server_can_answer_a_quit_with_request_id_zero_with_bye() -> None:
 def test_server_can_answer_an_unparseable_quit_with_bye() -> None:
     pair = pair_in(State.READY)
     quit_frame = with_body(encode(Quit(request_id=4)), b"\x00\x00")  # trailing octet
-    list(pair.server.receive_data(quit_frame))
+    feed(pair.server, quit_frame)
     pair.server.send(Bye(request_id=4))
     assert pair.server.state is State.CLOSED
 
@@ -1273,15 +1286,60 @@ def test_unsupported_version_detail_names_the_range_with_a_hyphen() -> None:
 def test_error_reply_of_a_long_non_ascii_nick_can_be_sent() -> None:
     pair = pair_in(State.READY)
     nick = Nick.model_construct(request_id=3, nick="\u00e9" * 127)
-    (rejected,) = pair.server.receive_data(encode(nick))
+    (rejected,) = feed(pair.server, encode(nick))
     assert rejection(rejected) == (ErrorCode.INVALID_NICK, 3, Nick.TYPE)
     assert isinstance(rejected, FrameRejected)
     reply = rejected.error_reply()
-    assert list(pair.client.receive_data(pair.server.send(reply))) == [reply]
+    assert feed(pair.client, pair.server.send(reply)) == [reply]
 
 
 def test_undefined_enumeration_value_is_malformed_message() -> None:
     pair = pair_in(State.READY)
     left = MemberLeft.model_construct(request_id=0, room="#room", nick="bob", kind=5)
-    (event,) = pair.client.receive_data(encode(left))
+    (event,) = feed(pair.client, encode(left))
     assert rejection(event) == (ErrorCode.MALFORMED_MESSAGE, 0, MemberLeft.TYPE)
+
+
+# ============================================ one encoding, many connections
+
+SERVER_TYPES = [cls for cls in MESSAGE_TYPES.values() if cls.SENDER in (SERVER, Sender.BOTH)]
+
+
+@pytest.mark.parametrize("state", list(State))
+@pytest.mark.parametrize("cls", SERVER_TYPES, ids=lambda cls: cls.NAME)
+def test_send_encoded_takes_exactly_the_events_send_takes_without_a_state_change(
+    state: State, cls: type[Message]
+) -> None:
+    """A broadcast encoded once is held to the state table as each send() would be."""
+    message = minimal(cls, 0) if cls is not Error else minimal(cls, 0, fatal=False)
+    frame = encode(message)
+    by_send = pair_in(state).server
+    try:
+        sent = by_send.send(message)
+    except LocalProtocolError:
+        sent = None
+    # An ERROR answers one connection's request; its fatality is in the body: send() only.
+    stays = sent is not None and by_send.state is state and cls is not Error
+    encoded = pair_in(state).server
+
+    assert encoded.may_send(cls) is stays
+    if stays:
+        assert encoded.send_encoded(cls, frame) == sent == frame
+        assert encoded.state is state
+    else:
+        with pytest.raises(LocalProtocolError):
+            encoded.send_encoded(cls, frame)
+        assert encoded.state is state
+
+
+def test_events_reach_a_connection_only_between_welcome_and_bye() -> None:
+    """The reason the server asks may_send(): no event before WELCOME or after BYE."""
+    assert [state for state in State if pair_in(state).server.may_send(Notice)] \
+        == [State.READY, State.QUITTING]
+
+
+def test_a_client_sends_nothing_pre_encoded() -> None:
+    """A client's requests need their request_id and limits checked: send() only."""
+    client = pair_in(State.READY).client
+    with pytest.raises(LocalProtocolError):
+        client.send_encoded(Ping, encode(Ping(request_id=5)))

@@ -131,7 +131,8 @@ def hello(port: int) -> Welcome:
                                      nick="quickstart", client_name="quick start test")))
         while True:
             data = sock.recv(65536)
-            for event in conn.receive_data(data):
+            conn.receive_data(data)
+            for event in conn.events():
                 if isinstance(event, Welcome):
                     return event
             assert data, "the server closed the connection before WELCOME"

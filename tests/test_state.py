@@ -25,6 +25,7 @@ from pairs import (
     Step,
     class_of,
     drive,
+    feed,
     message_for_key,
     minimal,
     pair_in,
@@ -207,7 +208,7 @@ def test_receiving_a_message_the_table_does_not_allow_is_fatal(entry: Entry) -> 
     # The receiver reports it with a fatal ERROR, which closes both ends.
     reply = error_message(exc)
     assert (reply.code, reply.fatal, reply.request_id) == (int(ErrorCode.STATE_VIOLATION), True, 29)
-    assert list(pair.side(sender).receive_data(receiver.send(reply))) == [reply]
+    assert feed(pair.side(sender), receiver.send(reply)) == [reply]
     assert pair.states == (State.CLOSED, State.CLOSED)
 
 
@@ -220,9 +221,9 @@ def test_a_closed_end_discards_whatever_still_arrives(entry: Entry) -> None:
     pair = pair_in(State.CLOSED)
     receiver = pair.side(peer(sender))
 
-    assert list(receiver.receive_data(encode(message_for_key(key)))) == []
+    assert feed(receiver, encode(message_for_key(key))) == []
     assert receiver.state is State.CLOSED
-    assert list(receiver.receive_data(b"")) == [ConnectionClosed()]  # still ends cleanly
+    assert feed(receiver, b"") == [ConnectionClosed()]  # still ends cleanly
 
 
 def test_negative_cases_cover_every_state_sender_and_key() -> None:

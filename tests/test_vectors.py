@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pairs import feed
 from schema_patch import retype_field
 
 from chatproto import (
@@ -176,17 +177,13 @@ def _connection(receiver: str, state: str) -> Connection:
     conn = Connection(role, welcome.limits if role is Sender.SERVER else None)
     if state == State.READY:
         if role is Sender.SERVER:
-            assert list(conn.receive_data(_fastcodec.encode(hello))) == [hello]
+            assert feed(conn, _fastcodec.encode(hello)) == [hello]
             conn.send(welcome)
         else:
             conn.send(hello)
-            assert list(conn.receive_data(_fastcodec.encode(welcome))) == [welcome]
+            assert feed(conn, _fastcodec.encode(welcome)) == [welcome]
     assert conn.state == state
     return conn
-
-
-def _feed(conn: Connection, data: bytes) -> list[object]:
-    return list(conn.receive_data(data))
 
 
 @pytest.mark.parametrize("entry", INVALID["invalid"], ids=[e["id"] for e in INVALID["invalid"]])
@@ -195,7 +192,7 @@ def test_invalid_input_produces_its_error(entry: dict[str, Any]) -> None:
     expected = entry["expected"]
     conn = _connection(entry["receiver"], entry["state"])
     if expected is None:
-        assert _feed(conn, data) == []
+        assert feed(conn, data) == []
         return
     code = ErrorCode[expected["error"]]
     assert int(code) == expected["code"]
@@ -204,22 +201,22 @@ def test_invalid_input_produces_its_error(entry: dict[str, Any]) -> None:
     detected_after = expected["detected_after"]
     if detected_after == "eof":
         assert entry["then_eof"]
-        assert _feed(conn, data) == []
+        assert feed(conn, data) == []
         with pytest.raises(RemoteProtocolError) as caught:
-            _feed(conn, b"")
+            feed(conn, b"")
         assert caught.value.code is code
         return
     # Nothing happens before the octet that reveals the fault...
-    assert _feed(conn, data[: detected_after - 1]) == []
+    assert feed(conn, data[: detected_after - 1]) == []
     rest = data[detected_after - 1:]
     if expected["fatal"]:
         # ...and it is refused as soon as that octet arrives.
         with pytest.raises(RemoteProtocolError) as caught:
-            _feed(conn, rest[:1])
+            feed(conn, rest[:1])
         assert caught.value.code is code
         assert caught.value.request_id == expected["error_request_id"]
     else:
-        events = _feed(conn, rest[:1])
+        events = feed(conn, rest[:1])
         assert len(events) == 1 and isinstance(events[0], FrameRejected), events
         assert events[0].code is code
         assert events[0].request_id == expected["error_request_id"]

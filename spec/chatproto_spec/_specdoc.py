@@ -307,7 +307,7 @@ def render_state_diagram() -> str:
 def render_message_index() -> str:
     rows = []
     for code, cls in MESSAGE_TYPES.items():
-        final = lookup_message(cls.FINAL_RESPONSE) if cls.FINAL_RESPONSE else None
+        final = cls.FINAL_RESPONSE
         rows.append([
             f"`0x{code:04X}`", message_link(cls), cls.SENDER.value,
             message_link(final) if final else "—", escape(_first_line(cls.__doc__)),
@@ -492,7 +492,7 @@ def _annotated_typical(cls: type[Message]) -> str:
 
 def render_fields(name: str) -> str:
     cls = lookup_message(name)
-    final = lookup_message(cls.FINAL_RESPONSE) if cls.FINAL_RESPONSE else None
+    final = cls.FINAL_RESPONSE
     head = (f"**Type code** `0x{cls.TYPE:04X}` · **Sender** {cls.SENDER.value} · "
             f"**Allowed** {_allowed(cls)} · "
             f"**Final response** {message_link(final) if final else '—'}")

@@ -130,7 +130,8 @@ async def every_request_gets_exactly_one_final_response(ctx: ServerContext) -> N
                   f"{message.NAME} (request {message.request_id}) got {len(mine)} final "
                   f"responses: {[describe(f) for f in mine]}")
         final = mine[0]
-        allowed = {message.FINAL_RESPONSE, "ERROR"}
+        assert message.FINAL_RESPONSE is not None
+        allowed = {message.FINAL_RESPONSE.NAME, "ERROR"}
         ctx.check(final.NAME in allowed, "CP-REQ-4",
                   f"{message.NAME} was answered with {describe(final)}; the spec allows only "
                   f"{' or '.join(sorted(str(a) for a in allowed))}")
