@@ -3,7 +3,9 @@
     chatproto-client [HOST[:PORT]] --nick NAME [--password-env VAR | --password-stdin]
                      [--tls] [--cafile PEM] [--reconnect] [--send ROOM TEXT] [--json]
 
-* no ``--send``/``--json``: the full-screen terminal UI (``reference_client.tui``);
+* no ``--send``/``--json``: the full-screen terminal UI (``reference_client.tui``),
+  which needs prompt_toolkit (the ``tui`` extra); without it, one line says how to
+  install it (exit 2);
 * ``--send ROOM TEXT``: connect, join ROOM, send TEXT, wait for OK, quit (exit 0;
   1 with a one-line message on stderr if anything fails; 2 for usage errors);
 * ``--json``: commands from stdin, one per line (the same /commands as the UI;
@@ -29,7 +31,7 @@ import signal
 import ssl
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, NoReturn
 
 from chatproto import DEFAULT_PORT, PROTOCOL_VERSION, __version__, error_name
@@ -57,6 +59,11 @@ _STDIN_CHUNK = 1 << 16
 """Bytes read from stdin at a time: any size works, the lines are split afterwards."""
 
 _CONNECT_ERRORS = (ChatError, ConnectionLost, OSError, ssl.SSLError, TimeoutError)
+
+TerminalUI = Callable[..., Awaitable[int]]
+"""``reference_client.tui.run_tui``: ``await run(client, reconnect=...)``."""
+MISSING_TUI_EXTRA = ("the terminal UI needs prompt_toolkit, which the 'tui' extra installs "
+                     "(in a checkout: pip install '.[tui]'); --json and --send work without it")
 
 
 # ------------------------------------------------------------------ arguments
@@ -405,20 +412,29 @@ async def run_json(client: ChatClient, *,
 # ----------------------------------------------------------------------- tui
 
 
-async def run_terminal(args: argparse.Namespace, client: ChatClient) -> int:
+def load_terminal_ui() -> TerminalUI | None:
+    """The terminal UI, or None after one line on stderr saying why it cannot run.
+
+    Loaded before connecting, so that a missing prompt_toolkit (an install
+    without the ``tui`` extra) costs the server nothing.
+    """
     try:
         from reference_client.tui import run_tui
     except ImportError as exc:
-        await client.close()
-        _error_line(f"the terminal UI is not available ({exc}); use --json or --send")
-        return EXIT_FAILURE
-    return await run_tui(client, reconnect=args.reconnect)
+        missing = exc.name if isinstance(exc, ModuleNotFoundError) else None
+        if missing is not None and missing.split(".")[0] == "prompt_toolkit":
+            _error_line(MISSING_TUI_EXTRA)
+        else:
+            _error_line(f"the terminal UI is not available ({exc}); use --json or --send")
+        return None
+    return run_tui
 
 
 # ---------------------------------------------------------------------- main
 
 
-async def _run(args: argparse.Namespace, host: str, port: int, password: str) -> int:
+async def _run(args: argparse.Namespace, host: str, port: int, password: str,
+               terminal_ui: TerminalUI | None) -> int:
     try:
         tls = _tls_context(args)
     except (OSError, ssl.SSLError) as exc:
@@ -430,9 +446,9 @@ async def _run(args: argparse.Namespace, host: str, port: int, password: str) ->
         client = await _connect(args, host, port, password, tls)
     except _CONNECT_ERRORS as exc:
         return _fail_connect(exc, args, tls)
-    if args.json:
+    if terminal_ui is None:  # --json (main loads the UI for the terminal mode)
         return await run_json(client)
-    return await run_terminal(args, client)
+    return await terminal_ui(client, reconnect=args.reconnect)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -451,6 +467,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error("--send: the text is empty")
     elif not args.json and not (sys.stdin.isatty() and sys.stdout.isatty()):
         parser.error("the terminal UI needs a terminal; use --json or --send in scripts")
+    terminal_ui = None
+    if not (args.send or args.json):
+        terminal_ui = load_terminal_ui()
+        if terminal_ui is None:
+            return EXIT_USAGE
     password = ""
     if args.password_env:
         if args.password_env not in os.environ:
@@ -463,7 +484,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             password = ""
         if not password:
             parser.error("--password-stdin: no password on stdin")
-    return _guarded(lambda: asyncio.run(_run(args, host, port, password)))
+    return _guarded(lambda: asyncio.run(_run(args, host, port, password, terminal_ui)))
 
 
 def _guarded(run: Callable[[], int]) -> int:

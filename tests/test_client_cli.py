@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pexpect
 import pytest
 import trustme
 from conftest import AsyncResources, MakeServerProcess
@@ -31,13 +32,23 @@ from server_harness import HOST, ROOT, ServerProcess
 
 from chatproto import ErrorCode
 from chatproto.messages import RoomMessage
-from reference_client.__main__ import parse_address
+from reference_client.__main__ import MISSING_TUI_EXTRA, parse_address
 from reference_client.client import ChatClient
 
 TIMEOUT = 15.0
 """Bound of every single wait (a client process starts in well under a second)."""
 
 Event = dict[str, Any]
+
+
+def client_command(*args: str, without: tuple[str, ...] = ()) -> list[str]:
+    """``python -m reference_client ARGS``; with ``without``, as an install lacking
+    those modules runs it (importing one fails, as if it had never been installed)."""
+    if not without:
+        return [sys.executable, "-m", "reference_client", *args]
+    runner = (f"import runpy, sys; sys.modules.update(dict.fromkeys({list(without)!r})); "
+              "runpy.run_module('reference_client', run_name='__main__', alter_sys=True)")
+    return [sys.executable, "-c", runner, *args]
 
 
 class CliProcess:
@@ -137,11 +148,12 @@ def cli(async_resources: AsyncResources) -> Callable[..., Any]:
     """``await cli(*args, name=..., stdin=True)``: a started client process (killed at teardown)."""
     processes: list[CliProcess] = []
 
-    async def start(*args: str, name: str = "client") -> CliProcess:
+    async def start(*args: str, name: str = "client",
+                    without: tuple[str, ...] = ()) -> CliProcess:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         env.pop("CHATPROTO_DEBUG", None)
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "reference_client", *args, cwd=ROOT, env=env,
+            *client_command(*args, without=without), cwd=ROOT, env=env,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE)
         process = CliProcess(proc, name)
@@ -186,10 +198,10 @@ def assert_one_clean_line(stderr: str) -> str:
     return lines[0]
 
 
-async def run_to_exit(cli: Callable[..., Any], *args: str,
-                      timeout: float = TIMEOUT) -> tuple[int, str, str]:
+async def run_to_exit(cli: Callable[..., Any], *args: str, timeout: float = TIMEOUT,
+                      without: tuple[str, ...] = ()) -> tuple[int, str, str]:
     """Run a client with stdin closed; (status, stdout, stderr)."""
-    process: CliProcess = await cli(*args)
+    process: CliProcess = await cli(*args, without=without)
     process.close_stdin()
     assert process.proc.stdout is not None and process.proc.stderr is not None
     async with asyncio.timeout(timeout):
@@ -257,6 +269,50 @@ async def test_usage_errors_exit_2(cli: Callable[..., Any], args: tuple[str, ...
     assert status == 2, stderr
     assert "Traceback" not in stderr and stdout == ""
     assert "error:" in stderr
+
+
+# ------------------------------------------------- without the tui extra
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX pseudo-terminal")
+def test_terminal_ui_without_prompt_toolkit_says_how_to_install_it() -> None:
+    # In a terminal, so that the UI is what the client would start. Nothing
+    # listens on the port: the client must stop before connecting.
+    env = dict(os.environ, TERM="xterm-256color", PYTHONUNBUFFERED="1")
+    env.pop("CHATPROTO_DEBUG", None)
+    with closed_port() as port:
+        command = client_command(f"{HOST}:{port}", "--nick", "alice", without=("prompt_toolkit",))
+        child = pexpect.spawn(command[0], command[1:], cwd=str(ROOT), env=env,
+                              encoding="utf-8", codec_errors="replace", timeout=TIMEOUT)
+        try:
+            output = child.read()
+        finally:
+            child.close(force=True)
+    assert child.exitstatus == 2, output
+    assert assert_one_clean_line(output) == f"chatproto-client: {MISSING_TUI_EXTRA}"
+    assert "pip install '.[tui]'" in MISSING_TUI_EXTRA
+
+
+async def test_send_works_without_prompt_toolkit(make_server_process: MakeServerProcess,
+                                                 cli: Callable[..., Any]) -> None:
+    server = await start_server(make_server_process)
+    status, stdout, stderr = await run_to_exit(
+        cli, f"{HOST}:{server.port}", "--nick", "poster", "--send", "#news", "no UI needed",
+        without=("prompt_toolkit",))
+    assert status == 0, stderr
+    assert stderr == "" and stdout == ""
+
+
+async def test_json_works_without_prompt_toolkit(make_server_process: MakeServerProcess,
+                                                 cli: Callable[..., Any]) -> None:
+    server = await start_server(make_server_process)
+    process: CliProcess = await cli(f"{HOST}:{server.port}", "--nick", "bot", "--json",
+                                    without=("prompt_toolkit",))
+    await process.ok("/join #general")
+    process.close_stdin()
+    status, _, stderr = await process.finish()
+    assert status == 0, stderr
+    assert stderr == ""
 
 
 # -------------------------------------------------------------------- --json
