@@ -37,6 +37,14 @@ from chatproto._header import (
     MIN_FRAME_LENGTH,
     PRE_WELCOME_FRAME_LENGTH,
 )
+from chatproto._requests import (
+    FINAL_RESPONSE_TYPES,
+    FinalResponse,
+    IntermediateFrame,
+    Outstanding,
+    PendingRequests,
+    is_final_response,
+)
 from chatproto._schema import error_code_of as validation_error_code
 from chatproto._state import State
 from chatproto.messages import MESSAGE_TYPES, SEND_ROOM_OVERHEAD, Limits, Message, Sender
@@ -51,6 +59,7 @@ __all__ = [
     "CASEMAPPING",
     "DEFAULT_PORT",
     "ERROR_REGISTRY",
+    "FINAL_RESPONSE_TYPES",
     "HEADER_FORMAT",
     "HEADER_SIZE",
     "HEADER_STRUCT",
@@ -68,12 +77,16 @@ __all__ = [
     "ErrorCode",
     "ErrorInfo",
     "Event",
+    "FinalResponse",
     "FrameDecoder",
     "FrameRejected",
+    "IntermediateFrame",
     "Limits",
     "LocalProtocolError",
     "Message",
     "NeedData",
+    "Outstanding",
+    "PendingRequests",
     "ProtocolError",
     "RemoteProtocolError",
     "Sender",
@@ -83,6 +96,7 @@ __all__ = [
     "error_message",
     "error_name",
     "fold",
+    "is_final_response",
     "known_error_code",
     "limit_breach",
     "validation_error_code",
