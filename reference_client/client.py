@@ -35,8 +35,11 @@ from chatproto import (
     Connection,
     ConnectionClosed,
     ErrorCode,
+    FinalResponse,
     FrameRejected,
+    IntermediateFrame,
     LocalProtocolError,
+    PendingRequests,
     RemoteProtocolError,
     Sender,
     __version__,
@@ -203,12 +206,8 @@ class HistoryPage:
     gap: HistoryGap | None
 
 
-@dataclass(slots=True)
-class _Pending:
-    request: Message
-    final: type[Message]
-    future: asyncio.Future[tuple[list[Message], Message]]
-    frames: list[Message] = field(default_factory=list)
+_Answer = asyncio.Future[tuple[list[Message], Message]]
+"""Where a request's awaiter gets (intermediate frames, final answer)."""
 
 
 def _network_reason(exc: BaseException) -> str:
@@ -246,9 +245,9 @@ class ChatClient:
         self.welcome: Welcome | None = None
         self.rooms: dict[str, RoomState] = {}
         """Joined rooms by folded name."""
-        self._ids = itertools.count(1)
         self._msg_ids = itertools.count(random.randrange(1, 2**40))
-        self._pending: dict[int, _Pending] = {}
+        self._pending: PendingRequests[_Answer] = PendingRequests()
+        """Requests sent and not yet answered; it also numbers them, across reconnections."""
         self._events: asyncio.Queue[Message | ClientEvent | None] = asyncio.Queue()
         self._conn = Connection(Sender.CLIENT)
         self._writer: asyncio.StreamWriter | None = None
@@ -283,7 +282,7 @@ class ChatClient:
 
     async def _open(self) -> None:
         try:
-            hello = Hello(request_id=next(self._ids), min_version=PROTOCOL_VERSION,
+            hello = Hello(request_id=self._pending.next_id(), min_version=PROTOCOL_VERSION,
                           max_version=PROTOCOL_VERSION, nick=self.nick, password=self._password,
                           client_name=self._client_name)
         except ValidationError as exc:
@@ -331,21 +330,24 @@ class ChatClient:
             frame = self._conn.send(request)
         except LocalProtocolError as exc:
             raise ChatError(int(exc.code), exc.detail, request=request.NAME) from None
-        future: asyncio.Future[tuple[list[Message], Message]] = \
-            asyncio.get_running_loop().create_future()
-        assert request.FINAL_RESPONSE is not None
-        self._pending[request.request_id] = _Pending(request, request.FINAL_RESPONSE, future)
+        future: _Answer = asyncio.get_running_loop().create_future()
+        self._pending.track(request, future)
         self._writer.write(frame)
         frames, final = await future
         if isinstance(final, Error):
             raise ChatError(final.code, final.detail, retry_after_ms=final.retry_after_ms,
                             request=request.NAME)
+        due = request.FINAL_RESPONSE
+        if due is not None and not isinstance(final, due):
+            # A server that breaks CP-REQ-4 (a PONG for a JOIN): refused, not crashed.
+            raise ChatError(int(ErrorCode.STATE_VIOLATION),
+                            f"answered with {final.NAME}, not {due.NAME}", request=request.NAME)
         return frames, final
 
     def _build(self, cls: type[M], **fields: object) -> M:
         """A request with a fresh id; a field the spec refuses raises ChatError at once."""
         try:
-            return cls(request_id=next(self._ids), **fields)
+            return cls(request_id=self._pending.next_id(), **fields)
         except ValidationError as exc:
             errors = exc.errors()
             where = ".".join(str(part) for part in errors[0]["loc"]) if errors else ""
@@ -522,19 +524,18 @@ class ChatClient:
                 state := self.rooms.get(fold(event.room))) is not None:
             state.topic = event.topic
 
-    def _apply(self, pending: _Pending, ok: Ok) -> None:
+    def _apply(self, request: Message | None, frames: list[Message], ok: Ok) -> None:
         """Room state changes as the answer is read, before any later frame is
         dispatched: a live message right behind the OK must find it (no false gap)."""
-        request = pending.request
         if isinstance(request, Join):
-            info = next(f for f in pending.frames if isinstance(f, RoomInfo))
-            history = [f for f in pending.frames if isinstance(f, RoomMessage)]
+            info = next(f for f in frames if isinstance(f, RoomInfo))
+            history = [f for f in frames if isinstance(f, RoomMessage)]
             state = self.rooms.setdefault(fold(info.room), RoomState(info.room))
             state.name, state.topic = info.room, info.topic
             state.last_seq = max([info.last_seq, *(m.seq for m in history)])
             if request.request_id in self._rejoining:  # replayed in order, as events
                 self._rejoining.discard(request.request_id)
-                gap = next((f for f in pending.frames if isinstance(f, HistoryGap)), None)
+                gap = next((f for f in frames if isinstance(f, HistoryGap)), None)
                 if gap is not None:
                     self._emit(HistoryGapDetected(info.room, gap.first_seq, gap.last_seq))
                 for message in history:
@@ -586,16 +587,15 @@ class ChatClient:
                     self._writer.write(self._conn.send(
                         Pong(request_id=event.request_id, token=event.token)))
             return
-        pending = self._pending.get(event.request_id) if event.request_id else None
-        if pending is not None:
-            if type(event) is pending.final or isinstance(event, Error):
-                del self._pending[event.request_id]
-                if isinstance(event, Ok):
-                    self._apply(pending, event)
-                if not pending.future.done():
-                    pending.future.set_result((pending.frames, event))
-            else:
-                pending.frames.append(event)
+        answer = self._pending.receive(event)
+        if isinstance(answer, FinalResponse):
+            outstanding = answer.outstanding
+            if isinstance(event, Ok) and answer.expected:
+                self._apply(outstanding.request, outstanding.frames, event)
+            if not answer.payload.done():
+                answer.payload.set_result((outstanding.frames, event))
+            return
+        if isinstance(answer, IntermediateFrame):
             return
         if isinstance(event, Error) and event.fatal:
             self._last_error = event  # a notice such as SERVER_SHUTDOWN: the server closes next
@@ -615,10 +615,9 @@ class ChatClient:
                 await writer.wait_closed()
 
     def _fail_pending(self, exc: ConnectionLost) -> None:
-        pending, self._pending = self._pending, {}
-        for entry in pending.values():
-            if not entry.future.done():
-                entry.future.set_exception(exc)
+        for outstanding in self._pending.clear():
+            if not outstanding.payload.done():
+                outstanding.payload.set_exception(exc)
 
     def _lost(self, exc: ConnectionLost) -> None:
         writer, self._writer = self._writer, None
