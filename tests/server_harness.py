@@ -41,9 +41,11 @@ from chatproto import (
     Connection,
     ConnectionClosed,
     ErrorCode,
+    FinalResponse,
     FrameRejected,
     LocalProtocolError,
     Message,
+    PendingRequests,
     RemoteProtocolError,
     Sender,
     encode,
@@ -53,7 +55,6 @@ from chatproto.messages import (
     Bye,
     Error,
     Hello,
-    Ok,
     Ping,
     Pong,
     Quit,
@@ -67,8 +68,6 @@ CLIENT_NAME = "chatproto-tests/0.1"
 
 M = TypeVar("M", bound=Message)
 Matcher = type[Message] | tuple[type[Message], ...] | Callable[[Message], bool]
-
-_FINAL_RESPONSES = (Welcome, Pong, Bye, Ok, Error)
 
 
 @dataclass(frozen=True)
@@ -151,10 +150,13 @@ class ConnectionLost(HarnessError):
 
 
 @dataclass
-class _Pending:
+class _Awaited:
+    """What a test waits for of one request (the payload of ``PendingRequests``)."""
+
     request: Message | str
     future: asyncio.Future[list[Message]]
     frames: list[Message] = field(default_factory=list)
+    """The answer so far, the final response last once it came."""
     first_serial: int = -1
     """Serial number of the next event when the first frame of the answer arrived."""
     final_serial: int = -1
@@ -218,10 +220,9 @@ class ChatTestClient:
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._task: asyncio.Task[None] | None = None
-        self._next_id = 1
-        self._pending: dict[int, _Pending] = {}
-        """Requests waiting for their final response, by request id."""
-        self._answered: dict[int, _Pending] = {}
+        self._pending: PendingRequests[_Awaited] = PendingRequests()
+        """Requests waiting for their final response; it numbers them too."""
+        self._answered: dict[int, _Awaited] = {}
         """Requests answered whose answer nobody has collected yet."""
         self._events: list[tuple[int, Message]] = []
         self._serial = 0
@@ -313,9 +314,7 @@ class ChatTestClient:
     # --------------------------------------------------------------- sending
 
     def next_request_id(self) -> int:
-        request_id = self._next_id
-        self._next_id = self._next_id % 0xFFFFFFFF + 1
-        return request_id
+        return self._pending.next_id()
 
     async def send(self, message: Message, *, chunk_size: int | None = None) -> int:
         """Send ``message`` (a request gets the next request id); return its id.
@@ -335,7 +334,7 @@ class ChatTestClient:
                 message = message.model_copy(update={"request_id": self.next_request_id()})
             frames.append(self.conn.send(message))
             if message.is_request:
-                self._pending[message.request_id] = _Pending(message, loop.create_future())
+                self._pending.track(message, _Awaited(message, loop.create_future()))
             ids.append(message.request_id)
         await self.send_raw(b"".join(frames), chunk_size=chunk_size)
         return ids
@@ -349,7 +348,7 @@ class ChatTestClient:
         """
         loop = asyncio.get_running_loop()
         label = f"raw frame {frame[:24].hex()}... (request {request_id})"
-        self._pending[request_id] = _Pending(label, loop.create_future())
+        self._pending.track_raw(request_id, _Awaited(label, loop.create_future()))
         await self.send_raw(frame)
         return await self.response(request_id, timeout)
 
@@ -361,7 +360,7 @@ class ChatTestClient:
 
     async def response(self, request_id: int, timeout: float = DEFAULT_TIMEOUT) -> list[Message]:
         """The intermediate frames and the final response of request ``request_id``."""
-        pending = self._answered.pop(request_id, None) or self._pending.get(request_id)
+        pending = self._answered.pop(request_id, None) or self._awaited(request_id)
         if pending is None:
             raise HarnessError(f"{self!r}: no request {request_id} is waiting")
         try:
@@ -527,7 +526,7 @@ class ChatTestClient:
         """
         token = secrets.token_bytes(8)
         request_id = await self.send(Ping(token=token))
-        pending = self._pending.get(request_id) or self._answered[request_id]
+        pending = self._awaited(request_id) or self._answered[request_id]
         frames = await self.response(request_id, timeout)
         pong = frames[-1]
         if not isinstance(pong, Pong) or pong.token != token or len(frames) != 1:
@@ -555,6 +554,10 @@ class ChatTestClient:
         return self.drain()
 
     # -------------------------------------------------------------- internals
+
+    def _awaited(self, request_id: int) -> _Awaited | None:
+        outstanding = self._pending.get(request_id)
+        return None if outstanding is None else outstanding.payload
 
     async def _wait_change(self, timeout: float) -> None:
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -595,7 +598,8 @@ class ChatTestClient:
         if self._closed.is_set():
             return
         self._closed.set()
-        for request_id, pending in list(self._pending.items()):
+        for outstanding in self._pending.clear():
+            pending = outstanding.payload
             if not pending.future.done():
                 pending.future.set_exception(ConnectionLost(
                     f"{self!r}: connection ended before the answer to "
@@ -603,7 +607,6 @@ class ChatTestClient:
                 ))
                 # Mark the exception retrieved: nobody may be waiting for it.
                 pending.future.exception()
-            del self._pending[request_id]
         if self._writer is not None and not self._writer.is_closing():
             self._writer.close()
         self._notify()
@@ -633,14 +636,14 @@ class ChatTestClient:
             self.pings_received += 1
             if self.auto_pong:
                 self._answer_ping(event)
-        pending = self._pending.get(event.request_id) if event.request_id else None
-        if pending is not None and not (isinstance(event, Ping)):
+        answer = self._pending.receive(event)
+        if answer is not None:
+            pending = answer.outstanding.payload
             if not pending.frames:
                 pending.first_serial = self._serial
             pending.frames.append(event)
-            if isinstance(event, _FINAL_RESPONSES):
+            if isinstance(answer, FinalResponse):
                 pending.final_serial = self._serial
-                del self._pending[event.request_id]
                 self._answered[event.request_id] = pending
                 if not pending.future.done():
                     pending.future.set_result(pending.frames)
