@@ -23,6 +23,7 @@ from chatproto import (
     PRE_WELCOME_FRAME_LENGTH,
     ErrorCode,
     Message,
+    PendingRequests,
     Sender,
     error_name,
     fold,
@@ -43,7 +44,6 @@ from conformance.outcomes import Violation
 from conformance.transcript import describe
 from conformance.wire import Received, decode, length_at
 
-FINAL_NAMES = {"WELCOME", "OK", "ERROR", "PONG", "BYE"}
 SAFE_TEXT_FIELDS = {"message-text", "notice-text", "topic", "short-text"}
 """Semantic types that must hold safe text (CP-FIELD-4)."""
 _UNSAFE_TEXT = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -149,7 +149,8 @@ class ClientMonitor:
         self._stale: list[tuple[Phase, int]] = []
         self._kit_frames = 0
         self._pings: dict[bytes, int] = {}
-        self._outstanding: set[int] = set()
+        self._outstanding: PendingRequests[None] = PendingRequests()
+        """The client's requests the kit has not answered yet (for CP-REQ-2)."""
         self._client_msg_ids: dict[tuple[str, int], str] = {}
         self._pending = b""
         self._stream_broken = False
@@ -185,8 +186,8 @@ class ClientMonitor:
             self._pings[message.token] = self._kit_frames
         if isinstance(message, RoomMessage | PrivateMessage) and len(message.text) >= 8:
             self.message_texts.add(message.text)
-        if message is not None and message.NAME in FINAL_NAMES and message.request_id:
-            self._outstanding.discard(message.request_id)
+        if message is not None:
+            self._outstanding.receive(message)  # a final response ends the oldest request
         self._move(self._after_kit_frame(frame))
 
     def _after_kit_frame(self, frame: Received) -> Phase:
@@ -326,7 +327,8 @@ class ClientMonitor:
             self._warn(Violation("CP-REQ-2", f"the client reused request_id "
                                  f"{message.request_id} for {message.NAME} while an earlier "
                                  "request with that id was still waiting for its answer"))
-        self._outstanding.add(message.request_id)
+        if message.request_id:
+            self._outstanding.track(message, None)
         if isinstance(message, SendRoom):
             key = (fold(message.room), message.client_msg_id)
             if message.client_msg_id == 0:

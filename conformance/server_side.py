@@ -24,15 +24,19 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
 from chatproto import (
+    FINAL_RESPONSE_TYPES,
     HEADER_SIZE,
     HEADER_STRUCT,
     LENGTH_FIELD_SIZE,
     MAX_FRAME_LENGTH,
     MIN_FRAME_LENGTH,
     ErrorCode,
+    FinalResponse,
     Message,
+    PendingRequests,
     encode,
     error_name,
+    is_final_response,
 )
 from chatproto.messages import (
     Error,
@@ -63,7 +67,8 @@ from conformance.wire import (
     read_frame,
 )
 
-FINAL_TYPES = {"OK", "ERROR", "WELCOME", "PONG", "BYE"}
+FINAL_TYPES = frozenset(cls.NAME for cls in FINAL_RESPONSE_TYPES)
+"""The names of the messages that end an answer (CP-REQ-4)."""
 MESSAGE_BUCKET = {"SEND_ROOM", "SEND_PRIVATE"}
 UNCOUNTED = {"HELLO", "PING", "QUIT", "PONG"}
 """Requests no bucket applies to (spec: Rate limits)."""
@@ -334,13 +339,24 @@ class Peer(Inbox):
                        req: str = "CP-REQ-4", timeout: float | None = None) -> Answer:
         """The frames answering ``request_id``, up to and including its final response."""
         def find() -> Answer | None:
+            # Paired when a case asks, not as frames arrive: other waits claim from
+            # the same inbox, and raw frames carry ids the kit never tracked.
+            if request_id == 0:  # events carry 0 too: only a final frame can answer it
+                index = next((i for i, m in enumerate(self._unclaimed)
+                              if m.request_id == 0 and is_final_response(m)), None)
+                if index is None:
+                    return None
+                final = self._unclaimed.pop(index)
+                return Answer((final,), final)
+            waiting: PendingRequests[None] = PendingRequests()
+            waiting.track_raw(request_id, None)
             for index, message in enumerate(self._unclaimed):
-                if message.request_id == request_id and message.NAME in FINAL_TYPES:
-                    frames = [m for m in self._unclaimed[:index + 1]
-                              if m.request_id == request_id]
+                answer = waiting.receive(message)
+                if isinstance(answer, FinalResponse):
+                    claimed = {id(frame) for frame in answer.frames}
                     self._unclaimed = [m for m in self._unclaimed[:index + 1]
-                                       if m.request_id != request_id] + self._unclaimed[index + 1:]
-                    return Answer(tuple(frames), message)
+                                       if id(m) not in claimed] + self._unclaimed[index + 1:]
+                    return Answer(tuple(answer.frames), message)
             return None
         try:
             return await self._wait(find, self._deadline(timeout), req,
