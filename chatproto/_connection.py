@@ -20,12 +20,10 @@ from chatproto._errors import (
     RemoteProtocolError,
     clip_detail,
 )
-from chatproto._fastcodec import decode_body, encode
 from chatproto._framing import MAX_FRAME_LENGTH, PRE_WELCOME_FRAME_LENGTH, FrameDecoder
-from chatproto._schema import BODY_FIELDS, LENGTH_FIELD_SIZE
-from chatproto._state import ERROR_FATAL, ERROR_NONFATAL, TRANSITIONS, State, next_state
+from chatproto._schema import LENGTH_FIELD_SIZE, SCHEMA, Schema
+from chatproto._state import State
 from chatproto.messages import (
-    MESSAGE_TYPES,
     Bye,
     Error,
     Hello,
@@ -85,17 +83,6 @@ def error_message(exc: ProtocolError) -> Error:
                  detail=clip_detail(exc.detail))
 
 
-def _limited_fields(cls: type[Message]) -> tuple[tuple[str, str, ErrorCode], ...]:
-    return tuple(
-        (field.name, field.field_type.limit, field.field_type.limit_error)
-        for field in BODY_FIELDS[cls.TYPE]
-        if field.field_type.limit is not None
-    )
-
-
-_LIMITED_FIELDS = {code: _limited_fields(cls) for code, cls in MESSAGE_TYPES.items()}
-
-
 def _utf8_longer_than(value: str, limit: int) -> bool:
     if len(value) > limit:  # every character is at least one byte
         return True
@@ -104,40 +91,30 @@ def _utf8_longer_than(value: str, limit: int) -> bool:
     return len(value.encode("utf-8")) > limit
 
 
-def limit_breach(message: Message, limits: Limits) -> tuple[ErrorCode, str] | None:
+def limit_breach(message: Message, limits: Limits,
+                 schema: Schema = SCHEMA) -> tuple[ErrorCode, str] | None:
     """The first advertised limit ``message`` exceeds, as (code, detail), or None."""
-    for name, limit_name, code in _LIMITED_FIELDS[message.TYPE]:
-        limit: int = getattr(limits, limit_name)
-        if _utf8_longer_than(getattr(message, name), limit):
-            return code, f"{name} is longer than {limit_name} = {limit}"
+    for field in schema.limited_fields[message.TYPE]:
+        limit: int = getattr(limits, field.limit_name)
+        if _utf8_longer_than(getattr(message, field.name), limit):
+            return field.code, f"{field.name} is longer than {field.limit_name} = {limit}"
     return None
-
-
-def _allowed_names(state: State, sender: Sender) -> frozenset[str]:
-    return frozenset(name for (s, who, name) in TRANSITIONS if s is state and who is sender)
-
-
-_ALLOWED = {(state, sender): _allowed_names(state, sender)
-            for state in State for sender in (Sender.CLIENT, Sender.SERVER)}
-
-
-def _may_send_type(state: State, sender: Sender, cls: type[Message]) -> bool:
-    allowed = _ALLOWED[(state, sender)]
-    if cls is Error:
-        return ERROR_FATAL in allowed or ERROR_NONFATAL in allowed
-    return cls.NAME in allowed and cls.SENDER in (sender, Sender.BOTH)
 
 
 class Connection:
     """One end of a chatproto connection, for ``role`` CLIENT or SERVER.
 
     ``limits`` is what a server advertises; a client learns it from WELCOME.
+    ``schema`` gives the message types, their codec and the state table: spec
+    v1's unless a test builds another (``Schema.build``).
     """
 
-    def __init__(self, role: Sender, limits: Limits | None = None) -> None:
+    def __init__(self, role: Sender, limits: Limits | None = None, *,
+                 schema: Schema = SCHEMA) -> None:
         if role is Sender.BOTH:
             raise ValueError("a connection's role is CLIENT or SERVER")
         self.role = role
+        self.schema = schema
         self.peer_role = Sender.SERVER if role is Sender.CLIENT else Sender.CLIENT
         self.state = State.AWAIT_HELLO
         self.version: int | None = None
@@ -229,7 +206,7 @@ class Connection:
             raw = self._decoder.next_frame()
             if raw is None:
                 return None
-            cls = MESSAGE_TYPES.get(raw.type_code)
+            cls = self.schema.messages.get(raw.type_code)
             # A client skips unknown types once welcomed: servers may add events
             # (CP-EXT-3). Before WELCOME an unknown type ends the connection (CP-STATE-5).
             if cls is not None or self.role is Sender.SERVER \
@@ -242,7 +219,7 @@ class Connection:
                                           request_id=raw.request_id)
             return FrameRejected(ErrorCode.UNKNOWN_TYPE, raw.request_id,
                                  f"unknown message type {raw.type_code:#06x}", raw.type_code)
-        if not _may_send_type(self.state, sender, cls):
+        if not self.schema.may_send_type(self.state, sender, cls):
             # After a BYE a client sends nothing, not even this ERROR (CP-CLOSE-5).
             raise RemoteProtocolError(ErrorCode.STATE_VIOLATION,
                                       f"{cls.NAME} from the {sender} is not allowed in "
@@ -253,8 +230,8 @@ class Connection:
             return FrameRejected(ErrorCode.INVALID_REQUEST_ID, 0,
                                  f"{cls.NAME} needs a nonzero request_id", raw.type_code)
         try:
-            message = decode_body(raw.type_code, raw.request_id, self._decoder.buffer,
-                                  raw.start, raw.end)
+            message = self.schema.codec.decode_body(raw.type_code, raw.request_id,
+                                                    self._decoder.buffer, raw.start, raw.end)
         except RemoteProtocolError as exc:
             if cls is not Quit or sender is not Sender.CLIENT:
                 return FrameRejected(exc.code, exc.request_id, exc.detail, raw.type_code)
@@ -264,7 +241,7 @@ class Connection:
             rejection = self._check_client_message(message)
             if rejection is not None:
                 return rejection
-        after = next_state(self.state, sender, message)
+        after = self.schema.next_state(self.state, sender, message)
         if after is None:  # only an ERROR of the wrong fatality can get here
             raise RemoteProtocolError(ErrorCode.STATE_VIOLATION,
                                       f"{message.NAME} is not allowed in state {self.state}",
@@ -299,7 +276,7 @@ class Connection:
                     f"{SUPPORTED_VERSIONS.start}-{SUPPORTED_VERSIONS.stop - 1}",
                     request_id=message.request_id)
             self._offered_versions = common
-        breach = limit_breach(message, self.limits)
+        breach = limit_breach(message, self.limits, self.schema)
         if breach is not None:
             return FrameRejected(breach[0], message.request_id, breach[1], message.TYPE)
         return None
@@ -311,7 +288,7 @@ class Connection:
         if message.SENDER not in (self.role, Sender.BOTH):
             raise LocalProtocolError(ErrorCode.STATE_VIOLATION,
                                      f"a {self.role} does not send {message.NAME}")
-        after = next_state(self.state, self.role, message)
+        after = self.schema.next_state(self.state, self.role, message)
         if after is None:
             raise LocalProtocolError(ErrorCode.STATE_VIOLATION,
                                      f"{message.NAME} is not allowed in state {self.state}")
@@ -323,7 +300,7 @@ class Connection:
                 raise LocalProtocolError(ErrorCode.INVALID_REQUEST_ID,
                                          f"{message.NAME} needs a nonzero request_id")
             if self.limits is not None:
-                breach = limit_breach(message, self.limits)
+                breach = limit_breach(message, self.limits, self.schema)
                 if breach is not None:
                     raise LocalProtocolError(*breach)
         elif isinstance(message, Welcome):
@@ -333,7 +310,7 @@ class Connection:
             if message.limits != self.limits:
                 raise LocalProtocolError(ErrorCode.INVALID_FIELD,
                                          "WELCOME must advertise this connection's limits")
-        frame = encode(message)
+        frame = self.schema.encode(message)
         limit = self._send_limit()
         if len(frame) - LENGTH_FIELD_SIZE > limit:
             raise LocalProtocolError(ErrorCode.FRAME_TOO_LARGE,
@@ -346,7 +323,7 @@ class Connection:
         """Whether ``send_encoded`` would take a frame of type ``cls`` now."""
         if cls.SENDER not in (self.role, Sender.BOTH):
             return False
-        return TRANSITIONS.get((self.state, self.role, cls.NAME)) is self.state
+        return self.schema.transitions.get((self.state, self.role, cls.NAME)) is self.state
 
     def send_encoded(self, cls: type[Message], frame: bytes) -> bytes:
         """``frame``, an ``encode()`` of a ``cls`` message, once the spec allows it here.

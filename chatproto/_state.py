@@ -3,8 +3,11 @@
 Two rules, after h11's ``_state.py``:
 
 * Everything that decides whether a message may be sent or received in a state,
-  and what state follows, lives in ``TRANSITIONS`` in this file. The spec page
-  "Connection lifecycle" prints this table; it is not written anywhere else.
+  and what state follows, is written in ``build_transitions`` in this file. It
+  names the few messages that move the state; every other request and event
+  takes its place from its SENDER, so a schema with one more message type
+  (``chatproto._schema.Schema``) gets its rows without an edit here. The spec
+  page "Connection lifecycle" prints the table; it is not written anywhere else.
 * The table does not know which role we play: it is keyed by the *sender* of a
   message, so the client and the server run the very same data and cannot
   disagree. A key missing from the table is a STATE_VIOLATION.
@@ -12,9 +15,10 @@ Two rules, after h11's ``_state.py``:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
 
-from chatproto.messages import MESSAGE_TYPES, Error, Message, Sender
+from chatproto.messages import Error, Message, Sender
 
 
 class State(StrEnum):
@@ -46,22 +50,27 @@ def event_key(message: Message) -> str:
     return message.NAME
 
 
-def _names(sender: Sender) -> set[str]:
-    return {cls.NAME for cls in MESSAGE_TYPES.values() if cls.SENDER in (sender, Sender.BOTH)}
-
+Transitions = dict[tuple[State, Sender, str], State]
+"""(state, sender, message key) -> next state. Absent = STATE_VIOLATION."""
 
 _CLIENT = Sender.CLIENT
 _SERVER = Sender.SERVER
-_CLIENT_REQUESTS = _names(Sender.CLIENT) - {"ERROR", "PONG", "HELLO", "QUIT"}
-_SERVER_IN_SESSION = _names(Sender.SERVER) - {"ERROR", "WELCOME", "BYE"}
 
 
-def _build() -> dict[tuple[State, Sender, str], State]:
-    table: dict[tuple[State, Sender, str], State] = {}
+def build_transitions(messages: Iterable[type[Message]]) -> Transitions:
+    """The state table of a schema whose message types are ``messages``."""
+    messages = tuple(messages)
 
-    def allow(state: State, sender: Sender, names: set[str] | list[str], after: State) -> None:
-        for name in sorted(names):
-            table[(state, sender, name)] = after
+    def names(sender: Sender) -> set[str]:
+        return {cls.NAME for cls in messages if cls.SENDER in (sender, Sender.BOTH)}
+
+    client_requests = names(Sender.CLIENT) - {"ERROR", "PONG", "HELLO", "QUIT"}
+    server_in_session = names(Sender.SERVER) - {"ERROR", "WELCOME", "BYE"}
+    table: Transitions = {}
+
+    def allow(state: State, sender: Sender, keys: set[str] | list[str], after: State) -> None:
+        for key in sorted(keys):
+            table[(state, sender, key)] = after
 
     # Either side may end the connection with a fatal ERROR in any live state.
     for state in (State.AWAIT_HELLO, State.AWAIT_WELCOME, State.READY, State.QUITTING):
@@ -77,20 +86,11 @@ def _build() -> dict[tuple[State, Sender, str], State]:
     # A refused HELLO (nick in use, wrong password...): the client may try again.
     allow(State.AWAIT_WELCOME, _SERVER, [ERROR_NONFATAL], State.AWAIT_HELLO)
 
-    allow(State.READY, _CLIENT, _CLIENT_REQUESTS | {"PONG"}, State.READY)
+    allow(State.READY, _CLIENT, client_requests | {"PONG"}, State.READY)
     allow(State.READY, _CLIENT, ["QUIT"], State.QUITTING)
-    allow(State.READY, _SERVER, _SERVER_IN_SESSION | {ERROR_NONFATAL}, State.READY)
+    allow(State.READY, _SERVER, server_in_session | {ERROR_NONFATAL}, State.READY)
 
     # After QUIT the server may still deliver what was already on its way.
-    allow(State.QUITTING, _SERVER, _SERVER_IN_SESSION | {ERROR_NONFATAL}, State.QUITTING)
+    allow(State.QUITTING, _SERVER, server_in_session | {ERROR_NONFATAL}, State.QUITTING)
     allow(State.QUITTING, _SERVER, ["BYE"], State.CLOSED)
     return table
-
-
-TRANSITIONS: dict[tuple[State, Sender, str], State] = _build()
-"""(state, sender, message key) -> next state. Absent = STATE_VIOLATION."""
-
-
-def next_state(state: State, sender: Sender, message: Message) -> State | None:
-    """The state after ``sender`` sends ``message`` in ``state``, or None if forbidden."""
-    return TRANSITIONS.get((state, sender, event_key(message)))

@@ -14,7 +14,9 @@ holds the fields below ``request_id`` in the order they are declared.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from enum import IntEnum, StrEnum
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -68,10 +70,6 @@ class LeaveKind(IntEnum):
     DISCONNECT = 4
 
 
-MESSAGE_TYPES: dict[int, type[Message]] = {}
-"""Every message type of spec v1, by type code, in the order of the codes."""
-
-
 def _wire_name(class_name: str) -> str:
     out = []
     for index, char in enumerate(class_name):
@@ -104,17 +102,33 @@ class Message(BaseModel):
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         super().__pydantic_init_subclass__(**kwargs)
-        if "TYPE" not in cls.__dict__:  # an abstract base such as _ClientRequest
-            return
-        cls.NAME = _wire_name(cls.__name__)
-        if cls.TYPE in MESSAGE_TYPES:
-            raise TypeError(f"type code {cls.TYPE:#06x} declared twice")
-        MESSAGE_TYPES[cls.TYPE] = cls
+        if is_message_type(cls):
+            cls.NAME = _wire_name(cls.__name__)
 
     @property
     def is_request(self) -> bool:
         """True when this message expects a final response from the server."""
         return self.FINAL_RESPONSE is not None
+
+
+def is_message_type(cls: type[Message]) -> bool:
+    """True for a class that declares a message type (not a base such as _ClientRequest)."""
+    return "TYPE" in cls.__dict__
+
+
+def messages_by_code(classes: Iterable[type[Message]]) -> Mapping[int, type[Message]]:
+    """``classes`` by type code, in the order of the codes; a code or name twice is an error."""
+    by_code: dict[int, type[Message]] = {}
+    names: set[str] = set()
+    for cls in classes:
+        if cls.TYPE in by_code:
+            raise TypeError(f"type code {cls.TYPE:#06x} declared twice "
+                            f"({by_code[cls.TYPE].__name__} and {cls.__name__})")
+        if cls.NAME in names:
+            raise TypeError(f"message name {cls.NAME} declared twice")
+        by_code[cls.TYPE] = cls
+        names.add(cls.NAME)
+    return MappingProxyType(dict(sorted(by_code.items())))
 
 
 class _ServerMessage(Message):
@@ -617,12 +631,16 @@ class MuteChanged(_ServerMessage):
     by: OptionalNickname = Field(default="", description="The operator.")
 
 
-# The classes register as they are declared, each answer before the requests that name
-# it; the spec lists them in the order of their codes.
-_by_code = sorted(MESSAGE_TYPES.items())
-MESSAGE_TYPES.clear()
-MESSAGE_TYPES.update(_by_code)
-del _by_code
+MESSAGE_CLASSES: tuple[type[Message], ...] = tuple(
+    value for value in dict(globals()).values()
+    if isinstance(value, type) and issubclass(value, Message) and is_message_type(value)
+    and value.__module__ == __name__
+)
+"""Every message type declared above, in declaration order (each answer before the
+requests that name it). ``chatproto._schema.SCHEMA`` is built from these."""
+
+MESSAGE_TYPES: Mapping[int, type[Message]] = messages_by_code(MESSAGE_CLASSES)
+"""Every message type of spec v1, by type code, in the order of the codes (read-only)."""
 
 
 def message_class(name: str) -> type[Message]:

@@ -6,8 +6,9 @@ Nothing on the site that describes the wire is copied by hand. At build time:
 
 * every ``<!-- generated:NAME ARG -->`` block of every page (message reference,
   state table and diagram, error registry, limits) is rendered again from the
-  live schema, so the site cannot show a stale table even if nobody ran
-  ``python -m chatproto_spec.specgen``;
+  live schema (``chatproto._schema.SCHEMA``, or the one a build puts in
+  ``config.extra[SCHEMA_KEY]``, as tests/test_site.py does), so the site
+  cannot show a stale table even if nobody ran ``python -m chatproto_spec.specgen``;
 * the state diagram is drawn as an inline SVG from the state table
   (``chatproto_spec._statediagram``) in place of the page's Mermaid source, so the
   site loads no script to draw it and works with no network;
@@ -30,7 +31,8 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from chatproto import MESSAGE_TYPES, PROTOCOL_VERSION, _schema
+from chatproto import PROTOCOL_VERSION, _schema
+from chatproto._schema import SCHEMA, Schema
 from chatproto_spec._specdoc import SpecContext, fill_markers, state_diagram_legend
 from chatproto_spec._statediagram import render_state_svg
 from chatproto_spec._vectors import FIXED_SHAPES, render_vectors
@@ -45,7 +47,10 @@ _STATE_DIAGRAM_BLOCK = re.compile(r"^(<!-- generated:state-diagram -->\n).*?"
                                   r"^(<!-- /generated:state-diagram -->)$",
                                   re.MULTILINE | re.DOTALL)
 
-_context: SpecContext | None = None
+SCHEMA_KEY = "chatproto_schema"
+"""The ``config.extra`` key of a schema to build the site from instead of ``SCHEMA``."""
+
+_context = SpecContext()
 
 
 def _spec_pages(docs_dir: Path) -> dict[str, str]:
@@ -54,7 +59,8 @@ def _spec_pages(docs_dir: Path) -> dict[str, str]:
 
 def on_config(config: Any) -> Any:
     global _context
-    _context = SpecContext.from_pages(_spec_pages(Path(config["docs_dir"])))
+    schema: Schema = config["extra"].get(SCHEMA_KEY, SCHEMA)
+    _context = SpecContext.from_pages(_spec_pages(Path(config["docs_dir"])), schema)
     return config
 
 
@@ -106,7 +112,7 @@ def state_diagram_figure() -> str:
     legend = re.sub(r"`([^`]*)`", lambda m: f"<code>{escape(m.group(1))}</code>",
                     state_diagram_legend())
     # A raw HTML block: Markdown leaves it alone as long as it has no blank line.
-    return (f'<figure class="cp-state-diagram">\n{render_state_svg()}\n'
+    return (f'<figure class="cp-state-diagram">\n{render_state_svg(_context.schema)}\n'
             f"<figcaption>{legend}. An arrow from the dashed box leaves any state inside it. "
             "The state table above is authoritative.</figcaption>\n</figure>")
 
@@ -117,10 +123,11 @@ def layout_diagram(name: str) -> str:
     Fixed-size fields are as wide as their octets; a length-prefixed field
     shows its prefix and its variable part.
     """
-    cls = next(c for c in MESSAGE_TYPES.values() if c.NAME == name)
+    schema = _context.schema
+    cls = schema.message_class(name)
     boxes = [(sub.name, f"u{8 * sub.sizeof()}", sub.sizeof(), "header")
              for sub in _schema.FRAME_HEADER.subcons]
-    for body_field in _schema.BODY_FIELDS[cls.TYPE]:
+    for body_field in schema.body_fields[cls.TYPE]:
         wire = body_field.field_type.wire
         prefix = struct.calcsize(wire.prefix_format)
         if wire.shape in FIXED_SHAPES:
@@ -149,7 +156,7 @@ def on_page_content(html: str, page: Any, config: Any, files: Any) -> str:
 def on_post_build(config: Any) -> None:
     site = Path(config["site_dir"]) / "vectors"
     site.mkdir(parents=True, exist_ok=True)
-    for name, text in render_vectors(Path(config["docs_dir"])).items():
+    for name, text in render_vectors(Path(config["docs_dir"]), _context.schema).items():
         (site / name).write_text(text, encoding="utf-8")
 
 

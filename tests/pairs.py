@@ -26,8 +26,8 @@ from chatproto import (
     State,
 )
 from chatproto._fields import FieldType
-from chatproto._schema import BODY_FIELDS, HEADER_SIZE
-from chatproto._state import ERROR_FATAL, ERROR_NONFATAL, TRANSITIONS, event_key
+from chatproto._schema import BODY_FIELDS, HEADER_SIZE, SCHEMA, TRANSITIONS, Schema
+from chatproto._state import ERROR_FATAL, ERROR_NONFATAL, event_key
 from chatproto.messages import MESSAGE_TYPES, Error, Welcome, message_class
 
 M = TypeVar("M", bound=Message)
@@ -179,8 +179,9 @@ class Pair:
     server: Connection
 
     @classmethod
-    def new(cls, server_limits: Limits | None = None) -> Pair:
-        return cls(Connection(Sender.CLIENT), Connection(Sender.SERVER, server_limits))
+    def new(cls, server_limits: Limits | None = None, schema: Schema = SCHEMA) -> Pair:
+        return cls(Connection(Sender.CLIENT, schema=schema),
+                   Connection(Sender.SERVER, server_limits, schema=schema))
 
     def side(self, role: Sender) -> Connection:
         return self.client if role is Sender.CLIENT else self.server
@@ -204,21 +205,23 @@ class Pair:
             overrides = self.server.limits.model_dump()
         message = message_for_key(key, request_id, **overrides)
         assert self.transfer(sender, message) == [message]
-        expected = TRANSITIONS[(before, sender, key)]
+        expected = self.server.schema.transitions[(before, sender, key)]
         assert self.states == (expected, expected)
         return message
 
 
-def drive(path: tuple[Step, ...], server_limits: Limits | None = None) -> Pair:
-    """A fresh pair walked along ``path`` (both ends checked at every step)."""
-    pair = Pair.new(server_limits)
+def drive(path: tuple[Step, ...], server_limits: Limits | None = None,
+          schema: Schema = SCHEMA) -> Pair:
+    """A fresh pair on ``schema`` walked along ``path`` (both ends checked at every step)."""
+    pair = Pair.new(server_limits, schema)
     for sender, key in path:
         pair.step(sender, key)
     return pair
 
 
-def pair_in(state: State, server_limits: Limits | None = None) -> Pair:
-    return drive(shortest_path(state), server_limits)
+def pair_in(state: State, server_limits: Limits | None = None,
+            schema: Schema = SCHEMA) -> Pair:
+    return drive(shortest_path(state), server_limits, schema)
 
 
 def welcome(request_id: int = 1, **overrides: Any) -> Welcome:

@@ -44,7 +44,8 @@ from chatproto import (
     decode_frame,
     encode,
 )
-from chatproto._state import TRANSITIONS, event_key
+from chatproto._schema import TRANSITIONS
+from chatproto._state import event_key
 from chatproto.messages import Bye, Error, Hello, Ping, Welcome
 
 _QUIET = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]

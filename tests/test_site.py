@@ -33,10 +33,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import unquote, urljoin, urlsplit
 
 import pytest
-from schema_patch import retype_field
+from schema_patch import retyped
 
 from chatproto import ERROR_REGISTRY, MESSAGE_TYPES, PROTOCOL_VERSION, Limits
 from chatproto._fields import UINT32
+from chatproto._schema import Schema
 from chatproto._state import State
 from chatproto.messages import SendRoom
 from chatproto_spec import _vectors
@@ -111,8 +112,11 @@ def _parse(path: Path) -> _PageParser:
 
 
 def _build_in_process(site_dir: Path, monkeypatch: pytest.MonkeyPatch,
-                      docs_dir: Path | None = None) -> None:
-    """``mkdocs build --strict`` through MkDocs' Python API, in this process."""
+                      docs_dir: Path | None = None, schema: Schema | None = None) -> None:
+    """``mkdocs build --strict`` through MkDocs' Python API, in this process.
+
+    ``schema`` replaces spec v1's as what the hooks render the pages from.
+    """
     from mkdocs.commands.build import build
     from mkdocs.config import load_config
 
@@ -123,7 +127,10 @@ def _build_in_process(site_dir: Path, monkeypatch: pytest.MonkeyPatch,
     overrides: dict[str, Any] = {"site_dir": str(site_dir), "strict": True}
     if docs_dir is not None:
         overrides["docs_dir"] = str(docs_dir)
-    build(load_config(str(MKDOCS_YML), **overrides))
+    config = load_config(str(MKDOCS_YML), **overrides)
+    if schema is not None:
+        config["extra"]["chatproto_schema"] = schema  # hooks.SCHEMA_KEY
+    build(config)
 
 
 # ---------------------------------------------------------------- the build
@@ -173,9 +180,9 @@ def test_a_schema_change_changes_the_site(site: Path, tmp_path: Path,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     checked_in = [SPEC_DIR / "messages.md", SPEC_DIR / "vectors" / "messages.json"]
     before = {path: path.read_bytes() for path in checked_in}
-    retype_field(monkeypatch, SendRoom.TYPE, "client_msg_id", UINT32)
+    schema = retyped(SendRoom, "client_msg_id", UINT32)
     patched = tmp_path / "site"
-    _build_in_process(patched, monkeypatch)
+    _build_in_process(patched, monkeypatch, schema=schema)
 
     # Nobody edited the pages: they still say u64, the site says u32.
     assert {path: path.read_bytes() for path in checked_in} == before
@@ -207,7 +214,8 @@ def test_a_schema_change_changes_the_site(site: Path, tmp_path: Path,
     old_typical, new_typical = old_vector["cases"][0], new_vector["cases"][0]
     assert old_typical["case"] == new_typical["case"] == "typical"
     assert new_typical["length"] == old_typical["length"] - 4
-    assert bytes.fromhex(new_typical["hex"]) == _vectors.message_case(SendRoom, "typical").frame
+    assert (bytes.fromhex(new_typical["hex"])
+            == _vectors.message_case(SendRoom, "typical", schema).frame)
 
 
 # -------------------------------------------------------------- requirements

@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
-from schema_patch import retype_field, temporary_message
+from schema_patch import retyped, with_message
 
 from chatproto import ERROR_REGISTRY, ErrorCode, Limits, _schema
 from chatproto._fields import UINT32, FieldType, ShortText
-from chatproto._state import TRANSITIONS, State
+from chatproto._schema import TRANSITIONS
+from chatproto._state import State
 from chatproto.messages import MESSAGE_TYPES, Message, Sender, SendRoom
 from chatproto.names import NICK_MAX_BYTES, ROOM_NAME_MAX_BYTES
 from chatproto_spec import _specdoc, _vectors, specgen
@@ -143,10 +144,11 @@ def test_slugs_match_python_markdown() -> None:
 # ----------------------------------------------------- schema changes
 
 
-def test_changing_a_field_type_changes_the_page(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_changing_a_field_type_changes_the_page() -> None:
     before = _specdoc.render_block("fields", "SEND_ROOM")
-    retype_field(monkeypatch, SendRoom.TYPE, "client_msg_id", UINT32)
-    after = _specdoc.render_block("fields", "SEND_ROOM")
+    schema = retyped(SendRoom, "client_msg_id", UINT32)
+    after = _specdoc.render_block("fields", "SEND_ROOM",
+                                  context=_specdoc.SpecContext(schema=schema))
     assert after != before
     assert "| `client_msg_id` | `u32` | 4 |" in after
     assert "| `client_msg_id` | `u64` |" not in after
@@ -154,7 +156,7 @@ def test_changing_a_field_type_changes_the_page(monkeypatch: pytest.MonkeyPatch)
     assert "19+A" in before and "15+A" in after  # the text moved up by four octets
 
 
-def test_a_new_message_type_appears_everywhere(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_new_message_type_appears_everywhere() -> None:
     from pydantic import Field
 
     from chatproto.messages import _ClientRequest
@@ -165,15 +167,21 @@ def test_a_new_message_type_appears_everywhere(monkeypatch: pytest.MonkeyPatch) 
         TYPE: ClassVar[int] = 0x7F01
         words: ShortText = Field(description="What to shout.")
 
-    with temporary_message(monkeypatch, Shout):
-        assert Shout.NAME == "SHOUT"
-        fields = _specdoc.render_block("fields", "SHOUT")
-        assert "| `words` | `str8` short-text |" in fields
-        assert "**Allowed** never" in fields
-        assert "[SHOUT](messages.md#shout-0x7f01)" in _specdoc.render_block("message-index")
-        cases = _vectors.message_cases(Shout)
-        assert [case.kind for case in cases] == ["typical", "minimal", "maximal", "non-ascii"]
+    schema = with_message(Shout)
+    context = _specdoc.SpecContext(schema=schema)
+    assert Shout.NAME == "SHOUT"
+    fields = _specdoc.render_block("fields", "SHOUT", context=context)
+    assert "| `words` | `str8` short-text |" in fields
+    # A client request, so the state table lets the client send it once welcomed.
+    assert "**Allowed** client in `READY`" in fields
+    assert "[SHOUT](messages.md#shout-0x7f01)" in _specdoc.render_block("message-index",
+                                                                         context=context)
+    assert "SHOUT" in _specdoc.render_block("state-table", context=context)
+    cases = _vectors.message_cases(Shout, schema)
+    assert [case.kind for case in cases] == ["typical", "minimal", "maximal", "non-ascii"]
+    # The default schema, and the pages rendered from it, never heard of it.
     assert "SHOUT" not in _specdoc.render_block("message-index")
+    assert Shout.TYPE not in MESSAGE_TYPES
 
 
 # ---------------------------------------------------------------- markers

@@ -47,8 +47,8 @@ from chatproto import (
     error_message,
 )
 from chatproto._fields import FieldType
-from chatproto._schema import BODY_FIELDS
-from chatproto._state import ERROR_FATAL, ERROR_NONFATAL, TRANSITIONS, event_key
+from chatproto._schema import BODY_FIELDS, TRANSITIONS
+from chatproto._state import ERROR_FATAL, ERROR_NONFATAL, event_key
 from chatproto.messages import MESSAGE_TYPES, Message, Quit
 
 Entry = tuple[State, Sender, str]

@@ -15,9 +15,8 @@ import itertools
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 
-import pytest
-
-from chatproto._state import ERROR_FATAL, TRANSITIONS, State
+from chatproto._schema import TRANSITIONS
+from chatproto._state import ERROR_FATAL, State
 from chatproto.messages import Sender
 from chatproto_spec import _specdoc, _statediagram
 
@@ -26,12 +25,8 @@ Box = tuple[float, float, float, float]
 """x, y, width, height."""
 
 
-def _draw(monkeypatch: pytest.MonkeyPatch | None = None,
-          table: Mapping[tuple[State, Sender, str], State] | None = None) -> ET.Element:
-    if table is not None:
-        assert monkeypatch is not None
-        monkeypatch.setattr(_statediagram, "TRANSITIONS", dict(table))
-    return ET.fromstring(_statediagram.render_state_svg())
+def _draw(table: Mapping[tuple[State, Sender, str], State] | None = None) -> ET.Element:
+    return ET.fromstring(_statediagram.render_state_svg(transitions=table))
 
 
 def _classes(element: ET.Element) -> list[str]:
@@ -204,27 +199,26 @@ def test_the_overlap_check_sees_an_overlap() -> None:
 # ------------------------------------------------------------ other tables
 
 
-def test_transitions_that_skip_states_run_in_lanes(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_transitions_that_skip_states_run_in_lanes() -> None:
     table = {**TRANSITIONS,
              (State.READY, Sender.SERVER, "WELCOME"): State.AWAIT_HELLO,
              (State.AWAIT_HELLO, Sender.CLIENT, "PING"): State.READY}
-    svg = _draw(monkeypatch, table)
+    svg = _draw(table)
     _check(svg, table)
     assert _overlaps(svg) == []
     labels = [lines for sources, target, lines, _ in _transitions(svg)]
     assert ["S ▸ WELCOME"] in labels and ["C ▸ PING"] in labels
 
 
-def test_without_a_shared_transition_there_is_no_dashed_box(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_a_shared_transition_there_is_no_dashed_box() -> None:
     table = {key: after for key, after in TRANSITIONS.items()
              if key != (State.AWAIT_WELCOME, Sender.CLIENT, ERROR_FATAL)}
-    svg = _draw(monkeypatch, table)
+    svg = _draw(table)
     _check(svg, table)  # the server's fatal ERROR is still shared; the client's is per state
     assert _overlaps(svg) == []
     table = {key: after for key, after in table.items()
              if key != (State.READY, Sender.SERVER, ERROR_FATAL)}
-    svg = _draw(monkeypatch, table)
+    svg = _draw(table)
     _check(svg, table)
     assert _group_box(svg) is None
     assert _overlaps(svg) == []

@@ -7,9 +7,9 @@ A spec page holds marker pairs::
     <!-- /generated:fields -->
 
 ``fill_markers`` replaces what lies between each pair with ``render_block(name,
-arg)``. The blocks are the state table and diagram (``_state.TRANSITIONS``),
-the message index and each message's field table (``MESSAGE_TYPES`` and the
-schema's ``BODY_FIELDS``), the error registry (``ERROR_REGISTRY``) and the
+arg)``. The blocks are the state table and diagram (the schema's
+``transitions``), the message index and each message's field table (its
+``messages`` and ``body_fields``), the error registry (``ERROR_REGISTRY``) and the
 limits table (the ``Limits`` model, whose ranges are found by probing its own
 validation). An unknown block or message name raises ``SpecDocError``, so a
 dangling reference breaks the build instead of leaving a stale page.
@@ -36,8 +36,9 @@ from pydantic import ValidationError
 from chatproto import _schema
 from chatproto._errors import ERROR_REGISTRY, ErrorCode
 from chatproto._fields import FieldError, FieldType
-from chatproto._state import STATE_DESCRIPTIONS, TRANSITIONS, State
-from chatproto.messages import MESSAGE_TYPES, Limits, Message, Sender
+from chatproto._schema import SCHEMA, Schema
+from chatproto._state import STATE_DESCRIPTIONS, State
+from chatproto.messages import Limits, Message, Sender
 from chatproto_spec import _vectors
 from chatproto_spec.requirements import REQUIREMENT_ID, parse_requirements
 
@@ -89,11 +90,10 @@ def error_link(code: ErrorCode) -> str:
     return f"[{code.name}]({ERRORS_PAGE}#{error_anchor(code)})"
 
 
-def lookup_message(name: str) -> type[Message]:
-    for cls in MESSAGE_TYPES.values():
-        if cls.NAME == name:
-            return cls
-    known = ", ".join(cls.NAME for cls in MESSAGE_TYPES.values())
+def lookup_message(name: str, schema: Schema = SCHEMA) -> type[Message]:
+    if name in schema.by_name:
+        return schema.by_name[name]
+    known = ", ".join(cls.NAME for cls in schema.messages.values())
     raise SpecDocError(f"unknown message {name!r}; the messages are: {known}")
 
 
@@ -128,15 +128,18 @@ def _field_type_of(info: Any) -> FieldType:
 
 @dataclass(frozen=True)
 class SpecContext:
-    """What the pages define: requirement locations and heading anchors, for links."""
+    """What the blocks are rendered from: the schema, and what the pages define
+    (requirement locations and heading anchors, for links)."""
 
     requirement_links: Mapping[str, str] = field(default_factory=dict)
     """Requirement ID -> ``page.md#anchor`` of the section that states it."""
     anchors: Mapping[str, frozenset[str]] = field(default_factory=dict)
     """Page file name -> the anchors of its headings."""
+    schema: Schema = SCHEMA
+    """The schema the blocks describe."""
 
     @classmethod
-    def from_pages(cls, pages: Mapping[str, str]) -> SpecContext:
+    def from_pages(cls, pages: Mapping[str, str], schema: Schema = SCHEMA) -> SpecContext:
         """Read page file name -> text (the texts may still have stale blocks)."""
         requirement_links: dict[str, str] = {}
         anchors: dict[str, frozenset[str]] = {}
@@ -165,12 +168,12 @@ class SpecContext:
                 slug if n == 0 else f"{slug}_{n}"
                 for slug, count in seen.items() for n in range(count)
             )
-        return cls(requirement_links, anchors)
+        return cls(requirement_links, anchors, schema)
 
     @classmethod
-    def from_dir(cls, spec_dir: Path) -> SpecContext:
+    def from_dir(cls, spec_dir: Path, schema: Schema = SCHEMA) -> SpecContext:
         return cls.from_pages({path.name: path.read_text(encoding="utf-8")
-                               for path in spec_dir.glob("*.md")})
+                               for path in spec_dir.glob("*.md")}, schema)
 
     def requirement(self, rid: str) -> str:
         target = self.requirement_links.get(rid)
@@ -180,14 +183,14 @@ class SpecContext:
 # ------------------------------------------------------------- the blocks
 
 
-def _message_keys(cls: type[Message]) -> list[str]:
+def _message_keys(cls: type[Message], schema: Schema) -> list[str]:
     """The state-table keys of a message type (ERROR has one per fatality)."""
-    keys = {key for (_, _, key) in TRANSITIONS}
+    keys = {key for (_, _, key) in schema.transitions}
     return sorted(key for key in keys if key == cls.NAME or key.startswith(cls.NAME + " ("))
 
 
-def _ordered_keys() -> list[str]:
-    return [key for cls in MESSAGE_TYPES.values() for key in _message_keys(cls)]
+def _ordered_keys(schema: Schema) -> list[str]:
+    return [key for cls in schema.messages.values() for key in _message_keys(cls, schema)]
 
 
 def _senders() -> tuple[Sender, ...]:
@@ -197,9 +200,9 @@ def _senders() -> tuple[Sender, ...]:
 Transitions = Mapping[tuple[State, Sender, str], State]
 
 
-def _grouped_transitions(transitions: Transitions = TRANSITIONS,
+def _grouped_transitions(transitions: Transitions, schema: Schema,
                          ) -> dict[tuple[State, Sender, State], list[str]]:
-    order = {key: index for index, key in enumerate(_ordered_keys())}
+    order = {key: index for index, key in enumerate(_ordered_keys(schema))}
     groups: dict[tuple[State, Sender, State], list[str]] = {}
     for state in State:
         for sender in _senders():
@@ -212,10 +215,11 @@ def _grouped_transitions(transitions: Transitions = TRANSITIONS,
         list(State).index(item[0][2]))))
 
 
-def render_state_table() -> str:
+def render_state_table(schema: Schema = SCHEMA) -> str:
     rows = [
         [f"`{state}`", sender.value, ", ".join(keys), f"`{after}`"]
-        for (state, sender, after), keys in _grouped_transitions().items()
+        for (state, sender, after), keys in _grouped_transitions(schema.transitions,
+                                                                  schema).items()
     ]
     return "\n".join([
         _table(["State", "Sender", "Message", "Next state"], rows),
@@ -230,13 +234,13 @@ def render_states() -> str:
     return _table(["State", "Meaning"], described)
 
 
-def _sendable(sender: Sender) -> list[str]:
-    return [key for cls in MESSAGE_TYPES.values() if cls.SENDER in (sender, Sender.BOTH)
-            for key in _message_keys(cls)]
+def _sendable(sender: Sender, schema: Schema) -> list[str]:
+    return [key for cls in schema.messages.values() if cls.SENDER in (sender, Sender.BOTH)
+            for key in _message_keys(cls, schema)]
 
 
-def _requests(sender: Sender) -> list[str]:
-    return [cls.NAME for cls in MESSAGE_TYPES.values()
+def _requests(sender: Sender, schema: Schema) -> list[str]:
+    return [cls.NAME for cls in schema.messages.values()
             if cls.SENDER in (sender, Sender.BOTH) and cls.FINAL_RESPONSE is not None]
 
 
@@ -244,13 +248,14 @@ def _joined(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def describe_messages(keys: list[str], sender: Sender) -> str:
+def describe_messages(keys: list[str], sender: Sender, schema: Schema = SCHEMA) -> str:
     """A readable label for a set of messages one sender may send."""
     if len(keys) <= COLLAPSE_OVER:
         return ", ".join(keys)
     chosen = set(keys)
     best: tuple[int, str] | None = None
-    for base, universe in (("any request", _requests(sender)), ("any message", _sendable(sender))):
+    for base, universe in (("any request", _requests(sender, schema)),
+                           ("any message", _sendable(sender, schema))):
         missing = [key for key in universe if key not in chosen]
         extra = [key for key in keys if key not in universe]
         label = base + (f" but {_joined(missing)}" if missing else "")
@@ -263,14 +268,18 @@ def describe_messages(keys: list[str], sender: Sender) -> str:
     return best[1]
 
 
-def state_edges(transitions: Transitions = TRANSITIONS) -> dict[tuple[State, State], list[str]]:
-    """Each (state, next state) pair of ``transitions`` with its diagram labels.
+def state_edges(transitions: Transitions | None = None,
+                schema: Schema = SCHEMA) -> dict[tuple[State, State], list[str]]:
+    """Each (state, next state) pair of ``transitions`` (the schema's by default)
+    with its diagram labels.
 
     A label is ``C ▸ messages`` or ``S ▸ messages``; one ``C or S ▸ messages``
     when both senders take the pair with the same messages.
     """
+    if transitions is None:
+        transitions = schema.transitions
     by_pair: dict[tuple[State, State], dict[Sender, list[str]]] = {}
-    for (state, sender, after), keys in _grouped_transitions(transitions).items():
+    for (state, sender, after), keys in _grouped_transitions(transitions, schema).items():
         by_pair.setdefault((state, after), {})[sender] = keys
     edges: dict[tuple[State, State], list[str]] = {}
     for pair, by_sender in by_pair.items():
@@ -278,9 +287,10 @@ def state_edges(transitions: Transitions = TRANSITIONS) -> dict[tuple[State, Sta
         if len(senders) > 1 and all(by_sender[s] == by_sender[senders[0]] for s in senders):
             marks = " or ".join(SENDER_MARK[s] for s in senders)
             edges[pair] = [marks + EDGE_SEPARATOR
-                           + describe_messages(by_sender[senders[0]], senders[0])]
+                           + describe_messages(by_sender[senders[0]], senders[0], schema)]
         else:
-            edges[pair] = [SENDER_MARK[sender] + EDGE_SEPARATOR + describe_messages(keys, sender)
+            edges[pair] = [SENDER_MARK[sender] + EDGE_SEPARATOR
+                           + describe_messages(keys, sender, schema)
                            for sender, keys in by_sender.items()]
     return edges
 
@@ -291,22 +301,22 @@ def state_diagram_legend() -> str:
                      for sender, mark in SENDER_MARK.items())
 
 
-def render_state_diagram() -> str:
+def render_state_diagram(schema: Schema = SCHEMA) -> str:
     """The state diagram as Mermaid source (GitHub draws it; the site draws its own SVG)."""
     lines = ["```mermaid", "stateDiagram-v2", f"    [*] --> {next(iter(State))}"]
-    for (state, after), labels in state_edges().items():
+    for (state, after), labels in state_edges(schema=schema).items():
         lines += [f"    {state} --> {after} : {label}" for label in labels]
     for state in State:
-        if not any(s is state for (s, _, _) in TRANSITIONS):
+        if not any(s is state for (s, _, _) in schema.transitions):
             lines.append(f"    {state} --> [*]")
     lines.append("```")
     return ("\n".join(lines)
             + f"\n\n{state_diagram_legend()}. The state table above is authoritative.")
 
 
-def render_message_index() -> str:
+def render_message_index(schema: Schema = SCHEMA) -> str:
     rows = []
-    for code, cls in MESSAGE_TYPES.items():
+    for code, cls in schema.messages.items():
         final = cls.FINAL_RESPONSE
         rows.append([
             f"`0x{code:04X}`", message_link(cls), cls.SENDER.value,
@@ -315,11 +325,12 @@ def render_message_index() -> str:
     return _table(["Code", "Message", "Sender", "Final response", "Purpose"], rows)
 
 
-def _allowed(cls: type[Message]) -> str:
-    keys = _message_keys(cls)
+def _allowed(cls: type[Message], schema: Schema) -> str:
+    keys = _message_keys(cls, schema)
     parts = []
     for sender in _senders():
-        per_key = {key: [s for s in State if (s, sender, key) in TRANSITIONS] for key in keys}
+        per_key = {key: [s for s in State if (s, sender, key) in schema.transitions]
+                   for key in keys}
         per_key = {key: states for key, states in per_key.items() if states}
         if not per_key:
             continue
@@ -396,7 +407,7 @@ def _header_rows(cls: type[Message]) -> list[_Row]:
     ]
 
 
-def _layout(cls: type[Message]) -> str:
+def _layout(cls: type[Message], schema: Schema) -> str:
     """The byte layout: offsets (symbolic after a variable-length field) and sizes."""
     rows: list[tuple[str, str, str, str]] = []
     fixed = 0
@@ -411,7 +422,7 @@ def _layout(cls: type[Message]) -> str:
         note = {"length": " = octets after this field", "type": f" = 0x{cls.TYPE:04X}"}
         add(str(sub.sizeof()), sub.name, _integer_name(sub.sizeof()) + note.get(sub.name, ""))
         fixed += sub.sizeof()
-    for body_field in _schema.BODY_FIELDS[cls.TYPE]:
+    for body_field in schema.body_fields[cls.TYPE]:
         wire = body_field.field_type.wire
         prefix = _prefix_size(body_field.field_type)
         if wire.shape in _vectors.FIXED_SHAPES:
@@ -464,8 +475,8 @@ def _hex_lines(data: bytes, note: str) -> list[str]:
     return out
 
 
-def _annotated_typical(cls: type[Message]) -> str:
-    case = _vectors.message_case(cls, "typical")
+def _annotated_typical(cls: type[Message], schema: Schema) -> str:
+    case = _vectors.message_case(cls, "typical", schema)
     frame = case.frame
     lines: list[str] = []
     position = 0
@@ -477,7 +488,7 @@ def _annotated_typical(cls: type[Message]) -> str:
                                            else "")
         lines += _hex_lines(frame[position:position + size], note)
         position += size
-    for body_field in _schema.BODY_FIELDS[cls.TYPE]:
+    for body_field in schema.body_fields[cls.TYPE]:
         value = getattr(case.message, body_field.name)
         encoded = bytes(body_field.field_type.wire.subcon.build(value))
         if frame[position:position + len(encoded)] != encoded:
@@ -490,17 +501,17 @@ def _annotated_typical(cls: type[Message]) -> str:
             f"{len(frame)} octets:\n\n```text\n" + "\n".join(lines) + "\n```")
 
 
-def render_fields(name: str) -> str:
-    cls = lookup_message(name)
+def render_fields(name: str, schema: Schema = SCHEMA) -> str:
+    cls = lookup_message(name, schema)
     final = cls.FINAL_RESPONSE
     head = (f"**Type code** `0x{cls.TYPE:04X}` · **Sender** {cls.SENDER.value} · "
-            f"**Allowed** {_allowed(cls)} · "
+            f"**Allowed** {_allowed(cls, schema)} · "
             f"**Final response** {message_link(final) if final else '—'}")
     rows = _header_rows(cls)
     # Advertised limits are bounded by the Limits model as a whole, not by their type.
     ranges: dict[str, tuple[int, int, tuple[str, ...]]] = (
         limit_ranges() if issubclass(cls, Limits) else {})
-    for body_field in _schema.BODY_FIELDS[cls.TYPE]:
+    for body_field in schema.body_fields[cls.TYPE]:
         field_type = body_field.field_type
         constraint = _constraint_cell(field_type)
         if body_field.name in ranges:
@@ -511,9 +522,9 @@ def render_fields(name: str) -> str:
     table = _table(["Field", "Wire type", "Size", "Constraint", "Meaning"],
                    [[f"`{row.name}`", row.wire, row.size, row.constraint, row.meaning]
                     for row in rows])
-    if not _schema.BODY_FIELDS[cls.TYPE]:
+    if not schema.body_fields[cls.TYPE]:
         table += "\n\nThe body is empty: the frame is the header alone."
-    return "\n\n".join([head, table, _layout(cls), _annotated_typical(cls)])
+    return "\n\n".join([head, table, _layout(cls, schema), _annotated_typical(cls, schema)])
 
 
 def render_error_registry(context: SpecContext) -> str:
@@ -602,19 +613,19 @@ def render_limits_table() -> str:
 BLOCKS: dict[str, Callable[[str | None, SpecContext], str]] = {}
 
 
-def _no_arg(render: Callable[[], str]) -> Callable[[str | None, SpecContext], str]:
+def _of_schema(render: Callable[[Schema], str]) -> Callable[[str | None, SpecContext], str]:
     def block(arg: str | None, context: SpecContext) -> str:
-        return render()
+        return render(context.schema)
     return block
 
 
-BLOCKS["states"] = _no_arg(render_states)
-BLOCKS["state-table"] = _no_arg(render_state_table)
-BLOCKS["state-diagram"] = _no_arg(render_state_diagram)
-BLOCKS["message-index"] = _no_arg(render_message_index)
-BLOCKS["limits-table"] = _no_arg(render_limits_table)
+BLOCKS["states"] = lambda arg, context: render_states()
+BLOCKS["state-table"] = _of_schema(render_state_table)
+BLOCKS["state-diagram"] = _of_schema(render_state_diagram)
+BLOCKS["message-index"] = _of_schema(render_message_index)
+BLOCKS["limits-table"] = lambda arg, context: render_limits_table()
 BLOCKS["error-registry"] = lambda arg, context: render_error_registry(context)
-BLOCKS["fields"] = lambda arg, context: render_fields(arg or "")
+BLOCKS["fields"] = lambda arg, context: render_fields(arg or "", context.schema)
 
 _TAKES_ARG = {"fields"}
 

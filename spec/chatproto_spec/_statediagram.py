@@ -1,4 +1,4 @@
-"""The connection state machine drawn as SVG, laid out from ``_state.TRANSITIONS``.
+"""The connection state machine drawn as SVG, laid out from a schema's state table.
 
 The spec site shows this drawing on the lifecycle page (``spec/hooks.py`` puts
 it where the checked-in page has the Mermaid source), so the diagram needs no
@@ -29,8 +29,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from html import escape
 
-from chatproto._state import TRANSITIONS, State
-from chatproto_spec._specdoc import state_edges
+from chatproto._schema import SCHEMA, Schema
+from chatproto._state import State
+from chatproto_spec._specdoc import Transitions, state_edges
 
 FONT_PX = 12
 LINE_PX = 16
@@ -122,24 +123,25 @@ class _Plan:
     lanes: list[tuple[State, State, list[str]]]
 
 
-def _plan() -> _Plan:
-    live = [state for state in State if any(s is state for (s, _, _) in TRANSITIONS)]
+def _plan(transitions: Transitions, schema: Schema) -> _Plan:
+    live = [state for state in State if any(s is state for (s, _, _) in transitions)]
     column = live + [state for state in State if state not in live]
     index = {state: i for i, state in enumerate(column)}
     target = column[len(live)] if len(live) < len(column) else None
     shared_keys = {
-        (sender, key) for (state, sender, key), after in TRANSITIONS.items()
+        (sender, key) for (state, sender, key), after in transitions.items()
         if len(live) > 1 and state is live[0] and after is target
-        and all(TRANSITIONS.get((other, sender, key)) is target for other in live)
+        and all(transitions.get((other, sender, key)) is target for other in live)
     }
-    rest = {k: v for k, v in TRANSITIONS.items() if (k[1], k[2]) not in shared_keys}
-    shared = (state_edges({(live[0], s, k): target for (s, k) in shared_keys})[(live[0], target)]
+    rest = {k: v for k, v in transitions.items() if (k[1], k[2]) not in shared_keys}
+    shared = (state_edges({(live[0], s, k): target for (s, k) in shared_keys},
+                          schema)[(live[0], target)]
               if shared_keys and target is not None else [])
     loops: dict[State, list[str]] = {}
     down: dict[int, list[str]] = {}
     up: dict[int, list[str]] = {}
     lanes: list[tuple[State, State, list[str]]] = []
-    for (state, after), labels in state_edges(rest).items():
+    for (state, after), labels in state_edges(rest, schema).items():
         step = index[after] - index[state]
         if step == 0:
             loops[state] = labels
@@ -153,9 +155,10 @@ def _plan() -> _Plan:
     return _Plan(column, live, shared, target if shared else None, loops, down, up, lanes)
 
 
-def render_state_svg() -> str:
-    """The state diagram as one ``<svg>`` element, on one line per element."""
-    plan = _plan()
+def render_state_svg(schema: Schema = SCHEMA, transitions: Transitions | None = None) -> str:
+    """The state diagram of ``schema`` (or of the table ``transitions``) as one
+    ``<svg>`` element, on one line per element."""
+    plan = _plan(schema.transitions if transitions is None else transitions, schema)
     canvas = _Canvas()
     box_width = max(_text_width(s, MONO_EM) for s in plan.column) + 2 * BOX_PAD_PX
     box_left, box_right = -box_width / 2, box_width / 2

@@ -1,7 +1,7 @@
 """Test vectors for implementers in other languages, derived from the declarations.
 
 Nothing here lists message types or their fields: the valid frames of
-``messages.json`` come from ``MESSAGE_TYPES`` and the schema's ``BODY_FIELDS``,
+``messages.json`` come from the schema's ``messages`` and ``body_fields``,
 with example values derived from each field's ``FieldType`` (``SAMPLES`` is the
 one table, keyed by field type, never by message). Minimal and maximal values
 are found by probing the field type's own check, so a changed constraint
@@ -24,13 +24,13 @@ import re
 import struct
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from chatproto import _fastcodec, _schema, names
+from chatproto import _schema, names
 from chatproto._connection import PROTOCOL_VERSION, Connection, FrameRejected
 from chatproto._errors import ERROR_REGISTRY, ErrorCode, RemoteProtocolError
 from chatproto._fields import (
@@ -60,16 +60,15 @@ from chatproto._fields import (
     FieldType,
 )
 from chatproto._framing import MAX_FRAME_LENGTH, PRE_WELCOME_FRAME_LENGTH
+from chatproto._schema import SCHEMA, Schema
 from chatproto._state import State
 from chatproto.messages import (
-    MESSAGE_TYPES,
     Error,
     Hello,
     Limits,
     Message,
     Sender,
     Welcome,
-    message_class,
 )
 from chatproto_spec.requirements import parse_requirements
 from chatproto_spec.requirements import spec_dir as find_spec_dir
@@ -334,12 +333,12 @@ def _request_id_type() -> FieldType:
     return field_type
 
 
-def request_id_for(cls: type[Message], kind: str) -> int:
+def request_id_for(cls: type[Message], kind: str, schema: Schema = SCHEMA) -> int:
     """The header request_id of a case: nonzero for a client's request."""
     if kind == "maximal":
         return field_extent(_request_id_type()).maximum
     is_client_request = cls.SENDER is not Sender.SERVER and cls.FINAL_RESPONSE is not None
-    answers = {c.FINAL_RESPONSE for c in MESSAGE_TYPES.values() if c.FINAL_RESPONSE}
+    answers = {c.FINAL_RESPONSE for c in schema.messages.values() if c.FINAL_RESPONSE}
     # WELCOME, OK, BYE only ever answer a request; PONG may echo a server PING's 0.
     is_answer_only = cls.SENDER is Sender.SERVER and cls in answers
     if kind == "minimal":
@@ -349,9 +348,9 @@ def request_id_for(cls: type[Message], kind: str) -> int:
     return 0
 
 
-def case_kinds(cls: type[Message]) -> tuple[str, ...]:
+def case_kinds(cls: type[Message], schema: Schema = SCHEMA) -> tuple[str, ...]:
     """The cases a message type gets: non-ascii only if a field takes Unicode text."""
-    fields = _schema.BODY_FIELDS[cls.TYPE]
+    fields = schema.body_fields[cls.TYPE]
     if any(accepts_unicode(f.field_type) for f in fields):
         return CASE_KINDS
     return tuple(kind for kind in CASE_KINDS if kind != "non-ascii")
@@ -367,15 +366,16 @@ class MessageCase:
 
     @property
     def values(self) -> dict[str, Any]:
-        return {f.name: getattr(self.message, f.name)
-                for f in _schema.BODY_FIELDS[type(self.message).TYPE]}
+        """The body field values, in wire order (every model field but the header's)."""
+        return {name: getattr(self.message, name)
+                for name in type(self.message).model_fields if name != "request_id"}
 
 
-def message_case(cls: type[Message], kind: str) -> MessageCase:
-    """Build, encode (construct and fast codec) and round-trip one case."""
-    fields = _schema.BODY_FIELDS[cls.TYPE]
+def message_case(cls: type[Message], kind: str, schema: Schema = SCHEMA) -> MessageCase:
+    """Build, encode (construct and fast codec of ``schema``) and round-trip one case."""
+    fields = schema.body_fields[cls.TYPE]
     occurrences: dict[FieldType, int] = {}
-    wanted: dict[str, Any] = {"request_id": request_id_for(cls, kind)}
+    wanted: dict[str, Any] = {"request_id": request_id_for(cls, kind, schema)}
     reference = Limits().model_dump()
     for body_field in fields:
         field_type = body_field.field_type
@@ -389,21 +389,21 @@ def message_case(cls: type[Message], kind: str) -> MessageCase:
         else:
             wanted[body_field.name] = field_value(field_type, kind, index)
     message = cls.model_validate(_fit(cls, wanted, kind))
-    frame = _schema.construct_encode(message)
-    fast = _fastcodec.encode(message)
+    frame = schema.construct_encode(message)
+    fast = schema.encode(message)
     if fast != frame:
         raise VectorError(f"{cls.NAME} {kind}: fast codec {fast.hex()} != construct {frame.hex()}")
     if len(frame) - _schema.LENGTH_FIELD_SIZE > MAX_FRAME_LENGTH:
         raise VectorError(f"{cls.NAME} {kind}: frame longer than {MAX_FRAME_LENGTH}")
-    for decode in (_schema.construct_decode, _fastcodec.decode_frame):
+    for decode in (schema.construct_decode, schema.decode_frame):
         decoded = decode(frame)
         if decoded != message or type(decoded) is not cls:
             raise VectorError(f"{cls.NAME} {kind}: {decode.__name__} does not round-trip")
     return MessageCase(kind, message, frame)
 
 
-def message_cases(cls: type[Message]) -> list[MessageCase]:
-    return [message_case(cls, kind) for kind in case_kinds(cls)]
+def message_cases(cls: type[Message], schema: Schema = SCHEMA) -> list[MessageCase]:
+    return [message_case(cls, kind, schema) for kind in case_kinds(cls, schema)]
 
 
 def to_json_value(value: Any) -> Any:
@@ -415,10 +415,10 @@ def to_json_value(value: Any) -> Any:
     return value
 
 
-def messages_vectors() -> dict[str, Any]:
+def messages_vectors(schema: Schema = SCHEMA) -> dict[str, Any]:
     messages = []
-    for code, cls in MESSAGE_TYPES.items():
-        fields = _schema.BODY_FIELDS[code]
+    for code, cls in schema.messages.items():
+        fields = schema.body_fields[code]
         messages.append({
             "name": cls.NAME,
             "type": code,
@@ -438,7 +438,7 @@ def messages_vectors() -> dict[str, Any]:
                     "fields": {name: to_json_value(v) for name, v in case.values.items()},
                     "hex": case.frame.hex(),
                 }
-                for case in message_cases(cls)
+                for case in message_cases(cls, schema)
             ],
         })
     return {
@@ -474,16 +474,17 @@ def raw_frame(
     type_code: int | None = None,
     trailing: bytes = b"",
     length: int | None = None,
+    schema: Schema = SCHEMA,
 ) -> bytes:
     """A frame built field by field from the typical case, bypassing validation.
 
     ``overrides`` replaces field values (construct still encodes them, so any
     string goes); ``raw`` replaces a field's encoded octets entirely.
     """
-    typical = message_case(cls, "typical")
+    typical = message_case(cls, "typical", schema)
     values = typical.values | dict(overrides or {})
     parts = []
-    for body_field in _schema.BODY_FIELDS[cls.TYPE]:
+    for body_field in schema.body_fields[cls.TYPE]:
         if raw and body_field.name in raw:
             parts.append(raw[body_field.name])
         else:
@@ -538,25 +539,26 @@ class Outcome:
     """"framing", "codec" (the body decoder alone finds it) or "connection"."""
 
 
-def connection_in(receiver: Sender, state: State) -> Connection:
-    """A reference Connection of role ``receiver`` driven into ``state``."""
-    welcome = message_case(Welcome, "typical").message
+def connection_in(receiver: Sender, state: State, schema: Schema = SCHEMA) -> Connection:
+    """A reference Connection of role ``receiver`` on ``schema``, driven into ``state``."""
+    welcome = message_case(Welcome, "typical", schema).message
     if not isinstance(welcome, Welcome):
         raise VectorError("the WELCOME case is not a Welcome")
-    conn = Connection(receiver, welcome.limits if receiver is Sender.SERVER else None)
+    conn = Connection(receiver, welcome.limits if receiver is Sender.SERVER else None,
+                      schema=schema)
     if state is State.AWAIT_HELLO:
         return conn
     if state is not State.READY:
         raise ValueError(f"no vectors start in state {state}")
-    hello = message_case(Hello, "typical").message
+    hello = message_case(Hello, "typical", schema).message
     if receiver is Sender.SERVER:
-        conn.receive_data(_fastcodec.encode(hello))
+        conn.receive_data(schema.encode(hello))
         events = list(conn.events())
         expected: Message = hello
         conn.send(welcome)
     else:
         conn.send(hello)
-        conn.receive_data(_fastcodec.encode(welcome))
+        conn.receive_data(schema.encode(welcome))
         events = list(conn.events())
         expected = welcome
     if events != [expected] or conn.state is not State.READY:
@@ -565,9 +567,9 @@ def connection_in(receiver: Sender, state: State) -> Connection:
     return conn
 
 
-def run_invalid(case: InvalidCase) -> Outcome | None:
+def run_invalid(case: InvalidCase, schema: Schema = SCHEMA) -> Outcome | None:
     """Feed the case octet by octet to a fresh Connection; None if nothing was reported."""
-    conn = connection_in(case.receiver, case.state)
+    conn = connection_in(case.receiver, case.state, schema)
     data = case.data
     for index in range(len(data)):
         try:
@@ -575,12 +577,12 @@ def run_invalid(case: InvalidCase) -> Outcome | None:
             events = list(conn.events())
         except RemoteProtocolError as exc:
             layer = "framing" if index + 1 < len(data) or _is_header_fault(data) else \
-                _layer(case, exc.code)
+                _layer(case, exc.code, schema)
             return Outcome(exc.code, True, exc.request_id, index + 1, layer)
         for event in events:
             if isinstance(event, FrameRejected):
                 return Outcome(event.code, False, event.request_id, index + 1,
-                               _layer(case, event.code))
+                               _layer(case, event.code, schema))
             if isinstance(event, Message):
                 raise VectorError(f"{case.id}: the frame was accepted as {event!r}")
     if case.eof:
@@ -599,45 +601,44 @@ def _is_header_fault(data: bytes) -> bool:
     return length < _schema.MIN_FRAME_LENGTH or length != len(data) - _schema.LENGTH_FIELD_SIZE
 
 
-def codec_error(frame: bytes) -> ErrorCode | None:
+def codec_error(frame: bytes, schema: Schema = SCHEMA) -> ErrorCode | None:
     """The error the fast codec alone reports for a whole frame, or None if it decodes."""
     try:
-        _fastcodec.decode_frame(frame)
+        schema.decode_frame(frame)
     except RemoteProtocolError as exc:
         return exc.code
     return None
 
 
-def _layer(case: InvalidCase, code: ErrorCode) -> str:
+def _layer(case: InvalidCase, code: ErrorCode, schema: Schema) -> str:
     if _is_header_fault(case.data):
         return "framing"
     # The connection checks the state (from the header alone) before the body.
-    return "codec" if codec_error(case.data) is code else "connection"
+    return "codec" if codec_error(case.data, schema) is code else "connection"
 
 
-def _text_frame(text: str) -> bytes:
-    from chatproto.messages import SendRoom
-
-    return raw_frame(SendRoom, {"text": text})
-
-
-def invalid_cases() -> list[InvalidCase]:
+def invalid_cases(schema: Schema = SCHEMA) -> list[InvalidCase]:
     """The invalid frames, each with the error it was written to produce."""
-    send_room = message_class("SEND_ROOM")
-    nick = message_class("NICK")
-    join = message_class("JOIN")
-    list_rooms = message_class("LIST_ROOMS")
-    register = message_class("REGISTER")
-    set_topic = message_class("SET_TOPIC")
-    room_message = message_class("ROOM_MESSAGE")
-    member_left = message_class("MEMBER_LEFT")
-    ok = message_class("OK")
+    frame = partial(raw_frame, schema=schema)  # of this schema's fields
+    send_room = schema.message_class("SEND_ROOM")
+    nick = schema.message_class("NICK")
+    join = schema.message_class("JOIN")
+    list_rooms = schema.message_class("LIST_ROOMS")
+    register = schema.message_class("REGISTER")
+    set_topic = schema.message_class("SET_TOPIC")
+    room_message = schema.message_class("ROOM_MESSAGE")
+    member_left = schema.message_class("MEMBER_LEFT")
+    ok = schema.message_class("OK")
+
+    def text_frame(text: str) -> bytes:
+        return frame(send_room, {"text": text})
+
     limits = Limits()
     server, client = Sender.SERVER, Sender.CLIENT
     ready, await_hello = State.READY, State.AWAIT_HELLO
-    typical_send_room = message_case(send_room, "typical").frame
+    typical_send_room = message_case(send_room, "typical", schema).frame
     server_limit = limits.max_frame_size
-    unknown_type = max(code for code in MESSAGE_TYPES if code < 0x8000) + 1
+    unknown_type = max(code for code in schema.messages if code < 0x8000) + 1
     utf8 = [
         ("overlong", "an overlong encoding of '/' (C0 AF)", b"ok \xc0\xaf"),
         ("lone-continuation", "a lone continuation octet (80)", b"ok \x80"),
@@ -676,106 +677,106 @@ def invalid_cases() -> list[InvalidCase]:
         InvalidCase("body-too-short",
                     "NICK whose str8 length says 5 octets but only 3 follow (the frame's "
                     "length is consistent: the body ends early)", server, ready,
-                    raw_frame(nick, raw={"nick": b"\x05abc"}), ErrorCode.MALFORMED_MESSAGE),
+                    frame(nick, raw={"nick": b"\x05abc"}), ErrorCode.MALFORMED_MESSAGE),
         InvalidCase("trailing-octet-empty-body",
                     "LIST_ROOMS (no fields) with one extra octet", server, ready,
-                    raw_frame(list_rooms, trailing=b"\x00"), ErrorCode.MALFORMED_MESSAGE),
+                    frame(list_rooms, trailing=b"\x00"), ErrorCode.MALFORMED_MESSAGE),
         InvalidCase("trailing-octet", "SEND_ROOM with one extra octet after the text",
-                    server, ready, raw_frame(send_room, trailing=b"!"),
+                    server, ready, frame(send_room, trailing=b"!"),
                     ErrorCode.MALFORMED_MESSAGE),
         InvalidCase("bool-2", "JOIN whose resume bool is the octet 2", server, ready,
-                    raw_frame(join, raw={"resume": b"\x02"}), ErrorCode.MALFORMED_MESSAGE),
+                    frame(join, raw={"resume": b"\x02"}), ErrorCode.MALFORMED_MESSAGE),
         InvalidCase("bool-2-client", "ROOM_MESSAGE whose history bool is the octet 2",
-                    client, ready, raw_frame(room_message, raw={"history": b"\x02"}),
+                    client, ready, frame(room_message, raw={"history": b"\x02"}),
                     ErrorCode.MALFORMED_MESSAGE),
         InvalidCase("enum-undefined",
                     f"MEMBER_LEFT whose kind is {max(LEAVE_KIND.wire.enum_values) + 1}, "
                     "a value the enumeration does not define", client, ready,
-                    raw_frame(member_left, raw={"kind": struct.pack(
+                    frame(member_left, raw={"kind": struct.pack(
                         LEAVE_KIND.wire.prefix_format, max(LEAVE_KIND.wire.enum_values) + 1)}),
                     ErrorCode.MALFORMED_MESSAGE),
         InvalidCase("strlist-short",
                     "HELLO whose capability list announces 3 items but holds 1",
                     server, await_hello,
-                    raw_frame(Hello, raw={"capabilities": b"\x03\x01a"}),
+                    frame(Hello, raw={"capabilities": b"\x03\x01a"}),
                     ErrorCode.MALFORMED_MESSAGE),
         *[
             InvalidCase(f"utf8-{slug}", f"SEND_ROOM text with {what}", server, ready,
-                        raw_frame(send_room, raw={"text": raw_string(MESSAGE_TEXT, payload)}),
+                        frame(send_room, raw={"text": raw_string(MESSAGE_TEXT, payload)}),
                         ErrorCode.INVALID_UTF8)
             for slug, what, payload in utf8
         ],
         InvalidCase("utf8-in-room", "JOIN whose room is '#' then a lone continuation octet",
-                    server, ready, raw_frame(join, raw={"room": raw_string(ROOM, b"#\x80")}),
+                    server, ready, frame(join, raw={"room": raw_string(ROOM, b"#\x80")}),
                     ErrorCode.INVALID_UTF8),
         InvalidCase("nick-cyrillic",
                     "NICK '\u0430lice' whose first letter is CYRILLIC SMALL LETTER A (U+0430)",
-                    server, ready, raw_frame(nick, {"nick": "\u0430lice"}),
+                    server, ready, frame(nick, {"nick": "\u0430lice"}),
                     ErrorCode.INVALID_NICK),
         InvalidCase("hello-nick-cyrillic", "HELLO with nick '\u0430lice' (Cyrillic \u0430, U+0430)",
-                    server, await_hello, raw_frame(Hello, {"nick": "\u0430lice"}),
+                    server, await_hello, frame(Hello, {"nick": "\u0430lice"}),
                     ErrorCode.INVALID_NICK),
         InvalidCase("nick-digit-first", "NICK '1alice' (starts with a digit)", server, ready,
-                    raw_frame(nick, {"nick": "1alice"}), ErrorCode.INVALID_NICK),
+                    frame(nick, {"nick": "1alice"}), ErrorCode.INVALID_NICK),
         InvalidCase("nick-empty", "NICK with an empty nick", server, ready,
-                    raw_frame(nick, {"nick": ""}), ErrorCode.INVALID_NICK),
+                    frame(nick, {"nick": ""}), ErrorCode.INVALID_NICK),
         InvalidCase("nick-space", "NICK 'al ice' (contains a space)", server, ready,
-                    raw_frame(nick, {"nick": "al ice"}), ErrorCode.INVALID_NICK),
+                    frame(nick, {"nick": "al ice"}), ErrorCode.INVALID_NICK),
         InvalidCase("nick-too-long", f"NICK of {names.NICK_MAX_BYTES + 1} octets", server,
-                    ready, raw_frame(nick, {"nick": "a" * (names.NICK_MAX_BYTES + 1)}),
+                    ready, frame(nick, {"nick": "a" * (names.NICK_MAX_BYTES + 1)}),
                     ErrorCode.INVALID_NICK),
         InvalidCase("room-without-hash", "JOIN 'general' (no leading '#')", server, ready,
-                    raw_frame(join, {"room": "general"}), ErrorCode.INVALID_ROOM_NAME),
+                    frame(join, {"room": "general"}), ErrorCode.INVALID_ROOM_NAME),
         InvalidCase("room-hash-only", "JOIN '#' (no name after '#')", server, ready,
-                    raw_frame(join, {"room": "#"}), ErrorCode.INVALID_ROOM_NAME),
+                    frame(join, {"room": "#"}), ErrorCode.INVALID_ROOM_NAME),
         InvalidCase("room-too-long", f"JOIN with a room name of {names.ROOM_NAME_MAX_BYTES + 1} "
                     "octets", server, ready,
-                    raw_frame(join, {"room": "#" + "a" * names.ROOM_NAME_MAX_BYTES}),
+                    frame(join, {"room": "#" + "a" * names.ROOM_NAME_MAX_BYTES}),
                     ErrorCode.INVALID_ROOM_NAME),
         InvalidCase("text-esc", "SEND_ROOM text with ESC (U+001B), an ANSI escape sequence",
-                    server, ready, _text_frame("\x1b[2Jhello"), ErrorCode.INVALID_FIELD),
+                    server, ready, text_frame("\x1b[2Jhello"), ErrorCode.INVALID_FIELD),
         InvalidCase("text-cr", "SEND_ROOM text with CR (U+000D)", server, ready,
-                    _text_frame("hello\rbye"), ErrorCode.INVALID_FIELD),
+                    text_frame("hello\rbye"), ErrorCode.INVALID_FIELD),
         InvalidCase("text-del", "SEND_ROOM text with DEL (U+007F)", server, ready,
-                    _text_frame("hello\x7f"), ErrorCode.INVALID_FIELD),
+                    text_frame("hello\x7f"), ErrorCode.INVALID_FIELD),
         InvalidCase("text-c1", "SEND_ROOM text with the C1 control CSI (U+009B)", server,
-                    ready, _text_frame("hello\x9b2J"), ErrorCode.INVALID_FIELD),
+                    ready, text_frame("hello\x9b2J"), ErrorCode.INVALID_FIELD),
         InvalidCase("text-nul", "SEND_ROOM text with NUL (U+0000)", server, ready,
-                    _text_frame("hel\x00lo"), ErrorCode.INVALID_FIELD),
+                    text_frame("hel\x00lo"), ErrorCode.INVALID_FIELD),
         InvalidCase("text-empty", "SEND_ROOM with an empty text", server, ready,
-                    _text_frame(""), ErrorCode.INVALID_FIELD),
+                    text_frame(""), ErrorCode.INVALID_FIELD),
         InvalidCase("text-above-limit",
                     f"SEND_ROOM text of {limits.max_message_length + 1} octets, one above the "
                     "reference max_message_length", server, ready,
-                    _text_frame("a" * (limits.max_message_length + 1)),
+                    text_frame("a" * (limits.max_message_length + 1)),
                     ErrorCode.MESSAGE_TOO_LONG),
         InvalidCase("text-above-protocol-cap",
                     f"SEND_ROOM text of {MESSAGE_TEXT_MAX_BYTES + 1} octets, one above the "
                     "protocol's cap on any max_message_length (CP-MSG-2)", server, ready,
-                    _text_frame("a" * (MESSAGE_TEXT_MAX_BYTES + 1)),
+                    text_frame("a" * (MESSAGE_TEXT_MAX_BYTES + 1)),
                     ErrorCode.MESSAGE_TOO_LONG),
         InvalidCase("topic-esc", "SET_TOPIC topic with ESC (U+001B)", server, ready,
-                    raw_frame(set_topic, {"topic": "\x1b]0;pwned\x07"}), ErrorCode.INVALID_FIELD),
+                    frame(set_topic, {"topic": "\x1b]0;pwned\x07"}), ErrorCode.INVALID_FIELD),
         InvalidCase("password-nul", "REGISTER password containing NUL", server, ready,
-                    raw_frame(register, {"password": "pass\x00word"}), ErrorCode.INVALID_FIELD),
+                    frame(register, {"password": "pass\x00word"}), ErrorCode.INVALID_FIELD),
         InvalidCase("capability-uppercase", "HELLO offering the capability 'Typing'",
-                    server, await_hello, raw_frame(Hello, {"capabilities": ("Typing",)}),
+                    server, await_hello, frame(Hello, {"capabilities": ("Typing",)}),
                     ErrorCode.INVALID_FIELD),
         InvalidCase("capabilities-too-many",
                     f"HELLO offering {MAX_CAPABILITIES + 1} capabilities", server, await_hello,
-                    raw_frame(Hello, {"capabilities": tuple(
+                    frame(Hello, {"capabilities": tuple(
                         f"cap{i}" for i in range(MAX_CAPABILITIES + 1))}),
                     ErrorCode.INVALID_FIELD),
         InvalidCase("version-zero", "HELLO with min_version 0", server, await_hello,
-                    raw_frame(Hello, {"min_version": 0}), ErrorCode.INVALID_FIELD),
+                    frame(Hello, {"min_version": 0}), ErrorCode.INVALID_FIELD),
         InvalidCase("version-unsupported",
                     f"HELLO offering versions {PROTOCOL_VERSION + 1} to {PROTOCOL_VERSION + 2} "
                     "only", server, await_hello,
-                    raw_frame(Hello, {"min_version": PROTOCOL_VERSION + 1,
+                    frame(Hello, {"min_version": PROTOCOL_VERSION + 1,
                                       "max_version": PROTOCOL_VERSION + 2}),
                     ErrorCode.UNSUPPORTED_VERSION),
         InvalidCase("request-id-zero", "LIST_ROOMS with request_id 0", server, ready,
-                    raw_frame(list_rooms, request_id=0), ErrorCode.INVALID_REQUEST_ID),
+                    frame(list_rooms, request_id=0), ErrorCode.INVALID_REQUEST_ID),
         InvalidCase("unknown-type", f"a frame of the unassigned type 0x{unknown_type:04X}",
                     server, ready, header_only(6, unknown_type, 9), ErrorCode.UNKNOWN_TYPE),
         InvalidCase("reserved-type", "a frame of the reserved type 0x0000", server, ready,
@@ -792,13 +793,13 @@ def invalid_cases() -> list[InvalidCase]:
                     server, await_hello, header_only(6, unknown_type, 9),
                     ErrorCode.STATE_VIOLATION),
         InvalidCase("join-before-hello", "JOIN before HELLO", server, await_hello,
-                    raw_frame(join), ErrorCode.STATE_VIOLATION),
+                    frame(join), ErrorCode.STATE_VIOLATION),
         InvalidCase("server-message-from-client", "OK sent by a client", server, ready,
-                    raw_frame(ok), ErrorCode.STATE_VIOLATION),
+                    frame(ok), ErrorCode.STATE_VIOLATION),
         InvalidCase("hello-twice", "a second HELLO after the handshake", server, ready,
-                    raw_frame(Hello), ErrorCode.STATE_VIOLATION),
+                    frame(Hello), ErrorCode.STATE_VIOLATION),
         InvalidCase("welcome-twice", "a second WELCOME after the handshake", client, ready,
-                    raw_frame(Welcome), ErrorCode.STATE_VIOLATION),
+                    frame(Welcome), ErrorCode.STATE_VIOLATION),
     ]
     ids = [case.id for case in cases]
     if len(set(ids)) != len(ids):
@@ -822,7 +823,8 @@ def spec_requirements(spec_dir: Path) -> dict[str, str]:
 
 
 def requirements_for(requirements: Mapping[str, str], code: ErrorCode, receiver: Sender,
-                     message: str | None = None, state: State | None = None) -> list[str]:
+                     message: str | None = None, state: State | None = None,
+                     schema: Schema = SCHEMA) -> list[str]:
     """The requirements that assign ERROR ``code`` to what a ``receiver`` gets.
 
     A requirement qualifies when its paragraph names the error, its subject is
@@ -840,7 +842,7 @@ def requirements_for(requirements: Mapping[str, str], code: ErrorCode, receiver:
                 and "MUST NOT send" not in text):
             found.append(rid)
     # Every error rule names ERROR: it says nothing about which frame is meant.
-    message_names = {cls.NAME for cls in MESSAGE_TYPES.values()} - {Error.NAME}
+    message_names = set(schema.by_name) - {Error.NAME}
     state_names = {s.value for s in State}
 
     def fits(rid: str, wanted: str | None, vocabulary: set[str]) -> bool:
@@ -863,18 +865,18 @@ def _requirement_sort_key(rid: str) -> tuple[str, int]:
     return area, int(number)
 
 
-def _message_name(data: bytes) -> str | None:
+def _message_name(data: bytes, schema: Schema) -> str | None:
     if len(data) < _schema.HEADER_SIZE:
         return None
-    cls = MESSAGE_TYPES.get(_schema.FRAME_HEADER.parse(data).type)
+    cls = schema.messages.get(_schema.FRAME_HEADER.parse(data).type)
     return cls.NAME if cls else None
 
 
-def invalid_vectors(spec_dir: Path | None) -> dict[str, Any]:
+def invalid_vectors(spec_dir: Path | None, schema: Schema = SCHEMA) -> dict[str, Any]:
     requirements = spec_requirements(spec_dir) if spec_dir and spec_dir.is_dir() else {}
     entries = []
-    for case in invalid_cases():
-        outcome = run_invalid(case)
+    for case in invalid_cases(schema):
+        outcome = run_invalid(case, schema)
         got = outcome.code if outcome else None
         if got is not case.expect:
             raise VectorError(
@@ -908,7 +910,8 @@ def invalid_vectors(spec_dir: Path | None) -> dict[str, Any]:
                 "layer": outcome.layer,
             }
             entry["requirements"] = requirements_for(
-                requirements, outcome.code, case.receiver, _message_name(case.data), case.state)
+                requirements, outcome.code, case.receiver, _message_name(case.data, schema),
+                case.state, schema)
         entries.append(entry)
     return {
         "header": _header(
@@ -1032,16 +1035,16 @@ def nickfold_vectors() -> dict[str, Any]:
 # ----------------------------------------------------------------- output
 
 
-def build_vectors(spec_dir: Path | None = None) -> dict[str, object]:
-    """Every vector file's content, by file name (``messages.json`` ...).
+def build_vectors(spec_dir: Path | None = None, schema: Schema = SCHEMA) -> dict[str, object]:
+    """Every vector file's content, by file name (``messages.json`` ...), for ``schema``.
 
     ``spec_dir`` (default: the pages ``chatproto_spec.requirements`` reads) is read
     for the requirement IDs of ``invalid.json``.
     """
     spec = find_spec_dir() if spec_dir is None else spec_dir
     return {
-        "messages.json": messages_vectors(),
-        "invalid.json": invalid_vectors(spec),
+        "messages.json": messages_vectors(schema),
+        "invalid.json": invalid_vectors(spec, schema),
         "nickfold.json": nickfold_vectors(),
     }
 
@@ -1051,9 +1054,9 @@ def dumps(content: object) -> str:
     return json.dumps(content, indent=2, ensure_ascii=False) + "\n"
 
 
-def render_vectors(spec_dir: Path | None = None) -> dict[str, str]:
+def render_vectors(spec_dir: Path | None = None, schema: Schema = SCHEMA) -> dict[str, str]:
     """File name -> exact file text."""
-    return {name: dumps(content) for name, content in build_vectors(spec_dir).items()}
+    return {name: dumps(content) for name, content in build_vectors(spec_dir, schema).items()}
 
 
 def iter_frames(content: Mapping[str, Any]) -> Iterator[tuple[str, str, bytes]]:
