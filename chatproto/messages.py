@@ -4,9 +4,12 @@ A message class is the single declaration of one message type. From it come:
 
 * the typed API: the class itself, a frozen pydantic model;
 * the wire schema: a ``construct.Struct`` of the body, derived from the field
-  types' subcons in declaration order (``chatproto._schema``);
-* the fast codec, generated from that schema (``chatproto._fastcodec``);
+  types' subcons in declaration order, the fast codec generated from it and the
+  state table's rows, all held by one ``chatproto._schema.Schema``;
 * the spec's field tables, the test vectors and the conformance kit's frames.
+
+Declaring a class registers nothing: ``MESSAGE_CLASSES``, collected at the end
+of this module, is what spec v1's ``SCHEMA`` is built from.
 
 Every frame starts with the same header (length, type, request_id); the body
 holds the fields below ``request_id`` in the order they are declared.

@@ -1,9 +1,9 @@
 """The generated fast codec is byte-identical to the construct reference codec.
 
-``chatproto._fastcodec`` is Python source generated from the construct schema at
-import; ``chatproto._schema.construct_encode`` / ``construct_decode`` run the
-same schema through construct's interpreter and pydantic. These properties hold
-for every message type in ``MESSAGE_TYPES``:
+``chatproto._fastcodec`` is Python source generated from the construct schema
+(``chatproto._codegen``, once per Schema); ``chatproto._schema.construct_encode``
+/ ``construct_decode`` run the same schema through construct's interpreter and
+pydantic. These properties hold for every message type in ``MESSAGE_TYPES``:
 
 * every valid model encodes to the same bytes with both, and both decode those
   bytes back to the model;
