@@ -20,6 +20,7 @@ from chatproto import (
     Connection,
     ErrorCode,
     FrameRejected,
+    Limits,
     LocalProtocolError,
     Sender,
     State,
@@ -27,7 +28,7 @@ from chatproto import (
     _schema,
     encode,
 )
-from chatproto._fields import UINT32, ShortText
+from chatproto._fields import UINT32, MessageText, ShortText
 from chatproto._schema import SCHEMA, Schema
 from chatproto.messages import (
     MESSAGE_CLASSES,
@@ -126,6 +127,25 @@ def test_spec_v1_connections_do_not_know_the_extra_types() -> None:
     assert (rejected.code, rejected.type_code) == (ErrorCode.UNKNOWN_TYPE, Shout.TYPE)
     with pytest.raises(LocalProtocolError):  # nor may a spec v1 connection send one
         pair_in(State.READY).client.send(Shout(request_id=9, words="hello"))
+
+
+def test_an_extra_types_limited_field_is_held_to_the_advertised_limit() -> None:
+    class Announce(_ClientRequest):
+        """Announce to every room (a test-only request)."""
+
+        TYPE: ClassVar[int] = 0x7F03
+        text: MessageText = Field(description="The announcement.")
+
+    schema = with_message(Announce)
+    assert [f.limit_name for f in schema.limited_fields[Announce.TYPE]] == ["max_message_length"]
+    pair = pair_in(State.READY, Limits(max_message_length=10), schema=schema)
+    long = Announce(request_id=4, text="x" * 11)
+    with pytest.raises(LocalProtocolError) as info:
+        pair.client.send(long)
+    assert info.value.code is ErrorCode.MESSAGE_TOO_LONG
+    (rejected,) = feed(pair.server, schema.encode(long))
+    assert isinstance(rejected, FrameRejected)
+    assert (rejected.code, rejected.type_code) == (ErrorCode.MESSAGE_TOO_LONG, Announce.TYPE)
 
 
 def test_a_pair_on_a_schema_with_a_retyped_field_uses_the_new_width() -> None:
