@@ -23,34 +23,28 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
-import re
-import resource
-import signal
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import tracemalloc
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
+
+from chat_connection import HOST, ChatConnection, Lost
+from server_process import ServerDidNotStart, ServerProcess
 
 from chatproto import (
     MESSAGE_TYPES,
     Connection,
-    ConnectionClosed,
     Event,
     FrameDecoder,
-    FrameRejected,
-    LocalProtocolError,
     Message,
-    RemoteProtocolError,
     Sender,
     State,
     encode,
@@ -68,10 +62,8 @@ from chatproto.messages import (
     Login,
     Mute,
     Nick,
-    Ok,
     Oper,
     Ping,
-    Pong,
     Quit,
     Register,
     RoomMessage,
@@ -80,17 +72,9 @@ from chatproto.messages import (
     Welcome,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
-HOST = "127.0.0.1"
 U64_MAX = (1 << 64) - 1
 ATTACK_TIMEOUT_S = 90.0
 """Longest any one attack may take before it counts as not held."""
-_FINAL = (Welcome, Pong, Bye, Ok, Error)
-_LISTENING = re.compile(r"listening on \[?([^\]\s]+?)\]?:(\d+)")
-
-
-class Lost(Exception):
-    """The connection ended, or an answer did not come in time."""
 
 
 def outcome(frames: list[Message]) -> str:
@@ -99,228 +83,11 @@ def outcome(frames: list[Message]) -> str:
     return error_name(final.code) if isinstance(final, Error) else final.NAME
 
 
-# ------------------------------------------------------------------ client
-
-
-class Peer:
-    """One client connection over ``chatproto.Connection``: pipelined requests, events kept.
-
-    ``send`` numbers a request and returns its id at once (so many can be in
-    flight); ``answer`` waits for its frames up to the final one. Frames that
-    answer nothing (events, refusals with request_id 0) go to ``events``.
-    """
-
-    def __init__(self) -> None:
-        self.conn = Connection(Sender.CLIENT)
-        self.events: list[Message] = []
-        self.closed = asyncio.Event()
-        self.opened_at = 0.0
-        self.closed_at = 0.0
-        self.reset = False
-        """The connection ended with a reset (RST), not an orderly end of stream."""
-        self._writer: asyncio.StreamWriter | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._frames: dict[int, list[Message]] = {}
-        self._done: dict[int, asyncio.Future[list[Message]]] = {}
-        self._next_id = 1
-
-    @classmethod
-    async def open(cls, port: int, source: str = HOST, *, receive_buffer: int = 0,
-                   timeout: float = 10.0) -> Peer:
-        peer = cls()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setblocking(False)
-        if receive_buffer:  # before connect, so the window is small from the start
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
-        try:
-            sock.bind((source, 0))
-            async with asyncio.timeout(timeout):
-                await asyncio.get_running_loop().sock_connect(sock, (HOST, port))
-            reader, peer._writer = await asyncio.open_connection(sock=sock)
-        except (OSError, TimeoutError) as exc:
-            sock.close()
-            raise Lost(f"connect: {exc!r}") from None
-        peer.opened_at = time.monotonic()
-        peer._task = asyncio.create_task(peer._read(reader))
-        return peer
-
-    def send(self, message: Message) -> int:
-        """Send ``message`` (a request gets the next request id); its id."""
-        if message.is_request:
-            message = message.model_copy(update={"request_id": self._next_id})
-        try:
-            data = self.conn.send(message)
-        except LocalProtocolError as exc:
-            raise Lost(f"cannot send {message.NAME}: {exc}") from None
-        return self._write(data, message.request_id if message.is_request else 0)
-
-    def send_unchecked(self, message: Message) -> int:
-        """Send ``message``'s frame as it is, past every check of our ``Connection``."""
-        frame = encode(message.model_copy(update={"request_id": self._next_id}))
-        return self._write(frame, self._next_id)
-
-    def _write(self, data: bytes, request_id: int) -> int:
-        if self._writer is None or self._writer.is_closing() or self.closed.is_set():
-            raise Lost("connection closed")
-        if request_id:
-            self._next_id += 1
-            self._frames[request_id] = []
-            self._done[request_id] = asyncio.get_running_loop().create_future()
-        self._writer.write(data)
-        return request_id
-
-    async def answer(self, request_id: int, timeout: float = 10.0) -> list[Message]:
-        try:
-            async with asyncio.timeout(timeout):
-                return await self._done[request_id]
-        except TimeoutError:
-            raise Lost(f"no answer to request {request_id} in {timeout} s") from None
-
-    async def request(self, message: Message, timeout: float = 10.0) -> list[Message]:
-        return await self.answer(self.send(message), timeout)
-
-    async def hello(self, nick: str, password: str = "", timeout: float = 10.0) -> Message:
-        """HELLO; the final answer (WELCOME, or the ERROR)."""
-        frames = await self.request(Hello(min_version=1, max_version=1, nick=nick,
-                                          password=password, client_name="attacks/1"),
-                                    timeout)
-        return frames[-1]
-
-    async def welcomed(self, nick: str, password: str = "") -> Peer:
-        answer = await self.hello(nick, password)
-        if not isinstance(answer, Welcome):
-            raise Lost(f"HELLO {nick} refused: {outcome([answer])}")
-        return self
-
-    def pause_reading(self) -> None:
-        if self._writer is not None:
-            cast(asyncio.Transport, self._writer.transport).pause_reading()
-
-    async def wait_closed(self, timeout: float) -> bool:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                await self.closed.wait()
-        return self.closed.is_set()
-
-    async def close(self) -> None:
-        if self._writer is not None:
-            self._writer.transport.abort()
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                async with asyncio.timeout(5):
-                    await self._task
-
-    async def _read(self, reader: asyncio.StreamReader) -> None:
-        try:
-            while True:
-                try:
-                    data = await reader.read(65536)
-                except OSError:
-                    self.reset = True
-                    data = b""
-                self.conn.receive_data(data)
-                for event in self.conn.events():
-                    if isinstance(event, ConnectionClosed):
-                        return
-                    if not isinstance(event, FrameRejected):
-                        self._dispatch(event)
-                if not data:
-                    return
-        except RemoteProtocolError:
-            return
-        finally:
-            self.closed_at = time.monotonic()
-            self.closed.set()
-            for future in self._done.values():
-                if not future.done():
-                    future.set_exception(Lost("connection ended before the answer"))
-                    future.exception()  # retrieved: nobody may be waiting for it
-            if self._writer is not None:
-                self._writer.transport.abort()
-
-    def _dispatch(self, message: Message) -> None:
-        if isinstance(message, Ping) and message.request_id == 0:
-            with contextlib.suppress(Lost):
-                self.send(Pong(token=message.token))
-            return
-        frames = self._frames.get(message.request_id) if message.request_id else None
-        if frames is None:
-            self.events.append(message)
-            return
-        frames.append(message)
-        if isinstance(message, _FINAL):
-            del self._frames[message.request_id]
-            self._done[message.request_id].set_result(frames)
-
-
-# ------------------------------------------------------------------ server
-
-
-class ServerProcess:
-    """``python -m reference_server`` on 127.0.0.1 port 0 with a temporary data dir."""
-
-    def __init__(self, data_dir: Path, args: list[str], nofile: int | None) -> None:
-        self.args = args
-        self.lines: list[str] = []
-        self.log_bytes = 0
-        self.tracebacks = 0
-        self.port = 0
-        self._listening = threading.Event()
-
-        def limit_descriptors() -> None:
-            if nofile is not None:
-                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
-
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "reference_server", "--host", HOST, "--port", "0",
-             "--data-dir", str(data_dir), *args],
-            cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            preexec_fn=limit_descriptors if nofile is not None else None)
-        threading.Thread(target=self._drain, daemon=True).start()
-
-    def _drain(self) -> None:
-        assert self.proc.stderr is not None
-        for raw in self.proc.stderr:
-            self.log_bytes += len(raw)
-            line = raw.decode("utf-8", "replace").rstrip("\n")
-            if len(self.lines) < 20_000:
-                self.lines.append(line)
-            if line.startswith("Traceback"):
-                self.tracebacks += 1
-            match = _LISTENING.search(line)
-            if match and not self.port:
-                self.port = int(match.group(2))
-                self._listening.set()
-        self._listening.set()
-
-    async def started(self, timeout: float = 20.0) -> ServerProcess:
-        await asyncio.to_thread(self._listening.wait, timeout)
-        if not self.port:
-            self.proc.kill()
-            raise Lost("the server did not start:\n" + "\n".join(self.lines[-20:]))
-        return self
-
-    @property
-    def log(self) -> str:
-        return "\n".join(self.lines)
-
-    def rss_mib(self) -> float:
-        with contextlib.suppress(OSError):
-            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-        return 0.0
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        return self.proc.returncode
+async def open_peer(port: int, source: str = HOST, *,
+                    receive_buffer: int = 0) -> ChatConnection:
+    """A connection from loopback address ``source``, not yet welcomed."""
+    return await ChatConnection(client_name="attacks/1").open(
+        port, source=source, receive_buffer=receive_buffer)
 
 
 class Lab:
@@ -329,30 +96,33 @@ class Lab:
     def __init__(self, scratch: Path) -> None:
         self.scratch = scratch
         self.server: ServerProcess | None = None
-        self.peers: list[Peer] = []
+        self.peers: list[ChatConnection] = []
 
     async def start(self, *args: str, nofile: int | None = None) -> ServerProcess:
         data_dir = self.scratch / "data"
         data_dir.mkdir(exist_ok=True)
-        self.server = await ServerProcess(data_dir, list(args), nofile).started()
-        return self.server
+        self.server = ServerProcess(data_dir, args, nofile=nofile)
+        try:
+            return await self.server.started()
+        except ServerDidNotStart as exc:
+            raise Lost(str(exc)) from None
 
     @property
     def port(self) -> int:
         assert self.server is not None
         return self.server.port
 
-    async def peer(self, source: str = HOST, *, receive_buffer: int = 0) -> Peer:
-        peer = await Peer.open(self.port, source, receive_buffer=receive_buffer)
+    async def peer(self, source: str = HOST, *, receive_buffer: int = 0) -> ChatConnection:
+        peer = await open_peer(self.port, source, receive_buffer=receive_buffer)
         self.peers.append(peer)
         return peer
 
-    async def user(self, nick: str, source: str = HOST, password: str = "") -> Peer:
+    async def user(self, nick: str, source: str = HOST, password: str = "") -> ChatConnection:
         return await (await self.peer(source)).welcomed(nick, password)
 
     async def close_peers(self) -> None:
         peers, self.peers = self.peers, []
-        await asyncio.gather(*(p.close() for p in peers))
+        await asyncio.gather(*(p.close(reset=True) for p in peers))
 
 
 def address(host_index: int) -> str:
@@ -360,7 +130,8 @@ def address(host_index: int) -> str:
     return f"127.0.{1 + host_index // 250}.{1 + host_index % 250}"
 
 
-async def ping_times(peer: Peer, stop: asyncio.Event, every_s: float = 0.05) -> list[float]:
+async def ping_times(peer: ChatConnection, stop: asyncio.Event,
+                     every_s: float = 0.05) -> list[float]:
     """Ping until ``stop``; the round trips, in seconds."""
     times = []
     while not stop.is_set():
@@ -389,19 +160,19 @@ async def room_flood(lab: Lab) -> Finding:
     await lab.start()
     window_s, per_address_burst, per_address_rate = 4.0, 40 * 64, 64 / 0.25
     answers: Counter[str] = Counter()
-    held: list[tuple[Peer, int]] = []  # connection, rooms it created
+    held: list[tuple[ChatConnection, int]] = []  # connection, rooms it created
     most_held = serial = created_then = 0
     limited_at = 0.0  # when the address bucket first said RATE_LIMITED
     started = time.monotonic()
     while time.monotonic() - started < window_s:
         try:
-            peer = await (await Peer.open(lab.port)).welcomed(f"flood{serial}")
+            peer = await (await open_peer(lab.port)).welcomed(f"flood{serial}")
         except Lost:
             answers["connections refused"] += 1
             if not held:
                 break
             oldest, _ = held.pop(0)
-            await oldest.close()
+            await oldest.close(reset=True)
             continue
         ids = [peer.send(Join(room=f"#f{serial}-{k}")) for k in range(32)]
         serial += 1
@@ -412,7 +183,7 @@ async def room_flood(lab: Lab) -> Finding:
         held.append((peer, results.count("OK")))
         most_held = max(most_held, sum(n for _, n in held))
     elapsed = time.monotonic() - started
-    await asyncio.gather(*(p.close() for p, _ in held))
+    await asyncio.gather(*(p.close(reset=True) for p, _ in held))
     created = answers["OK"]
     # 5% and one connection's JOINs of slack: the server's clock starts a little earlier.
     ceiling = per_address_burst + per_address_rate * elapsed * 1.05 + 32
@@ -537,7 +308,7 @@ async def history_flood(lab: Lab) -> Finding:
         peer = await (await lab.peer(address(20), receive_buffer=4096)).welcomed(f"reader{k}")
         await peer.request(Join(room="#big"))
         attackers.append(peer)
-    before = server.rss_mib()
+    before = server.rss_kib() / 1024
     for peer in attackers:
         peer.pause_reading()
         for _ in range(40):
@@ -545,14 +316,14 @@ async def history_flood(lab: Lab) -> Finding:
     peak = before
     deadline = time.monotonic() + 4.0
     while time.monotonic() < deadline:
-        peak = max(peak, server.rss_mib())
+        peak = max(peak, server.rss_kib() / 1024)
         await asyncio.sleep(0.05)
     dropped = sum(p.closed.is_set() for p in attackers)
     await lab.close_peers()
     probe = await lab.user("probe", address(30))
     await probe.request(Ping(token=b"after"))  # the server has seen them go
     await asyncio.sleep(1.0)
-    after = server.rss_mib()
+    after = server.rss_kib() / 1024
     grown, kept = peak - before, after - before
     return Finding(
         f"RSS {before:.0f} -> {peak:.0f} -> {after:.0f} MiB (before / peak / after); "
@@ -763,7 +534,7 @@ async def account_creation(lab: Lab) -> Finding:
             peer = await lab.user(f"acct{next(serial)}")
             answers[outcome(await peer.request(Register(password="pw-0123456789")))] += 1
             await peer.request(Quit())
-            await peer.close()
+            await peer.close(reset=True)
             lab.peers.remove(peer)
 
     started = time.monotonic()

@@ -38,38 +38,27 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
-import os
 import random
-import re
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chat_connection import HOST, ChatConnection, Lost, MessageHook
+from server_process import ServerDidNotStart, ServerProcess
+
 from chatproto import (
-    Connection,
-    ConnectionClosed,
     ErrorCode,
-    FrameRejected,
     Limits,
-    LocalProtocolError,
-    RemoteProtocolError,
-    Sender,
     error_name,
 )
 from chatproto.messages import (
     Bye,
     Error,
-    Hello,
     HistoryGap,
     Join,
     ListRooms,
@@ -78,7 +67,6 @@ from chatproto.messages import (
     Ok,
     Part,
     Ping,
-    Pong,
     PrivateMessage,
     Quit,
     RoomInfo,
@@ -88,23 +76,15 @@ from chatproto.messages import (
     Welcome,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
-HOST = "127.0.0.1"
 REQUEST_TIMEOUT_S = 15.0
 """Longest wait for one answer before the soak calls it an error."""
 ROOMS = 6
 MAX_ROOMS_PER_CLIENT = 3
 EXPECTED_CODES = frozenset({"RATE_LIMITED", "NO_SUCH_NICK"})
-_FINAL = (Welcome, Pong, Bye, Ok, Error)
-_LISTENING = re.compile(r"listening on \[?([^\]\s]+?)\]?:(\d+)")
 
 # How often each action is picked.
 ACTIONS = {"send_room": 50, "send_private": 15, "join": 12, "part": 9, "quit": 3,
            "crash": 3}
-
-
-class Broken(Exception):
-    """The connection ended, or an answer did not come: reconnect."""
 
 
 # ------------------------------------------------------------------ ledger
@@ -165,130 +145,6 @@ class PrivateSent:
     msg_id: int
 
 
-# ------------------------------------------------------------------ client
-
-
-class SoakConnection:
-    """One TCP connection over ``chatproto.Connection``: requests by id, events to a callback."""
-
-    def __init__(self, tally: Tally, on_event: Any) -> None:
-        self.tally = tally
-        self.on_event = on_event
-        self.conn = Connection(Sender.CLIENT)
-        self._writer: asyncio.StreamWriter | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._pending: dict[int, tuple[list[Message], asyncio.Future[list[Message]]]] = {}
-        self._next_id = 1
-        self.closed = asyncio.Event()
-        self.crashed = False
-        """Reset by us on purpose: what was on its way to it is not owed to it."""
-
-    async def open(self, host: str, port: int, source: str | None) -> None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setblocking(False)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        try:
-            if source is not None:
-                sock.bind((source, 0))
-            async with asyncio.timeout(REQUEST_TIMEOUT_S):
-                await asyncio.get_running_loop().sock_connect(sock, (host, port))
-            reader, self._writer = await asyncio.open_connection(sock=sock)
-        except (OSError, TimeoutError) as exc:
-            sock.close()
-            raise Broken(f"connect: {exc!r}") from None
-        self.tally.connections += 1
-        self._task = asyncio.create_task(self._read(reader))
-
-    def send(self, message: Message) -> int:
-        if self._writer is None or self._writer.is_closing():
-            raise Broken("connection closed")
-        if message.is_request:
-            message = message.model_copy(update={"request_id": self._next_id})
-            self._next_id += 1
-            loop = asyncio.get_running_loop()
-            self._pending[message.request_id] = ([], loop.create_future())
-        try:
-            self._writer.write(self.conn.send(message))
-        except LocalProtocolError as exc:
-            raise Broken(f"cannot send {message.NAME}: {exc}") from None
-        return message.request_id
-
-    async def answer(self, request_id: int) -> list[Message]:
-        _, future = self._pending[request_id]
-        try:
-            async with asyncio.timeout(REQUEST_TIMEOUT_S):
-                return await future
-        except TimeoutError:
-            self.tally.error("TIMEOUT", f"no answer to request {request_id}")
-            raise Broken("timeout") from None
-
-    async def request(self, message: Message) -> list[Message]:
-        return await self.answer(self.send(message))
-
-    def crash(self) -> None:
-        self.crashed = True
-        if self._writer is not None:
-            self._writer.transport.abort()
-
-    async def close(self) -> None:
-        if self._writer is not None and not self._writer.is_closing():
-            self._writer.close()
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                async with asyncio.timeout(5):
-                    await self._task
-
-    async def _read(self, reader: asyncio.StreamReader) -> None:
-        try:
-            while True:
-                try:
-                    data = await reader.read(65536)
-                except OSError:
-                    data = b""
-                self.conn.receive_data(data)
-                for event in self.conn.events():
-                    if isinstance(event, ConnectionClosed):
-                        return
-                    if isinstance(event, FrameRejected):
-                        self.tally.error("BAD_FRAME_FROM_SERVER", event.detail)
-                        continue
-                    self._dispatch(event)
-                if not data:
-                    return
-        except RemoteProtocolError as exc:
-            if not self.crashed:
-                self.tally.error("BAD_STREAM_FROM_SERVER", f"{exc.code.name} {exc.detail}")
-        finally:
-            self.closed.set()
-            for _, future in self._pending.values():
-                if not future.done():
-                    future.set_exception(Broken("connection lost"))
-                    future.exception()
-            self._pending.clear()
-            if self._writer is not None:
-                self._writer.transport.abort()
-
-    def _dispatch(self, message: Message) -> None:
-        if isinstance(message, Error):
-            self.tally.error(error_name(message.code), message.detail)
-        if isinstance(message, Ping) and message.request_id == 0:
-            with contextlib.suppress(Broken):
-                self.send(Pong(token=message.token))
-            return
-        # Answers' frames too, in arrival order: a JOIN's replay must be counted
-        # before the live events that follow it in the same read.
-        self.on_event(self, message)
-        pending = self._pending.get(message.request_id) if message.request_id else None
-        if pending is None:
-            return
-        frames, future = pending
-        frames.append(message)
-        if isinstance(message, _FINAL):
-            del self._pending[message.request_id]
-            if not future.done():
-                future.set_result(frames)
-
-
 class Pacer:
     """The server's token bucket, mirrored, so that the client never earns RATE_LIMITED."""
 
@@ -327,7 +183,7 @@ class Soak:
         self.quiet: set[int] = set()
         """Clients that have made their last move."""
         self.all_quiet = asyncio.Event()
-        self.final_connections: list[SoakConnection] = []
+        self.final_connections: list[ChatConnection] = []
         self._client_msg_ids = iter(range(1, 1 << 62))
 
     def source(self, index: int) -> str | None:
@@ -337,9 +193,29 @@ class Soak:
 
     # -------------------------------------------------------------- observer
 
-    async def observe(self, ready: asyncio.Event) -> SoakConnection:
-        conn = SoakConnection(self.tally, self._observer_event)
-        await conn.open(self.host, self.port, self.source(250))
+    def connection(self) -> ChatConnection:
+        """A new connection, not open yet; its faults and ERRORs are counted."""
+        conn = ChatConnection(on_fault=self.tally.error, keep_events=False,
+                              timeout=REQUEST_TIMEOUT_S, client_name="chatproto-soak/1")
+        self.hear(conn, lambda _conn, _message: None)
+        return conn
+
+    def hear(self, conn: ChatConnection, on_event: MessageHook) -> None:
+        """``on_event`` hears every frame ``conn`` receives, answers too, in arrival order."""
+        def heard(conn: ChatConnection, message: Message) -> None:
+            if isinstance(message, Error):
+                self.tally.error(error_name(message.code), message.detail)
+            on_event(conn, message)
+        conn.on_message = heard
+
+    async def open(self, conn: ChatConnection, index: int) -> None:
+        await conn.open(self.port, self.host, source=self.source(index), nodelay=True)
+        self.tally.connections += 1
+
+    async def observe(self, ready: asyncio.Event) -> ChatConnection:
+        conn = self.connection()
+        self.hear(conn, self._observer_event)
+        await self.open(conn, 250)
         await self._hello(conn, f"obs{self.args.seed}")
         for room in self.rooms:
             frames = await conn.request(Join(room=room))
@@ -351,7 +227,7 @@ class Soak:
         ready.set()
         return conn
 
-    def _observer_event(self, conn: SoakConnection, message: Message) -> None:
+    def _observer_event(self, conn: ChatConnection, message: Message) -> None:
         if isinstance(message, RoomMessage) and message.room in self.observed:
             seen = self.observed[message.room]
             seen.seqs.append(message.seq)
@@ -362,12 +238,10 @@ class Soak:
 
     # --------------------------------------------------------------- clients
 
-    async def _hello(self, conn: SoakConnection, nick: str) -> Limits:
-        frames = await conn.request(Hello(min_version=1, max_version=1, nick=nick,
-                                          client_name="chatproto-soak/1"))
-        welcome = frames[-1]
+    async def _hello(self, conn: ChatConnection, nick: str) -> Limits:
+        welcome = await conn.hello(nick)
         if not isinstance(welcome, Welcome):
-            raise Broken(f"HELLO refused: {welcome!r}")
+            raise Lost(f"HELLO refused: {welcome!r}")
         return welcome.limits
 
     async def client(self, index: int) -> None:
@@ -384,12 +258,12 @@ class Soak:
         while failures < 5:
             generation += 1
             nick = f"s{index}g{generation}"
-            conn = SoakConnection(self.tally, lambda c, m: None)
+            conn = self.connection()
             finished = False
             try:
                 finished = await self._connected(index, rng, conn, nick, windows, pacers)
                 failures = 0
-            except Broken as exc:
+            except Lost as exc:
                 failures += 1
                 if not conn.crashed:
                     self.tally.error("CONNECTION_LOST", f"{nick}: {exc}")
@@ -410,14 +284,14 @@ class Soak:
         if len(self.quiet) == self.args.clients:
             self.all_quiet.set()
 
-    async def _connected(self, index: int, rng: random.Random, conn: SoakConnection,
+    async def _connected(self, index: int, rng: random.Random, conn: ChatConnection,
                          nick: str, windows: dict[str, Window], pacers: list[Pacer]) -> bool:
         """One connection's life; True if it lasted to the end of the run."""
         last_event: dict[str, int] = {}  # room -> seq of the last event on this connection
         parts: Counter[str] = Counter()  # room -> PARTs on this connection
         received = self.private_received.setdefault(nick, Counter())
 
-        def on_event(_: SoakConnection, message: Message) -> None:
+        def on_event(_: ChatConnection, message: Message) -> None:
             if isinstance(message, RoomMessage):
                 window = windows.get(message.room)
                 if message.request_id:  # a JOIN's replay: only a resumed one counts
@@ -437,8 +311,8 @@ class Soak:
                 raise_later.append(f"{error_name(message.code)} {message.detail}")
 
         raise_later: list[str] = []
-        conn.on_event = on_event
-        await conn.open(self.host, self.port, self.source(index))
+        self.hear(conn, on_event)
+        await self.open(conn, index)
         limits = await self._hello(conn, nick)
         if not pacers:
             # Kept across reconnections: the server's buckets per address are too.
@@ -454,7 +328,7 @@ class Soak:
 
         while not self.stop.is_set():
             if raise_later:
-                raise Broken(raise_later[0])
+                raise Lost(raise_later[0])
             await asyncio.sleep(rng.uniform(0.05, 0.4))
             if self.stop.is_set():
                 break
@@ -521,7 +395,7 @@ class Soak:
         await conn.request(Ping(token=b"end"))
         return True
 
-    async def _join(self, conn: SoakConnection, window: Window, nick: str, *, resume: bool,
+    async def _join(self, conn: ChatConnection, window: Window, nick: str, *, resume: bool,
                     last_event: dict[str, int]) -> None:
         """JOIN ``window``'s room; a resumed one gets its replay through the event hook."""
         window.resuming = resume
@@ -583,75 +457,21 @@ class Soak:
                 "extra": extra, "private_undeliverable_after_crash": undeliverable}
 
 
-# ------------------------------------------------------------------ server
-
-
-class OwnServer:
-    """``python -m reference_server`` on 127.0.0.1 port 0, with a temporary data dir."""
-
-    def __init__(self, data_dir: str, extra: list[str]) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "reference_server", "--host", HOST, "--port", "0",
-             "--data-dir", data_dir, *extra],
-            cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        self.port = 0
-        self.tracebacks = 0
-        self.lines: list[str] = []
-        self._listening = threading.Event()
-        threading.Thread(target=self._drain, daemon=True).start()
-        self.peak_rss_kib = 0
-
-    def _drain(self) -> None:
-        assert self.proc.stderr is not None
-        for raw in self.proc.stderr:
-            line = raw.decode("utf-8", "replace").rstrip("\n")
-            self.lines = [*self.lines[-40:], line]
-            if line.startswith("Traceback"):
-                self.tracebacks += 1
-            match = _LISTENING.search(line)
-            if match and not self.port:
-                self.port = int(match.group(2))
-                self._listening.set()
-        self._listening.set()
-
-    def wait_listening(self, timeout: float = 20.0) -> int:
-        self._listening.wait(timeout)
-        if not self.port:
-            self.proc.kill()
-            raise SystemExit("soak: the server did not start:\n" + "\n".join(self.lines))
-        return self.port
-
-    def sample_rss(self) -> None:
-        with contextlib.suppress(OSError):
-            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    self.peak_rss_kib = max(self.peak_rss_kib, int(line.split()[1]))
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        return self.proc.returncode
-
-
 # ------------------------------------------------------------------ run
 
 
 async def run(args: argparse.Namespace, host: str, port: int,
-              server: OwnServer | None) -> dict[str, Any]:
+              server: ServerProcess | None) -> dict[str, Any]:
     soak = Soak(args, host, port)
     ready = asyncio.Event()
     observer = await soak.observe(ready)
     started = time.monotonic()
+    peak_rss_kib = 0
 
     async def sample() -> None:
+        nonlocal peak_rss_kib
         while server is not None:
-            server.sample_rss()
+            peak_rss_kib = max(peak_rss_kib, server.rss_kib())
             await asyncio.sleep(0.25)
 
     sampler = asyncio.create_task(sample())
@@ -686,7 +506,7 @@ async def run(args: argparse.Namespace, host: str, port: int,
         **verdict,
         "errors_by_code": dict(sorted(tally.errors.items())),
         "unexpected_errors": tally.unexpected,
-        "peak_server_rss_kib": server.peak_rss_kib if server is not None else None,
+        "peak_server_rss_kib": peak_rss_kib if server is not None else None,
     }
     return report
 
@@ -737,7 +557,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    server: OwnServer | None = None
+    server: ServerProcess | None = None
     with tempfile.TemporaryDirectory(prefix="chatproto-soak-") as data_dir:
         if args.target:
             host, _, port_text = args.target.rpartition(":")
@@ -747,11 +567,15 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
             host, port = HOST, int(port_text)
         else:
-            server = OwnServer(data_dir, args.server_arg)
-            host, port = HOST, server.wait_listening()
+            server = ServerProcess(data_dir, args.server_arg, keep_lines=40)
+            try:
+                host, port = HOST, server.wait_listening()
+            except ServerDidNotStart as exc:
+                print(f"soak: {exc}", file=sys.stderr)
+                return 1
         try:
             report = asyncio.run(run(args, host, port, server))
-        except Broken as exc:
+        except Lost as exc:
             print(f"soak: cannot reach the server at {host}:{port}: {exc}", file=sys.stderr)
             return 1
         finally:
