@@ -7,9 +7,10 @@
   answers server PINGs, and offers the PING barrier (spec: "The PING barrier")
   so that tests never sleep.
 * ``ServerProcess``: ``python -m reference_server`` (or another ``entry``) as a
-  child process, its bound port read from the "listening on HOST:PORT" line on
-  its stderr, stopped with SIGTERM (SIGKILL as a last resort) whatever happens to
-  the test; ``run_to_exit`` for command lines that end by themselves.
+  child process, started by the bench's launcher (``bench/server_process.py``,
+  the one copy of it), its bound port read from the "listening on HOST:PORT"
+  line on its stderr, stopped with SIGTERM (SIGKILL as a last resort) whatever
+  happens to the test; ``run_to_exit`` for command lines that end by themselves.
 
 Every wait here is bounded by an asyncio (or subprocess) timeout; nothing sleeps
 for a fixed time.
@@ -19,8 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import re
 import secrets
 import signal
 import socket
@@ -28,7 +27,6 @@ import ssl
 import struct
 import subprocess
 import sys
-import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +34,13 @@ from typing import Any, TypeVar, cast, overload
 
 import trustme
 from pairs import raw_frame as raw_frame
+
+# The server launcher is the bench's: the bench may not import the tests, so the
+# tests import it (bench/ holds scripts, not a package).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+from server_process import SERVER_ENTRY as SERVER_ENTRY
+from server_process import ServerProcess as ChildServer
+from server_process import server_command, server_environment
 
 from chatproto import (
     Connection,
@@ -664,13 +669,8 @@ class ChatTestClient:
 
 # ----------------------------------------------------------------- processes
 
-_LISTENING = re.compile(r"listening on \[?([^\]\s]+?)\]?:(\d+)")
-SERVER_ENTRY = ("-m", "reference_server")
-"""What follows the interpreter on a server's command line by default."""
-
-
 class ServerProcess:
-    """``python -m reference_server`` as a child process.
+    """``python -m reference_server`` as a child process (the bench's launcher), for tests.
 
     ``entry`` replaces ``-m reference_server`` (``("-c", CODE)`` for a wrapped
     server); the options ``--host``, ``--port 0``, ``--data-dir`` and ``args``
@@ -691,16 +691,20 @@ class ServerProcess:
         self.args = list(args)
         self.env = env
         self.entry = tuple(entry)
-        self.port = 0
-        self.proc: subprocess.Popen[bytes] | None = None
         self.stderr_lines: list[str] = []
-        self._listening = threading.Event()
-        self._drainer: threading.Thread | None = None
+        self._child: ChildServer | None = None
 
     @property
     def command(self) -> list[str]:
-        return [sys.executable, *self.entry, "--host", self.host, "--port", "0",
-                "--data-dir", str(self.data_dir), *self.args]
+        return server_command(self.data_dir, self.args, host=self.host, entry=self.entry)
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        return None if self._child is None else self._child.proc
+
+    @property
+    def port(self) -> int:
+        return 0 if self._child is None else self._child.port
 
     @property
     def pid(self) -> int:
@@ -716,17 +720,11 @@ class ServerProcess:
 
     async def start(self, timeout: float = 15.0) -> ServerProcess:
         """Start the process and wait until it is listening."""
-        self._listening.clear()
-        self.port = 0
-        self.proc = subprocess.Popen(
-            self.command, cwd=ROOT, env=self._environment(), stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )
-        self._drainer = threading.Thread(target=self._drain, args=(self.proc,), daemon=True)
-        self._drainer.start()
-        ready = await asyncio.to_thread(self._wait_listening, timeout)
-        if not ready:
-            code = self.proc.poll()
+        self._child = ChildServer(self.data_dir, self.args, host=self.host, env=self.env,
+                                  entry=self.entry, keep_lines=sys.maxsize,
+                                  lines=self.stderr_lines)
+        if not await asyncio.to_thread(self._child.listening, timeout):
+            code = self._child.proc.poll()
             self.close()
             state = "still running" if code is None else f"exited with {code}"
             raise HarnessError(f"server did not report 'listening on' within {timeout} s "
@@ -738,42 +736,9 @@ class ServerProcess:
 
         Its stdout and stderr are captured as text; no ``port``, nothing to stop.
         """
-        return subprocess.run(self.command, cwd=ROOT, env=self._environment(),
+        return subprocess.run(self.command, cwd=ROOT, env=server_environment(self.env),
                               stdin=subprocess.DEVNULL, capture_output=True, text=True,
                               timeout=timeout)
-
-    def _environment(self) -> dict[str, str]:
-        env = dict(os.environ if self.env is None else self.env)
-        env.setdefault("PYTHONUNBUFFERED", "1")
-        return env
-
-    def _wait_listening(self, timeout: float) -> bool:
-        assert self.proc is not None
-        proc = self.proc
-        # Wake up early if the process dies instead of listening.
-        done = threading.Event()
-
-        def watch() -> None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout)
-            done.set()
-            self._listening.set()
-
-        threading.Thread(target=watch, daemon=True).start()
-        self._listening.wait(timeout)
-        return self.port != 0
-
-    def _drain(self, proc: subprocess.Popen[bytes]) -> None:
-        assert proc.stderr is not None
-        for raw in proc.stderr:
-            line = raw.decode("utf-8", "replace").rstrip("\n")
-            self.stderr_lines.append(line)
-            if not self.port:
-                match = _LISTENING.search(line)
-                if match:
-                    self.port = int(match.group(2))
-                    self._listening.set()
-        proc.stderr.close()
 
     def send_signal(self, signum: int) -> None:
         assert self.proc is not None
@@ -833,16 +798,16 @@ class ServerProcess:
         self._join_drainer()
 
     def _join_drainer(self) -> None:
-        if self._drainer is not None:
-            self._drainer.join(5)
+        if self._child is not None:
+            self._child.join_drain(5)
 
     def rss_kib(self) -> int:
         """The process's resident set size (VmRSS), in KiB."""
-        status = Path(f"/proc/{self.pid}/status").read_text()
-        for line in status.splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        raise HarnessError("no VmRSS line in /proc/PID/status")
+        assert self._child is not None, "not started"
+        rss = self._child.rss_kib()
+        if not rss:
+            raise HarnessError("no VmRSS line in /proc/PID/status")
+        return rss
 
 
 # ------------------------------------------------------------------- helpers
