@@ -45,6 +45,7 @@ from chatproto._requests import (
     PendingRequests,
     is_final_response,
 )
+from chatproto._schema import SCHEMA, Schema
 from chatproto._schema import error_code_of as validation_error_code
 from chatproto._state import State
 from chatproto.messages import MESSAGE_TYPES, SEND_ROOM_OVERHEAD, Limits, Message, Sender
@@ -70,6 +71,7 @@ __all__ = [
     "NEED_DATA",
     "PRE_WELCOME_FRAME_LENGTH",
     "PROTOCOL_VERSION",
+    "SCHEMA",
     "SEND_ROOM_OVERHEAD",
     "SUPPORTED_VERSIONS",
     "Connection",
@@ -89,6 +91,7 @@ __all__ = [
     "PendingRequests",
     "ProtocolError",
     "RemoteProtocolError",
+    "Schema",
     "Sender",
     "State",
     "decode_frame",

@@ -76,7 +76,7 @@ def _read_only(mapping: Mapping[Any, Any]) -> Mapping[Any, Any]:
     return MappingProxyType(dict(mapping))
 
 
-@dataclass(frozen=True, eq=False, slots=True)
+@dataclass(frozen=True, eq=False, repr=False, slots=True)
 class Schema:
     """Every table the codec, the state machine and the docs read, from one set of classes.
 
@@ -136,6 +136,10 @@ class Schema:
             allowed=_read_only(allowed),
             limited_fields=_read_only(limited),
         )
+
+    def __repr__(self) -> str:  # the tables themselves run to hundreds of kilobytes
+        names = ", ".join(cls.NAME for cls in self.messages.values())
+        return f"<Schema of {len(self.messages)} message types: {names}>"
 
     # A schema is immutable: copies of what holds one (a Connection) share it.
     def __copy__(self) -> Schema:

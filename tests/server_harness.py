@@ -36,8 +36,7 @@ import trustme
 from pairs import raw_frame as raw_frame
 
 # The server launcher is the bench's: the bench may not import the tests, so the
-# tests import it (bench/ holds scripts, not a package).
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+# tests import it (bench/ holds scripts, not a package; pytest's pythonpath has it).
 from server_process import SERVER_ENTRY as SERVER_ENTRY
 from server_process import ServerProcess as ChildServer
 from server_process import server_command, server_environment
