@@ -465,16 +465,6 @@ class ClientLink(Inbox):
             if not await self._until(deadline):
                 return False
 
-    # ------------------------------------------------------------ lifecycle
-    async def close(self) -> None:
-        """Close the kit's end; never raises."""
-        with contextlib.suppress(Exception):
-            if not self._writer.is_closing():
-                self._writer.close()
-            await asyncio.wait_for(self._writer.wait_closed(), 1.0)
-        self._task.cancel()
-        with contextlib.suppress(BaseException):
-            await self._task
 
 
 class ClientContext(CaseContext):

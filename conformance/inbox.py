@@ -31,7 +31,14 @@ def matches(match: Matcher, message: Message) -> bool:
 
 
 class Inbox(ABC):
-    """Unclaimed frames, in arrival order, and waits for them."""
+    """Unclaimed frames, in arrival order, and waits for them.
+
+    A subclass sets ``_writer`` (its end of the stream) and ``_task`` (the reader
+    task that fills the inbox) when it connects.
+    """
+
+    _writer: asyncio.StreamWriter
+    _task: asyncio.Task[None]
 
     def __init__(self, default_timeout: float, timeout_scale: float) -> None:
         self._unclaimed: list[Message] = []
@@ -43,6 +50,16 @@ class Inbox(ABC):
         """How the connection ended, once it has."""
         self._default_timeout = default_timeout
         self._timeout_scale = timeout_scale
+
+    async def close(self) -> None:
+        """Close the kit's end and stop the reader; never raises."""
+        with contextlib.suppress(Exception):
+            if not self._writer.is_closing():
+                self._writer.close()
+            await asyncio.wait_for(self._writer.wait_closed(), 1.0)
+        self._task.cancel()
+        with contextlib.suppress(BaseException):
+            await self._task
 
     @property
     def closed(self) -> bool:

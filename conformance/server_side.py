@@ -489,16 +489,6 @@ class Peer(Inbox):
         if isinstance(transport, asyncio.ReadTransport):
             transport.resume_reading()
 
-    async def close(self) -> None:
-        """Close our end; never raises."""
-        with contextlib.suppress(Exception):
-            if not self._writer.is_closing():
-                self._writer.close()
-            await asyncio.wait_for(self._writer.wait_closed(), 1.0)
-        self._task.cancel()
-        with contextlib.suppress(BaseException):
-            await self._task
-
     def abort(self) -> None:
         """Reset the connection at once (RST), as a crashed client would."""
         transport = self._writer.transport
