@@ -8,7 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -140,6 +140,64 @@ def test_find_resend(store: Store) -> None:
     assert store.find_resend("#b", "alice", 7) is None
     assert store.find_resend("#a", "carol", 7) is None  # another sender
     assert store.find_resend("#a", "alice", 0) is None  # 0 means "no id": never a resend
+
+
+def _steps(store: Store, what: Callable[[], object]) -> int:
+    """SQLite virtual-machine steps ``what`` takes: how many rows it visits, near enough."""
+    steps = 0
+
+    def count() -> int:
+        nonlocal steps
+        steps += 1
+        return 0
+
+    store._db.set_progress_handler(count, 1)
+    try:
+        what()
+    finally:
+        store._db.set_progress_handler(None, 1)
+    return steps
+
+
+def test_find_resend_reads_one_row_not_the_rooms_history(store: Store) -> None:
+    """Every SEND_ROOM with a client_msg_id asks: its cost must not grow with the history."""
+    for seq in range(1, 1001):
+        store.append_message("#a", _message(seq, client_msg_id=seq), "alice", keep=1000)
+    few = _steps(store, lambda: store.find_resend("#a", "alice", 5000))
+    for seq in range(1001, 11001):
+        store.append_message("#a", _message(seq, client_msg_id=seq), "alice", keep=20_000)
+    many = _steps(store, lambda: store.find_resend("#a", "alice", 50_000))
+    assert many < few * 2, (few, many)  # a scan of 11 times the rows would take 11 times
+
+
+def test_a_turns_messages_are_written_in_one_statement_at_the_commit(db_path: Path,
+                                                                   store: Store) -> None:
+    """A burst of SEND_ROOMs is written at the commit, with one trim per room."""
+    statements: list[str] = []
+    store._db.set_trace_callback(statements.append)
+    _append(store, "#a", range(1, 6), keep=3)
+    assert statements == []  # nothing yet: the turn's rows wait for its commit
+    store.commit()
+    store._db.set_trace_callback(None)
+    inserts = [sql for sql in statements if sql.startswith("INSERT INTO messages")]
+    deletes = [sql for sql in statements if sql.startswith("DELETE FROM messages")]
+    assert len(inserts) == 5  # one executemany; SQLite traces each row it runs
+    assert len(deletes) == 1  # not one per message past the limit
+    store.close()
+    reopened = Store(db_path)  # what was acknowledged after that commit is on disk
+    try:
+        assert _seqs(reopened.messages_after("#a", 0, 10)) == [3, 4, 5]
+    finally:
+        reopened.close()
+
+
+def test_unwritten_messages_are_found_and_trimmed_as_written_ones(store: Store) -> None:
+    store.append_message("#a", _message(1, client_msg_id=7), "alice", keep=2)
+    assert store.find_resend("#a", "alice", 7) == _message(1, client_msg_id=7)
+    store.append_message("#a", _message(2), "alice", keep=2)
+    store.append_message("#a", _message(3), "alice", keep=2)
+    assert store.find_resend("#a", "alice", 7) is None  # dropped by retention already
+    assert _seqs(store.messages_after("#a", 0, 10)) == [2, 3]
 
 
 def test_find_resend_forgets_what_retention_dropped(store: Store) -> None:
