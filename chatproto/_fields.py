@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import construct as cs
@@ -47,20 +47,22 @@ class Wire:
     meaning: str
     enum_values: frozenset[int] = frozenset()
     """For an ``enum`` shape: the values that parse (the subcon's OneOf is built from it)."""
+    prefix_size: int = field(init=False)
+    """Octets of the fixed part: the whole of an integer, the length prefix of the rest."""
+    max_prefix_value: int = field(init=False)
+    """The largest value the fixed part holds: the integer's range, or the longest length."""
+
+    def __post_init__(self) -> None:
+        # Read from the subcon once: every validated field asks for its bound, and
+        # construct's sizeof() costs microseconds a call.
+        size = int(_prefix_subcon(self.subcon).sizeof())
+        object.__setattr__(self, "prefix_size", size)
+        object.__setattr__(self, "max_prefix_value", 2 ** (8 * size) - 1)
 
     @property
     def prefix_format(self) -> str:
         """The ``struct`` format of the fixed part: the integer, or the length prefix."""
         return _struct_format_of(self.subcon)
-
-    @property
-    def prefix_size(self) -> int:
-        """Octets of the fixed part: the whole of an integer, the length prefix of the rest."""
-        return int(_prefix_subcon(self.subcon).sizeof())
-
-    @property
-    def max_prefix_value(self) -> int:
-        return int(2 ** (8 * self.prefix_size) - 1)
 
 
 def _prefix_subcon(subcon: cs.Construct) -> cs.Construct:
