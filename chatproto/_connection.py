@@ -321,9 +321,8 @@ class Connection:
 
     def may_send(self, cls: type[Message]) -> bool:
         """Whether ``send_encoded`` would take a frame of type ``cls`` now."""
-        if cls.SENDER not in (self.role, Sender.BOTH):
-            return False
-        return self.schema.transitions.get((self.state, self.role, cls.NAME)) is self.state
+        # Asked once per recipient of every broadcast: one lookup in a precomputed table.
+        return cls in self.schema.state_keeping[(self.role, self.state)]
 
     def send_encoded(self, cls: type[Message], frame: bytes) -> bytes:
         """``frame``, an ``encode()`` of a ``cls`` message, once the spec allows it here.

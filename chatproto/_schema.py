@@ -98,6 +98,9 @@ class Schema:
     allowed: Mapping[tuple[State, Sender], frozenset[str]]
     """The message keys each sender may send in each state."""
     limited_fields: Mapping[int, tuple[LimitedField, ...]]
+    state_keeping: Mapping[tuple[Sender, State], frozenset[type[Message]]]
+    """The types each sender may send in each state without changing it: what an event
+    encoded once for many connections may be (``Connection.may_send``)."""
 
     @classmethod
     def build(cls, messages: Iterable[type[Message]],
@@ -123,6 +126,13 @@ class Schema:
                         for f in body if f.field_type.limit is not None)
             for code, body in fields.items()
         }
+        state_keeping = {
+            (sender, state): frozenset(
+                message_cls for message_cls in by_code.values()
+                if message_cls.SENDER in (sender, Sender.BOTH)
+                and transitions.get((state, sender, message_cls.NAME)) is state)
+            for state in State for sender in (Sender.CLIENT, Sender.SERVER)
+        }
         return cls(
             messages=by_code,
             by_name=_read_only({message_cls.NAME: message_cls for message_cls in by_code.values()}),
@@ -135,6 +145,7 @@ class Schema:
             transitions=_read_only(transitions),
             allowed=_read_only(allowed),
             limited_fields=_read_only(limited),
+            state_keeping=_read_only(state_keeping),
         )
 
     def __repr__(self) -> str:  # the tables themselves run to hundreds of kilobytes

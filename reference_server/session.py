@@ -288,12 +288,19 @@ class Session(asyncio.Protocol):
         An event this connection may not carry now (before WELCOME, after BYE) is
         not queued: the same state table as ``reply`` decides, without encoding.
         """
-        if self.gone or self.transport is None or not self.conn.may_send(event_type):
+        transport = self.transport
+        if self.gone or transport is None or not self.conn.may_send(event_type):
             return
-        if self.exceeds_output_bound(self.backlog() + len(frame)):
+        # Run once per recipient of every broadcast: backlog() and _queue() written out.
+        size = len(frame)
+        if self.exceeds_output_bound(self._out_bytes + transport.get_write_buffer_size() + size):
             self.drop_slow_consumer()
             return
-        self._queue(frame)
+        self._out.append(frame)
+        self._out_bytes += size
+        if not self.dirty:
+            self.dirty = True
+            self.server.mark_dirty(self)
 
     def _queue(self, frame: bytes) -> None:
         self._out.append(frame)
