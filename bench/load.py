@@ -52,6 +52,7 @@ from loadgen import Member, Tally, check_frames, connect
 from server_process import ROOT, ServerProcess
 
 CLASSIC_ENTRY = (str(ROOT / "bench" / "classic_server.py"),)
+RESULTS_DIR = ROOT / "spec" / "assets" / "bench"
 SATURATION_FLAGS = (
     "--msg-rate-burst", "65535", "--msg-rate-interval-ms", "1",
     "--cmd-rate-burst", "65535", "--cmd-rate-interval-ms", "1",
@@ -88,7 +89,7 @@ class Scenario:
     def messages_per_sender(self, deliveries: int) -> int:
         per_room = self.members // self.rooms
         messages = deliveries / max(1, per_room - 1)
-        return max(10, int(messages / max(1, self.senders)))
+        return max(1, round(messages / max(1, self.senders)))
 
 
 SCENARIOS = (
@@ -160,10 +161,13 @@ class Result:
 class ServerUnderTest:
     """A server process on core 0 whose CPU time and memory are read from /proc."""
 
-    def __init__(self, kind: str, data_dir: Path, flags: Sequence[str]) -> None:
+    def __init__(self, kind: str, data_dir: Path, flags: Sequence[str],
+                 profile: Path | None = None) -> None:
         self.kind = kind
         self.flags = [*flags, *CAPACITY_FLAGS] if kind == "reference" else list(flags)
-        entry = CLASSIC_ENTRY if kind == "classic" else ("-m", "reference_server")
+        entry: tuple[str, ...] = CLASSIC_ENTRY if kind == "classic" else ("-m", "reference_server")
+        if profile is not None:  # cProfile writes its file when the server exits on SIGTERM
+            entry = ("-m", "cProfile", "-o", str(profile), *entry)
         _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         self.process = ServerProcess(data_dir, self.flags, entry=entry, nofile=hard)
 
@@ -188,10 +192,11 @@ class ServerUnderTest:
 
 
 async def connect_all(port: int, count: int, tally: Tally, *,
-                      latency_members: int = 0) -> list[Member]:
+                      latency_members: int = 0, first: int = 0) -> list[Member]:
+    """``count`` members, nicks numbered from ``first``, ``CONNECT_BATCH`` at a time."""
     members: list[Member] = []
-    for start in range(0, count, CONNECT_BATCH):
-        batch = range(start, min(count, start + CONNECT_BATCH))
+    for start in range(first, first + count, CONNECT_BATCH):
+        batch = range(start, min(first + count, start + CONNECT_BATCH))
         members += await asyncio.gather(*(
             connect(port, index, tally, measure_latency=index < latency_members)
             for index in batch))
@@ -204,6 +209,17 @@ async def until(done: Callable[[], bool], timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(what)
         await asyncio.sleep(0.005)
+
+
+async def deliveries_done(count: Callable[[], int], expected: int, result: Result,
+                          what: str = "deliveries") -> None:
+    """Wait for ``expected`` deliveries; past ``TIMEOUT_S`` the run is measured as it stands
+    and marked incomplete (a server that collapses under the load still gets its figures)."""
+    try:
+        await until(lambda: count() >= expected, TIMEOUT_S, "deliveries")
+    except TimeoutError:
+        result.problems.append(f"incomplete: {count():,} of {expected:,} {what} in "
+                               f"{TIMEOUT_S:.0f} s")
 
 
 class Meter:
@@ -271,8 +287,10 @@ async def run_room(scenario: Scenario, port: int, server: ServerUnderTest, resul
             for _ in range(min(scenario.window, quota)):
                 sent[member.index] += 1
                 member.send_room(sent[member.index])
-        await until(lambda: sum(m.received for m in members) >= expected, TIMEOUT_S,
-                    f"{scenario.name}: deliveries")
+        await deliveries_done(lambda: sum(m.received for m in members), expected, result)
+        # A server may deliver before it answers: the counts below need every OK in.
+        await deliveries_done(lambda: sum(acked_per_room.values()), len(senders) * quota,
+                              result, "answers")
     result.deliveries = sum(m.received for m in members)
     _record(result, meter, tally)
     for member in members:  # each got its room's messages but its own, no more, no fewer
@@ -310,8 +328,7 @@ async def run_private(scenario: Scenario, port: int, server: ServerUnderTest, re
             for _ in range(min(scenario.window, quota)):
                 sent[index] += 1
                 members[index].send_private(members[partner[index]].nick.encode(), sent[index])
-        await until(lambda: sum(m.private_received for m in members) >= expected, TIMEOUT_S,
-                    f"{scenario.name}: deliveries")
+        await deliveries_done(lambda: sum(m.private_received for m in members), expected, result)
     result.deliveries = sum(m.private_received for m in members)
     _record(result, meter, tally)
     for member in members:
@@ -340,8 +357,7 @@ async def run_latency(scenario: Scenario, port: int, server: ServerUnderTest,
             if delay > 0:
                 await asyncio.sleep(delay)
             senders[n % len(senders)].send_room(n // len(senders) + 1)
-        await until(lambda: sum(m.received for m in members) >= expected, TIMEOUT_S,
-                    f"{scenario.name}: deliveries")
+        await deliveries_done(lambda: sum(m.received for m in members), expected, result)
     result.deliveries = sum(m.received for m in members)
     _record(result, meter, tally)
     for member in members:
@@ -354,7 +370,7 @@ async def run_idle(scenario: Scenario, port: int, server: ServerUnderTest, resul
     warm = await connect_all(port, 10, tally)  # the first connections pay for imports
     before = server.rss_kib()
     with Meter(server) as meter:
-        members = await connect_all(port, scenario.members, Tally())
+        members = await connect_all(port, scenario.members, Tally(), first=len(warm))
     await asyncio.sleep(0.5)  # let the server's allocator settle before reading RSS
     after = server.rss_kib()
     result.wall_s, result.server_cpu_s, result.loadgen_cpu_s = meter.wall, meter.cpu, meter.own
@@ -369,11 +385,13 @@ RUNNERS: dict[str, Callable[[Scenario, int, ServerUnderTest, Result, int], Await
 }
 
 
-async def run_one(scenario: Scenario, kind: str, deliveries: int) -> Result:
+async def run_one(scenario: Scenario, kind: str, deliveries: int,
+                  profile_dir: Path | None = None) -> Result:
     flags = list(SATURATION_FLAGS) if scenario.raised_limits else []
     result = Result(scenario.name, kind, scenario.members, scenario.senders, flags=flags)
     with tempfile.TemporaryDirectory(prefix="chatproto-bench-") as data_dir:
-        server = ServerUnderTest(kind, Path(data_dir), flags)
+        profile = profile_dir / f"{scenario.name}-{kind}.prof" if profile_dir else None
+        server = ServerUnderTest(kind, Path(data_dir), flags, profile)
         result.flags = server.flags
         try:
             port = await server.start()
@@ -428,6 +446,28 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
+def markdown_table(results: list[Result]) -> str:
+    """The results as the Benchmarks page of the spec site shows them."""
+    classic = {r.scenario: r for r in results if r.server == "classic"}
+    lines = ["| scenario | server | deliveries/s | server CPU s per 1M | vs classic | "
+             "load generator CPU | p50 / p99 / max ms | other | correct |",
+             "|---|---|---:|---:|---:|---:|---:|---|---|"]
+    for r in results:
+        base = classic.get(r.scenario)
+        ratio = (f"{base.cpu_s_per_million / r.cpu_s_per_million:.1f}x"
+                 if r.server == "reference" and base and base.cpu_s_per_million
+                 and r.cpu_s_per_million else "")
+        lat = r.latency_ms
+        latency = (f"{lat['p50']:.1f} / {lat['p99']:.1f} / {lat['max']:.1f}" if lat else "")
+        other = (f"{r.handshakes_per_s:,.0f} handshakes/s, {r.rss_kib_per_connection:.2f} KiB "
+                 "RSS per idle connection" if r.handshakes_per_s else "")
+        correct = "yes" if r.correct else "**no**: " + "; ".join(r.problems)
+        lines.append(f"| {r.scenario} | {r.server} | {r.deliveries_per_s:,.0f} | "
+                     f"{r.cpu_s_per_million:.2f} | {ratio} | {r.loadgen_share:.2f} | {latency} | "
+                     f"{other} | {correct} |")
+    return "\n".join(lines)
+
+
 def plot(results: list[Result], out: Path) -> list[str]:
     """throughput.png and latency.png; none when matplotlib is missing."""
     try:
@@ -458,6 +498,7 @@ def plot(results: list[Result], out: Path) -> list[str]:
         axis.set_title(title)
         axis.grid(True, alpha=0.3)
         axis.legend(fontsize=8)
+    right.set_yscale("log")  # the ratios between servers are what matters
     fig.tight_layout()
     fig.savefig(out / "throughput.png", dpi=100)
     plt.close(fig)
@@ -490,11 +531,11 @@ def _raise_descriptor_limit() -> None:
 
 
 async def run(scenarios: Sequence[Scenario], servers: Sequence[str],
-              deliveries: int) -> list[Result]:
+              deliveries: int, profile_dir: Path | None = None) -> list[Result]:
     results = []
     for scenario in scenarios:
         for kind in servers:
-            result = await run_one(scenario, kind, deliveries)
+            result = await run_one(scenario, kind, deliveries, profile_dir)
             print(table([result]).splitlines()[1], flush=True)
             results.append(result)
     return results
@@ -511,8 +552,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--deliveries", type=int, default=0,
                         help="deliveries per saturation scenario (default 1,000,000; "
                              "--quick 30,000)")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results",
-                        help="where results.json and the plots go")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR,
+                        help="where results.json and the plots go (default: the spec "
+                             "site's, which shows them on its Benchmarks page)")
+    parser.add_argument("--profile", type=Path, metavar="DIR",
+                        help="run each server under cProfile and keep SCENARIO-SERVER.prof "
+                             "in DIR (the figures then include the profiler's cost: compare "
+                             "the functions, not the totals)")
     args = parser.parse_args(argv)
     deliveries = args.deliveries or (30_000 if args.quick else 1_000_000)
     scenarios = [s for s in SCENARIOS if not args.scenario or s.name in args.scenario]
@@ -527,11 +573,15 @@ def main(argv: list[str] | None = None) -> int:
     if (os.cpu_count() or 1) >= 2:
         os.sched_setaffinity(0, {1})
     print(table([]), flush=True)
-    results = asyncio.run(run(scenarios, args.server or ["reference", "classic"], deliveries))
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
+    results = asyncio.run(run(scenarios, args.server or ["reference", "classic"], deliveries,
+                              args.profile))
     args.out.mkdir(parents=True, exist_ok=True)
     report = {"machine": machine(), "deliveries_per_scenario": deliveries,
               "quick": args.quick, "method": __doc__,
-              "results": [r.as_dict() for r in results], "classic_over_reference": ratios(results)}
+              "results": [r.as_dict() for r in results], "classic_over_reference": ratios(results),
+              "table_markdown": markdown_table(results)}
     (args.out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
     written = plot(results, args.out)
     print(f"\nclassic CPU per delivery / reference's: {ratios(results)}")

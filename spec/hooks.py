@@ -25,6 +25,7 @@ Nothing on the site that describes the wire is copied by hand. At build time:
 
 from __future__ import annotations
 
+import json
 import re
 import struct
 from html import escape
@@ -79,7 +80,29 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
         markdown = _FIELDS_BLOCK.sub(_with_layout_diagram, markdown)
         markdown = _STATE_DIAGRAM_BLOCK.sub(_drawn_state_diagram, markdown)
         markdown = _REQUIREMENT_START.sub(_anchor_requirement, markdown)
+    if name == "guides/benchmarks.md":
+        markdown = _with_bench_results(markdown, Path(config["docs_dir"]))
     return _with_kit_blocks(markdown, name)
+
+
+_BENCH_BLOCK = re.compile(r"^(<!-- generated:bench-results -->\n).*?"
+                          r"^(<!-- /generated:bench-results -->)$", re.S | re.M)
+
+
+def _with_bench_results(markdown: str, docs_dir: Path) -> str:
+    """The Benchmarks page shows the table the last ``bench/load.py`` run wrote."""
+    results = docs_dir / "assets" / "bench" / "results.json"
+    if results.exists():
+        report = json.loads(results.read_text())
+        machine = report["machine"]
+        table = (f"Run of {machine['date']} on {machine['cpus']} cores, Python "
+                 f"{machine['python']}, load generator on {machine['loop']}; "
+                 f"{report['deliveries_per_scenario']:,} deliveries per saturation "
+                 f"scenario{' (quick run)' if report['quick'] else ''}.\n\n"
+                 f"{report['table_markdown']}")
+    else:
+        table = "No results yet: run `python bench/load.py`."
+    return _BENCH_BLOCK.sub(lambda m: f"{m.group(1)}\n{table}\n\n{m.group(2)}", markdown)
 
 
 def _with_kit_blocks(markdown: str, name: str) -> str:

@@ -77,3 +77,4 @@ def test_a_short_run_delivers_everything_once_on_both_servers(tmp_path: Path) ->
     assert "--msg-rate-burst" in runs[("room-10x10", "reference")]["flags"]
     assert set(report["classic_over_reference"]) == {"room-10x10", "private-pairs"}
     assert (tmp_path / "throughput.png").stat().st_size > 1000
+    assert "| room-10x10 | reference |" in report["table_markdown"]
