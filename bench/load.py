@@ -586,7 +586,8 @@ def main(argv: list[str] | None = None) -> int:
     written = plot(results, args.out)
     print(f"\nclassic CPU per delivery / reference's: {ratios(results)}")
     print(f"wrote {args.out / 'results.json'}" + "".join(f", {name}" for name in written))
-    return 0 if all(r.correct for r in results) else 1
+    # The baseline may collapse (that is a finding); the reference server must not.
+    return 0 if all(r.correct for r in results if r.server == "reference") else 1
 
 
 def quick(scenario: Scenario) -> Scenario:
