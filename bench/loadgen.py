@@ -48,6 +48,7 @@ TEXT_LENGTH = 64
 
 _HEADER = struct.Struct(">IHI")  # length, type, request_id
 _LENGTH_TYPE = struct.Struct(">IH")
+_U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
 _U16 = struct.Struct(">H")
 _ROOM_MESSAGE = RoomMessage.TYPE
@@ -96,8 +97,6 @@ def check_frames() -> None:
 class Tally:
     """What the members of one run saw, summed when the run ends."""
 
-    room_messages: int = 0
-    private_messages: int = 0
     out_of_order: int = 0
     echoed: int = 0
     errors: dict[str, int] = field(default_factory=dict)
@@ -187,10 +186,11 @@ class Member(asyncio.Protocol):
             self.tally.latencies_ns.append(time.monotonic_ns() - sent_ns)
 
     def _ok(self, buffer: bytearray, pos: int) -> None:
-        (request_id,) = struct.unpack_from(">I", buffer, pos + 6)
+        (length,) = _U32.unpack_from(buffer, pos)
+        (request_id,) = _U32.unpack_from(buffer, pos + 6)
         future = self._answers.pop(request_id, None)
         if future is not None:  # an answer someone awaits (JOIN): decoded in full
-            future.set_result(decode_frame(bytes(buffer[pos:pos + 4 + _length(buffer, pos)])))
+            future.set_result(decode_frame(bytes(buffer[pos:pos + 4 + length])))
             return
         (seq,) = _U64.unpack_from(buffer, pos + 18)
         self.own_seqs.add(seq)
@@ -272,11 +272,6 @@ class Member(asyncio.Protocol):
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
-
-
-def _length(buffer: bytearray, pos: int) -> int:
-    (length,) = struct.unpack_from(">I", buffer, pos)
-    return int(length)
 
 
 async def connect(port: int, index: int, tally: Tally, *, measure_latency: bool = False,

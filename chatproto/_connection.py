@@ -320,30 +320,15 @@ class Connection:
         return frame
 
     def may_send(self, cls: type[Message]) -> bool:
-        """Whether ``send_encoded`` would take a frame of type ``cls`` now."""
+        """Whether a ``cls`` message may be sent now, leaving the state as it is.
+
+        For an event encoded once and queued on many connections (a room message
+        to every member): each recipient asks this instead of encoding it again
+        through ``send()``. It is False for what changes the state or needs its
+        body checked (HELLO, WELCOME, QUIT, BYE, ERROR): those go through ``send()``.
+        """
         # Asked once per recipient of every broadcast: one lookup in a precomputed table.
         return cls in self.schema.state_keeping[(self.role, self.state)]
-
-    def send_encoded(self, cls: type[Message], frame: bytes) -> bytes:
-        """``frame``, an ``encode()`` of a ``cls`` message, once the spec allows it here.
-
-        For an event encoded once and sent on many connections (a room message
-        to every member): the state check of ``send()`` without encoding again.
-        Only a message that leaves the state as it is can be sent this way; a
-        HELLO, WELCOME, QUIT, BYE or ERROR changes what follows and goes
-        through ``send()``. Raises LocalProtocolError where ``send()`` would.
-        """
-        if self.role is Sender.CLIENT:  # its checks (request_id, limits) need the message
-            raise LocalProtocolError(ErrorCode.STATE_VIOLATION,
-                                     "a client sends each request with send()")
-        if not self.may_send(cls):
-            raise LocalProtocolError(ErrorCode.STATE_VIOLATION,
-                                     f"{cls.NAME} cannot be sent encoded in state {self.state}")
-        limit = self._send_limit()
-        if len(frame) - LENGTH_FIELD_SIZE > limit:
-            raise LocalProtocolError(ErrorCode.FRAME_TOO_LARGE,
-                                     f"{cls.NAME} needs {len(frame) - 4} > {limit} octets")
-        return frame
 
     @property
     def common_versions(self) -> range | None:
