@@ -124,6 +124,7 @@ class Result:
     expected: int = 0
     wall_s: float = 0.0
     server_cpu_s: float = 0.0
+    server_sys_s: float = 0.0  # the kernel's part of server_cpu_s: mostly socket writes
     loadgen_cpu_s: float = 0.0
     latency_ms: dict[str, float] = field(default_factory=dict)
     handshakes_per_s: float = 0.0
@@ -149,8 +150,8 @@ class Result:
         out.update(deliveries_per_s=round(self.deliveries_per_s),
                    cpu_s_per_million_deliveries=round(self.cpu_s_per_million, 3),
                    loadgen_cpu_share=round(self.loadgen_share, 2))
-        for key in ("wall_s", "server_cpu_s", "loadgen_cpu_s", "rss_kib_per_connection",
-                    "handshakes_per_s"):
+        for key in ("wall_s", "server_cpu_s", "server_sys_s", "loadgen_cpu_s",
+                    "rss_kib_per_connection", "handshakes_per_s"):
             out[key] = round(out[key], 3)
         return out
 
@@ -177,9 +178,11 @@ class ServerUnderTest:
             os.sched_setaffinity(self.process.proc.pid, {0})
         return self.process.port
 
-    def cpu_s(self) -> float:
+    def cpu_s(self) -> tuple[float, float]:
+        """(user + system, system) CPU seconds of the server process so far."""
         fields = Path(f"/proc/{self.process.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        tick = os.sysconf("SC_CLK_TCK")
+        return (int(fields[11]) + int(fields[12])) / tick, int(fields[12]) / tick
 
     def rss_kib(self) -> int:
         return self.process.rss_kib()
@@ -230,18 +233,20 @@ class Meter:
 
     def __enter__(self) -> Meter:
         self.wall = time.monotonic()
-        self.cpu = self.server.cpu_s()
+        self.cpu, self.sys = self.server.cpu_s()
         self.own = time.process_time()
         return self
 
     def __exit__(self, *_: object) -> None:
         self.wall = time.monotonic() - self.wall
-        self.cpu = self.server.cpu_s() - self.cpu
+        cpu, sys = self.server.cpu_s()
+        self.cpu, self.sys = cpu - self.cpu, sys - self.sys
         self.own = time.process_time() - self.own
 
 
 def _record(result: Result, meter: Meter, tally: Tally) -> None:
     result.wall_s, result.server_cpu_s, result.loadgen_cpu_s = meter.wall, meter.cpu, meter.own
+    result.server_sys_s = meter.sys
     if tally.latencies_ns:
         ordered = sorted(tally.latencies_ns)
         result.latency_ms = {

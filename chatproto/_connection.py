@@ -116,6 +116,10 @@ class Connection:
         self.role = role
         self.schema = schema
         self.peer_role = Sender.SERVER if role is Sender.CLIENT else Sender.CLIENT
+        self.sendable: frozenset[type[Message]] = frozenset()
+        """The message types that may be sent now without changing the state: what
+        ``may_send`` asks, kept as the state changes so that a broadcast's loop over
+        its recipients can read it without a call."""
         self.state = State.AWAIT_HELLO
         self.version: int | None = None
         if role is Sender.SERVER:
@@ -250,6 +254,16 @@ class Connection:
         self._enter(after)
         return message
 
+    @property
+    def state(self) -> State:
+        """Where this end is in the connection's lifecycle (the spec's state table)."""
+        return self._state
+
+    @state.setter
+    def state(self, state: State) -> None:
+        self._state = state
+        self.sendable = self.schema.state_keeping[(self.role, state)]
+
     def _enter(self, state: State) -> None:
         self.state = state
         if state is State.CLOSED:
@@ -327,8 +341,7 @@ class Connection:
         through ``send()``. It is False for what changes the state or needs its
         body checked (HELLO, WELCOME, QUIT, BYE, ERROR): those go through ``send()``.
         """
-        # Asked once per recipient of every broadcast: one lookup in a precomputed table.
-        return cls in self.schema.state_keeping[(self.role, self.state)]
+        return cls in self.sendable
 
     @property
     def common_versions(self) -> range | None:

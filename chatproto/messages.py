@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from enum import IntEnum, StrEnum
 from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -112,6 +112,25 @@ class Message(BaseModel):
     def is_request(self) -> bool:
         """True when this message expects a final response from the server."""
         return self.FINAL_RESPONSE is not None
+
+    @classmethod
+    def unvalidated(cls, **values: Any) -> Self:
+        """A message built from values the caller made or has already checked, unchecked.
+
+        For a server's own answers and events on its hot path (the OK of a SEND_ROOM,
+        the ROOM_MESSAGE built from a stored message): what ``model_construct`` does,
+        at a fraction of its cost. Fields left out take their defaults. Anything read
+        off the wire goes through validation instead (the codec's decoders).
+        """
+        missing = cls.model_fields.keys() - values.keys()
+        for name in missing:
+            values[name] = cls.model_fields[name].get_default(call_default_factory=True)
+        model = object.__new__(cls)
+        object.__setattr__(model, "__dict__", values)
+        object.__setattr__(model, "__pydantic_fields_set__", set(values))
+        object.__setattr__(model, "__pydantic_extra__", None)
+        object.__setattr__(model, "__pydantic_private__", None)
+        return model
 
 
 def is_message_type(cls: type[Message]) -> bool:

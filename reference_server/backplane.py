@@ -13,7 +13,7 @@ state this class holds.)
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Protocol
 
 from chatproto import Message
@@ -59,10 +59,26 @@ class Backplane(Protocol):
         """Deliver one encoded frame to many members: encoded once, written per member."""
 
 
-class LocalBackplane:
-    """The in-process backplane: dictionaries on the event loop's thread."""
+FanOut = Callable[[Iterable[Member], type[Message], bytes], None]
+"""Writes one encoded frame to each of a set of this process's members."""
 
-    def __init__(self) -> None:
+
+def deliver_each(members: Iterable[Member], event_type: type[Message], frame: bytes) -> None:
+    """The plain fan-out: ``Member.deliver`` for each member."""
+    for member in members:
+        member.deliver(event_type, frame)
+
+
+class LocalBackplane:
+    """The in-process backplane: dictionaries on the event loop's thread.
+
+    ``fan_out`` is how a frame reaches the members it is for; the server passes
+    its sessions' own loop (``Session.fan_out``), which does per recipient what
+    ``deliver_each`` does without a call per recipient.
+    """
+
+    def __init__(self, fan_out: FanOut = deliver_each) -> None:
+        self._fan_out = fan_out
         self._nicks: dict[str, Member] = {}
         self._rooms: dict[str, dict[int, Member]] = {}
         self._rooms_of: dict[int, set[str]] = {}
@@ -105,5 +121,4 @@ class LocalBackplane:
         return sorted(self._rooms_of.get(member.session_id, ()))
 
     def deliver(self, event_type: type[Message], frame: bytes, to: Iterable[Member]) -> None:
-        for member in to:
-            member.deliver(event_type, frame)
+        self._fan_out(to, event_type, frame)

@@ -422,7 +422,8 @@ class ChatServer:
 
     async def start(self) -> None:
         self.store = Store(self.config.database_path)
-        self._service = self.service_class(self.config, self.store, LocalBackplane())
+        self._service = self.service_class(self.config, self.store,
+                                           LocalBackplane(self.session_class.fan_out))
         loop = asyncio.get_running_loop()
         cap, refusal_room, fd_limit = connection_caps(self.config.max_connections)
         if cap < self.config.max_connections:

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import socket
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterable
 from typing import TYPE_CHECKING, cast
 
 from chatproto import (
@@ -33,6 +33,7 @@ from chatproto import (
 from chatproto.messages import Error, Limits, Message
 
 if TYPE_CHECKING:
+    from reference_server.backplane import Member
     from reference_server.server import ChatServer, ConnectionSlot
 
 log = logging.getLogger("chatproto.server")
@@ -93,6 +94,11 @@ class Session(asyncio.Protocol):
         # Output: frames queued this turn, written by the server's flush.
         self._out: list[bytes] = []
         self._out_bytes = 0
+        self._out_room = server.config.max_output_buffer
+        """What may be queued without asking ``exceeds_output_bound``: the bound less the
+        transport's buffer as of our last write. That buffer only shrinks until we write
+        again, so staying under this is staying under the bound (a check per turn, not
+        per delivery)."""
         self.dirty = False
         self._close_after_flush = False
         self._abort_timer: asyncio.TimerHandle | None = None
@@ -164,6 +170,7 @@ class Session(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
+        self._out_room = -1  # fan_out then takes its slow path, which sees no transport
         if self._hello_timer is not None:
             self._hello_timer.cancel()
             self._hello_timer = None
@@ -288,19 +295,41 @@ class Session(asyncio.Protocol):
         An event this connection may not carry now (before WELCOME, after BYE) is
         not queued: the same state table as ``reply`` decides, without encoding.
         """
-        transport = self.transport
-        if self.gone or transport is None or not self.conn.may_send(event_type):
-            return
-        # Run once per recipient of every broadcast: backlog() and _queue() written out.
+        self.fan_out((self,), event_type, frame)
+
+    @staticmethod
+    def fan_out(members: Iterable[Member], event_type: type[Message], frame: bytes) -> None:
+        """``deliver`` one frame to each of ``members`` (sessions all): the backplane's loop.
+
+        Its body runs once per recipient of every broadcast, so ``deliver``'s checks
+        are written out here with no call per recipient: the state table read as an
+        attribute (``Connection.sendable``), the output bound asked only once the
+        queue passes what it surely allows (``_out_room``), the server told only of
+        a session's first frame in the turn.
+        """
         size = len(frame)
-        if self.exceeds_output_bound(self._out_bytes + transport.get_write_buffer_size() + size):
+        for session in cast("Iterable[Session]", members):
+            if session.gone or event_type not in session.conn.sendable:
+                continue
+            queued = session._out_bytes + size
+            if queued > session._out_room and session._past_output_bound(queued):
+                continue
+            session._out.append(frame)
+            session._out_bytes = queued
+            if not session.dirty:
+                session.dirty = True
+                session.server.mark_dirty(session)
+
+    def _past_output_bound(self, queued: int) -> bool:
+        """``fan_out``'s slow path: True, with the client dropped (CP-FLOW-2), when
+        ``queued`` more bytes would pass the bound; True too once the socket is gone."""
+        transport = self.transport
+        if transport is None:
+            return True
+        if self.exceeds_output_bound(queued + transport.get_write_buffer_size()):
             self.drop_slow_consumer()
-            return
-        self._out.append(frame)
-        self._out_bytes += size
-        if not self.dirty:
-            self.dirty = True
-            self.server.mark_dirty(self)
+            return True
+        return False
 
     def _queue(self, frame: bytes) -> None:
         self._out.append(frame)
@@ -318,9 +347,7 @@ class Session(asyncio.Protocol):
             return
         if self._out:
             self.write(transport, b"".join(self._out) if len(self._out) > 1 else self._out[0])
-            self.last_sent = time.monotonic()
-            self._out.clear()
-            self._out_bytes = 0
+            self._written(transport)
         if self._close_after_flush:
             transport.close()
             self._abort_later(transport)
@@ -335,6 +362,13 @@ class Session(asyncio.Protocol):
         """Hand a turn's frames to the transport: the one place output leaves a session."""
         transport.write(data)
 
+    def _written(self, transport: asyncio.Transport) -> None:
+        """After a write: the queue is empty, and what ``deliver`` may queue is new."""
+        self.last_sent = time.monotonic()
+        self._out.clear()
+        self._out_bytes = 0
+        self._out_room = self.server.config.max_output_buffer - transport.get_write_buffer_size()
+
     def exceeds_output_bound(self, queued: int) -> bool:
         """Would ``queued`` bytes for this client pass ``max_output_buffer`` (CP-FLOW-1)?"""
         return queued > self.server.config.max_output_buffer
@@ -347,9 +381,7 @@ class Session(asyncio.Protocol):
         assert self.server.store is not None
         self.server.store.commit()
         self.write(self.transport, b"".join(self._out))
-        self.last_sent = time.monotonic()
-        self._out.clear()
-        self._out_bytes = 0
+        self._written(self.transport)
 
     def close_after_flush(self) -> None:
         self._close_after_flush = True

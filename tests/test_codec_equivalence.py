@@ -31,9 +31,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 from pairs import raw_frame
+from pydantic import ValidationError
 
 from chatproto import HEADER_SIZE, HEADER_STRUCT, _fastcodec, _fields, _schema
 from chatproto._errors import ErrorCode, RemoteProtocolError
@@ -453,6 +454,27 @@ def test_valid_models_encode_identically_and_decode_back(code: int, data: st.Dat
     assert fast == message == reference
     assert type(fast) is type(message) is type(reference)
     assert _value_types(fast) == _value_types(message) == _value_types(reference)
+
+
+@pytest.mark.parametrize("code", CODES, ids=CODE_IDS)
+@settings(max_examples=25, deadline=None, suppress_health_check=_QUIET)
+@given(data=st.data())
+def test_an_unvalidated_build_equals_the_validated_model(code: int, data: st.DataObject) -> None:
+    # Message.unvalidated is the server's hot-path constructor: it must give the
+    # very model validation gives (same value, same encoding), defaults included.
+    message = data.draw(models(MESSAGE_TYPES[code]))
+    cls = type(message)
+    values = dict(message)
+    assert cls.unvalidated(**values) == message
+    assert _fastcodec.encode(cls.unvalidated(**values)) == _fastcodec.encode(message)
+    optional = sorted(name for name, field in cls.model_fields.items() if not field.is_required())
+    left_out = data.draw(st.sets(st.sampled_from(optional))) if optional else set()
+    partial = {name: value for name, value in values.items() if name not in left_out}
+    try:
+        expected = cls.model_validate(partial)
+    except ValidationError:  # a default beside drawn values can break a whole-model rule
+        reject()
+    assert cls.unvalidated(**partial) == expected
 
 
 @pytest.mark.parametrize("code", CODES, ids=CODE_IDS)
