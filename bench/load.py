@@ -1,9 +1,10 @@
 """The relay benchmark: the reference server against the classic design, scenario by scenario.
 
-Run: ``python bench/load.py`` (about five minutes) or ``--quick`` (under a
+Run: ``python bench/load.py`` (about six minutes) or ``--quick`` (under a
 minute); ``--scenario room-100x10`` for one; ``--out DIR`` for where the JSON
-and the plots go (default ``bench/results``). Installing ``.[bench]`` brings
-uvloop for the load generator and matplotlib for the plots.
+and the plots go (default ``spec/assets/bench``, which the site's Benchmarks
+page shows). Installing ``.[bench]`` brings uvloop for the load generator and
+matplotlib for the plots.
 
 Each scenario runs against a fresh server process: the reference server
 (``python -m reference_server``, history in SQLite as in production, every
