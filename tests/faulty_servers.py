@@ -716,6 +716,35 @@ FAULTS: dict[str, Fault] = {
 }
 
 
+# ---- issue 14, helper B
+
+
+def _unsupported_version_detail_in_a_sentence() -> None:
+    """UNSUPPORTED_VERSION's detail holds the range inside a sentence: "server supports 1-1".
+
+    CP-HS-6: the detail is the range and nothing else, for a program to read.
+    The range itself is right, so the cases that read it (CP-HS-4, CP-HS-5) pass.
+    """
+    from chatproto import ErrorCode, RemoteProtocolError
+    from reference_server.session import Session
+
+    class SentenceSession(Session):
+        def fail(self, exc: RemoteProtocolError) -> None:
+            if exc.code == ErrorCode.UNSUPPORTED_VERSION:
+                exc = RemoteProtocolError(exc.code, f"server supports versions {exc.detail}",
+                                          request_id=exc.request_id)  # BUG: words around it
+            super().fail(exc)
+
+    _session_with(SentenceSession)
+
+
+FAULTS.update({
+    "unsupported_version_detail_in_a_sentence": Fault(
+        'UNSUPPORTED_VERSION\'s detail is "server supports versions 1-1", not "1-1"',
+        frozenset({"CP-HS-6"}), _unsupported_version_detail_in_a_sentence),
+})
+
+
 def _usage() -> str:
     lines = [f"  {name:<37} {', '.join(sorted(fault.breaks))}: {fault.description}"
              for name, fault in FAULTS.items()]

@@ -15,7 +15,7 @@ from conformance.transcript import describe, outcome
 from conformance.wire import frame_bytes
 
 RANGE = re.compile(r"(?<![\d-])(\d+)-(\d+)(?![\d-])")
-"""Two decimal numbers joined by a hyphen (CP-HS-6)."""
+"""Two decimal numbers joined by a hyphen (CP-HS-6: the whole detail, nothing else)."""
 FAR_VERSIONS = (200, 255)
 """A version range no server of this era supports (version is a u8, 1..255)."""
 
@@ -175,16 +175,20 @@ async def version_ranges_without_a_common_version_refused(ctx: ServerContext) ->
 
 @server_case("CP-HS-6")
 async def unsupported_version_detail_gives_the_server_range(ctx: ServerContext) -> None:
-    """UNSUPPORTED_VERSION's detail holds the server's range as 'low-high', which includes 1."""
+    """UNSUPPORTED_VERSION's detail is exactly the server's range 'low-high', which includes 1.
+
+    Exactly: a program reads this detail, so a sentence around the range (such as
+    "server supports versions 1-1") breaks the rule as much as a missing range.
+    """
     error = await _refused_range(ctx, FAR_VERSIONS)
     if error is None or error.code != ErrorCode.UNSUPPORTED_VERSION:
         ctx.skip("HELLO offering 200..255 was not refused with UNSUPPORTED_VERSION")
     assert error is not None
-    ranges = [(int(a), int(b)) for a, b in RANGE.findall(error.detail)]
-    ctx.check(any(low <= 1 <= high for low, high in ranges), "CP-HS-6",
-              f"UNSUPPORTED_VERSION's detail is {error.detail!r}; it must give the server's "
-              "version range as two decimal numbers joined by a hyphen, such as '1-1' (the "
-              "server speaks version 1, so its range includes 1)")
+    match = RANGE.fullmatch(error.detail)
+    ctx.check(match is not None and int(match[1]) <= 1 <= int(match[2]), "CP-HS-6",
+              f"UNSUPPORTED_VERSION's detail is {error.detail!r}; it must be the server's "
+              "version range and nothing else: two decimal numbers joined by a hyphen, such "
+              "as '1-1' (the server speaks version 1, so its range includes 1)")
 
 
 @server_case("CP-HS-8")
