@@ -214,8 +214,14 @@ def test_the_page_includes_every_section_of_the_file() -> None:
 
 
 def _vector_cases(name: str) -> list[dict[str, Any]]:
+    """The cases of message ``name``, with u64 values as ints (the file has them as strings)."""
     messages = json.loads(VECTORS.read_text(encoding="utf-8"))["messages"]
-    cases: list[dict[str, Any]] = next(m for m in messages if m["name"] == name)["cases"]
+    entry = next(m for m in messages if m["name"] == name)
+    u64 = {f["name"] for f in entry["fields"] if f["wire"] == "u64"}
+    cases: list[dict[str, Any]] = [
+        case | {"fields": {key: int(value) if key in u64 else value
+                           for key, value in case["fields"].items()}}
+        for case in entry["cases"]]
     return cases
 
 

@@ -28,6 +28,7 @@ from chatproto import (
     State,
     _fastcodec,
     _schema,
+    error_message,
     names,
 )
 from chatproto._fields import NICK, OPTIONAL_NICK, ROOM, UINT32, FieldError
@@ -109,6 +110,43 @@ def test_the_non_ascii_cases_carry_unicode() -> None:
     assert seen > 10
 
 
+def test_every_u64_value_is_a_decimal_string() -> None:
+    """JSON.parse rounds numbers above 2^53 (RFC 8259 section 6): u64s are strings."""
+    u64_fields = 0
+    for entry in MESSAGES["messages"]:
+        wires = {f["name"]: f["wire"] for f in entry["fields"]}
+        for case in entry["cases"]:
+            for name, value in case["fields"].items():
+                if wires[name] == "u64":
+                    u64_fields += 1
+                    assert isinstance(value, str) and value.isdecimal(), (entry["name"], name)
+                    if case["case"] == "maximal":
+                        assert value == str(2**64 - 1)
+                else:
+                    assert not (isinstance(value, int) and value > 2**53 - 1), (entry["name"], name)
+    assert u64_fields > 20
+    assert '"18446744073709551615"' in MESSAGES["header"]["description"]
+    assert "RFC 8259" in MESSAGES["header"]["description"]
+
+
+def test_a_u64_value_must_be_a_string() -> None:
+    from chatproto._fields import UINT64
+
+    assert _vectors.from_json_value(UINT64, "18446744073709551615") == 2**64 - 1
+    for not_a_string in (42, "4.2", "-1", "", "\u0661"):
+        with pytest.raises(ValueError):
+            _vectors.from_json_value(UINT64, not_a_string)
+
+
+def test_typical_timestamps_look_like_milliseconds_and_ids_are_small() -> None:
+    for entry in MESSAGES["messages"]:
+        typical = entry["cases"][0]["fields"]
+        if "timestamp_ms" in typical:  # 2020 .. 2100 in ms since the epoch
+            assert 1_577_836_800_000 <= int(typical["timestamp_ms"]) < 4_102_444_800_000
+        if "client_msg_id" in typical:
+            assert 0 < int(typical["client_msg_id"]) < 1000, entry["name"]
+
+
 def _cases() -> list[tuple[str, str, dict[str, Any]]]:
     return [(entry["name"], case["case"], case) for entry in MESSAGES["messages"]
             for case in entry["cases"]]
@@ -163,15 +201,28 @@ def test_minimal_and_maximal_are_the_extremes() -> None:
 
 
 def _ready_pair_messages() -> tuple[Hello, Welcome]:
-    by_name = {entry["name"]: entry for entry in MESSAGES["messages"]}
-    hello = _fastcodec.decode_frame(bytes.fromhex(by_name["HELLO"]["cases"][0]["hex"]))
-    welcome = _fastcodec.decode_frame(bytes.fromhex(by_name["WELCOME"]["cases"][0]["hex"]))
+    """invalid.json's 'ready_after': the HELLO and the WELCOME, each its fields and its bytes."""
+    hello_entry, welcome_entry = INVALID["ready_after"]
+    hello = _fastcodec.decode_frame(bytes.fromhex(hello_entry["hex"]))
+    welcome = _fastcodec.decode_frame(bytes.fromhex(welcome_entry["hex"]))
     assert isinstance(hello, Hello) and isinstance(welcome, Welcome)
+    for entry, message in ((hello_entry, hello), (welcome_entry, welcome)):
+        assert (entry["name"], entry["request_id"]) == (message.NAME, message.request_id)
+        assert _expected_message(type(message), entry) == message
     return hello, welcome
 
 
+def test_ready_is_reached_by_a_guest_handshake() -> None:
+    """A real server accepts the HELLO: a guest's, with no password (CP-ACCT-5)."""
+    hello, welcome = _ready_pair_messages()
+    assert hello.password == "" and welcome.logged_in is False
+    assert hello.nick == welcome.nick and hello.request_id == welcome.request_id != 0
+    assert "'ready_after'" in INVALID["header"]["description"]
+
+
 def _connection(receiver: str, state: str) -> Connection:
-    """Set up as invalid.json's header says: READY = after the typical HELLO and WELCOME."""
+    """Set up as invalid.json's header says: READY = after the HELLO and WELCOME of
+    'ready_after'."""
     hello, welcome = _ready_pair_messages()
     role = Sender(receiver)
     conn = Connection(role, welcome.limits if role is Sender.SERVER else None)
@@ -209,18 +260,35 @@ def test_invalid_input_produces_its_error(entry: dict[str, Any]) -> None:
     # Nothing happens before the octet that reveals the fault...
     assert feed(conn, data[: detected_after - 1]) == []
     rest = data[detected_after - 1:]
+    # The ERROR a server sends carries what the core reports; a client's carries 0.
+    from_client = conn.role is Sender.CLIENT
     if expected["fatal"]:
         # ...and it is refused as soon as that octet arrives.
         with pytest.raises(RemoteProtocolError) as caught:
             feed(conn, rest[:1])
         assert caught.value.code is code
-        assert caught.value.request_id == expected["error_request_id"]
+        sent = error_message(caught.value)
     else:
         events = feed(conn, rest[:1])
         assert len(events) == 1 and isinstance(events[0], FrameRejected), events
         assert events[0].code is code
-        assert events[0].request_id == expected["error_request_id"]
-        assert events[0].error_reply().code == int(code)
+        sent = events[0].error_reply()
+        assert sent.code == int(code)
+    assert (0 if from_client else sent.request_id) == expected["error_request_id"]
+
+
+def test_an_error_a_client_sends_carries_request_id_0() -> None:
+    """CP-ERR-9: whatever the offending frame carried (welcome-twice's WELCOME has 7)."""
+    from_client = [e for e in INVALID["invalid"] if e["receiver"] == "client" and e["expected"]]
+    assert {e["expected"]["error_request_id"] for e in from_client} == {0}
+    welcome_twice = next(e for e in from_client if e["id"] == "welcome-twice")
+    assert _fastcodec.decode_frame(bytes.fromhex(welcome_twice["hex"])).request_id == 7
+
+
+def test_sent_on_wire_is_defined_in_the_header() -> None:
+    description = INVALID["header"]["description"]
+    assert "'sent_on_wire', whether an ERROR frame with this code is sent" in description
+    assert "CP-ERR-9" in description
 
 
 def _codec_entries() -> list[dict[str, Any]]:

@@ -111,7 +111,7 @@ SAMPLES: dict[FieldType, Samples] = {
     UINT8: Samples((32,)),
     UINT16: Samples((502, 50)),
     UINT32: Samples((1000,)),
-    UINT64: Samples((42, 9001, 1767225600000, 7)),
+    UINT64: Samples((42, 9001)),
     FLAG: Samples((True,)),
     VERSION: Samples((1,)),
     FRAME_LIMIT: Samples((65536,)),
@@ -132,13 +132,23 @@ SAMPLES: dict[FieldType, Samples] = {
 }
 """Example values per field type. A new field type needs a row here."""
 
-FIELD_NAME_TYPICAL: dict[str, Any] = {"casemapping": names.CASEMAPPING}
-"""Typical values fixed by the protocol for a field name whatever its type."""
+FIELD_NAME_TYPICAL: dict[str, Any] = {
+    "casemapping": names.CASEMAPPING,
+    "timestamp_ms": 1767225600000,  # 2026-01-01T00:00:00Z in ms since the epoch
+    "client_msg_id": 7,
+}
+"""Typical values for a field name whatever its type: fixed by the protocol
+(``casemapping``), or of a meaning the type cannot carry (a u64 that counts
+milliseconds since the epoch looks nothing like a u64 a client counts up from 1)."""
 
 NON_ASCII_TEXTS = ("héllo wörld ✓ 日本語 🎉", "Grüße 👋🏽 ça va?")
 """Values of the "non-ascii" case, for every field whose type accepts them."""
 
 TYPICAL_REQUEST_ID = 7
+
+JSON_SAFE_INTEGER_MAX = 2**53 - 1
+"""Above this, JSON numbers do not interoperate (RFC 8259 section 6): JavaScript's
+``JSON.parse`` rounds them. A field whose wire can hold more is written as a string."""
 
 INTEGER_SHAPES = frozenset({"uint", "enum"})
 """Wire shapes whose value is an integer (an enum's values are a subset of its range)."""
@@ -406,12 +416,20 @@ def message_cases(cls: type[Message], schema: Schema = SCHEMA) -> list[MessageCa
     return [message_case(cls, kind, schema) for kind in case_kinds(cls, schema)]
 
 
-def to_json_value(value: Any) -> Any:
-    """JSON form of a field value: bytes as hex, tuples as lists."""
+def as_decimal_string(field_type: FieldType) -> bool:
+    """Whether the vectors write this field's values as decimal strings (every u64)."""
+    wire = field_type.wire
+    return wire.shape in INTEGER_SHAPES and wire.max_prefix_value > JSON_SAFE_INTEGER_MAX
+
+
+def to_json_value(field_type: FieldType, value: Any) -> Any:
+    """JSON form of a field value: bytes as hex, tuples as lists, u64 as a decimal string."""
     if isinstance(value, bytes | bytearray):
         return bytes(value).hex()
     if isinstance(value, tuple | list):
-        return [to_json_value(item) for item in value]
+        return list(value)
+    if as_decimal_string(field_type):
+        return str(value)
     return value
 
 
@@ -435,7 +453,8 @@ def messages_vectors(schema: Schema = SCHEMA) -> dict[str, Any]:
                     "case": case.kind,
                     "request_id": case.message.request_id,
                     "length": len(case.frame) - _schema.LENGTH_FIELD_SIZE,
-                    "fields": {name: to_json_value(v) for name, v in case.values.items()},
+                    "fields": {f.name: to_json_value(f.field_type, case.values[f.name])
+                               for f in fields},
                     "hex": case.frame.hex(),
                 }
                 for case in message_cases(cls, schema)
@@ -445,6 +464,10 @@ def messages_vectors(schema: Schema = SCHEMA) -> dict[str, Any]:
         "header": _header(
             "Valid frames of every message type. Each case gives the header's request_id, "
             "the field values (bytes as hex, lists as arrays) and the whole frame in hex. "
+            "The value of every u64 field (its 'wire' is 'u64') is a JSON string of decimal "
+            "digits, such as \"18446744073709551615\": JSON numbers above 2^53 do not "
+            "interoperate (RFC 8259 section 6; JavaScript's JSON.parse rounds them), so "
+            "parse it as an unsigned 64-bit integer. Every other integer is a JSON number. "
             "Encoding the fields must give exactly these bytes, and decoding the bytes "
             "must give exactly these fields. Cases: 'typical' (ordinary values), "
             "'minimal' (the smallest values, shortest strings and fewest items each "
@@ -539,18 +562,33 @@ class Outcome:
     """"framing", "codec" (the body decoder alone finds it) or "connection"."""
 
 
+def ready_handshake(schema: Schema = SCHEMA) -> tuple[Hello, Welcome]:
+    """The HELLO and WELCOME that bring an invalid case's connection to READY.
+
+    The typical HELLO and WELCOME of a guest: the password is empty and
+    ``logged_in`` false, since a password for a nick nobody registered is
+    refused (CP-ACCT-5): a real server does not reach READY on the typical HELLO.
+    """
+    def as_guest(case: MessageCase, **guest: Any) -> Message:
+        return type(case.message).model_validate(
+            case.values | guest | {"request_id": case.message.request_id})
+
+    hello = as_guest(message_case(Hello, "typical", schema), password="")
+    welcome = as_guest(message_case(Welcome, "typical", schema), logged_in=False)
+    if not isinstance(hello, Hello) or not isinstance(welcome, Welcome):
+        raise VectorError("the HELLO and WELCOME cases are not a Hello and a Welcome")
+    return hello, welcome
+
+
 def connection_in(receiver: Sender, state: State, schema: Schema = SCHEMA) -> Connection:
     """A reference Connection of role ``receiver`` on ``schema``, driven into ``state``."""
-    welcome = message_case(Welcome, "typical", schema).message
-    if not isinstance(welcome, Welcome):
-        raise VectorError("the WELCOME case is not a Welcome")
+    hello, welcome = ready_handshake(schema)
     conn = Connection(receiver, welcome.limits if receiver is Sender.SERVER else None,
                       schema=schema)
     if state is State.AWAIT_HELLO:
         return conn
     if state is not State.READY:
         raise ValueError(f"no vectors start in state {state}")
-    hello = message_case(Hello, "typical", schema).message
     if receiver is Sender.SERVER:
         conn.receive_data(schema.encode(hello))
         events = list(conn.events())
@@ -872,6 +910,23 @@ def _message_name(data: bytes, schema: Schema) -> str | None:
     return cls.NAME if cls else None
 
 
+def error_request_id(receiver: Sender, outcome: Outcome) -> int:
+    """The request_id of the ERROR the receiver sends for ``outcome``.
+
+    A server's ERROR carries the offending frame's request_id (CP-ERR-2); every
+    ERROR a client sends carries 0 (CP-ERR-9), whatever the frame carried.
+    """
+    return 0 if receiver is Sender.CLIENT else outcome.request_id
+
+
+def _handshake_entry(message: Message, schema: Schema) -> dict[str, Any]:
+    fields = schema.body_fields[message.TYPE]
+    return {"name": message.NAME, "request_id": message.request_id,
+            "fields": {f.name: to_json_value(f.field_type, getattr(message, f.name))
+                       for f in fields},
+            "hex": schema.encode(message).hex()}
+
+
 def invalid_vectors(spec_dir: Path | None, schema: Schema = SCHEMA) -> dict[str, Any]:
     requirements = spec_requirements(spec_dir) if spec_dir and spec_dir.is_dir() else {}
     entries = []
@@ -905,7 +960,7 @@ def invalid_vectors(spec_dir: Path | None, schema: Schema = SCHEMA) -> dict[str,
                 "code": int(outcome.code),
                 "fatal": outcome.fatal,
                 "sent_on_wire": info.on_wire,
-                "error_request_id": outcome.request_id,
+                "error_request_id": error_request_id(case.receiver, outcome),
                 "detected_after": outcome.detected_after,
                 "layer": outcome.layer,
             }
@@ -913,21 +968,30 @@ def invalid_vectors(spec_dir: Path | None, schema: Schema = SCHEMA) -> dict[str,
                 requirements, outcome.code, case.receiver, _message_name(case.data, schema),
                 case.state, schema)
         entries.append(entry)
+    hello, welcome = ready_handshake(schema)
     return {
         "header": _header(
             "Invalid input and the error each must produce. Start a connection of role "
-            "'receiver' in 'state' (READY: after the typical HELLO and WELCOME of "
-            "messages.json), feed it the octets in 'hex' (then end the stream if "
-            "'then_eof'). 'expected' gives the error: its name and code, whether it is "
-            "fatal (the connection ends) or the frame is skipped, whether it is ever "
-            "sent on the wire, the request_id the ERROR carries, after how many octets "
-            "(or at end of stream) it is detected, and the layer that finds it: "
-            "'framing' (the length field or the stream), 'codec' (the body decoder "
-            "alone) or 'connection' (state, request ids, advertised limits, versions). "
-            "'expected' is null when the receiver must silently ignore the frame. "
-            "'requirements' lists the spec requirements that assign that error to the "
-            "receiver."
+            "'receiver' in 'state': AWAIT_HELLO is a fresh connection before any frame; "
+            "READY is after the handshake in 'ready_after', which a server receiver has "
+            "received and answered and a client receiver has sent and received (its HELLO "
+            "is a guest's, with an empty password, which any server accepts for a nick "
+            "nobody holds; the server's limits are those that WELCOME advertises). Then "
+            "feed it the octets in 'hex' (and end the stream if 'then_eof'). 'expected' "
+            "gives the error: its name and code; 'fatal', whether the connection ends (true) "
+            "or only the frame is refused (false); 'sent_on_wire', whether an ERROR frame "
+            "with this code is sent to the peer (true: a server sends it, a client may send "
+            "it before it closes, CP-ERR-9) or the error is only ever reported locally, as "
+            "when the stream has already ended (false); 'error_request_id', the request_id "
+            "that ERROR carries (the offending frame's from a server, always 0 from a "
+            "client); 'detected_after', after how many octets of 'hex' (or \"eof\", at end "
+            "of stream) the error is detected; and 'layer', what finds it: 'framing' (the "
+            "length field or the stream), 'codec' (the body decoder alone) or 'connection' "
+            "(state, request ids, advertised limits, versions). 'expected' is null when the "
+            "receiver must silently ignore the frame. 'requirements' lists the spec "
+            "requirements that assign that error to the receiver."
         ),
+        "ready_after": [_handshake_entry(hello, schema), _handshake_entry(welcome, schema)],
         "invalid": entries,
     }
 
@@ -1073,5 +1137,10 @@ def from_json_value(field_type: FieldType, value: Any) -> Any:
         return bytes.fromhex(value)
     if shape == "strlist":
         return tuple(value)
+    if as_decimal_string(field_type):
+        if not (isinstance(value, str) and value.isdecimal() and value.isascii()):
+            raise ValueError(f"a {field_type.wire.name} value is a string of decimal digits, "
+                             f"not {value!r}")
+        return int(value)
     return value
 
