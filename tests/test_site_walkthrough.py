@@ -210,6 +210,22 @@ def test_the_page_includes_every_section_of_the_file() -> None:
     assert included.count("") == 1, "the page should also show the whole file once"
 
 
+def test_each_listing_names_its_source_for_readers_of_the_markdown() -> None:
+    """Read as Markdown, an include is a marker line: the text above it says where the
+    code is, with a link that works in the repository (the file is beside the page)."""
+    lines = PAGE.read_text(encoding="utf-8").splitlines()
+    for number, line in enumerate(lines):
+        include = PAGE_INCLUDE.search(line)
+        if include is None:
+            continue
+        before = " ".join(lines[max(number - 5, 0):number])
+        assert "[`minimal_client.py`](minimal_client.py)" in before, line
+        if include.group(1):
+            assert f"the `{include.group(1)}` section" in before, line
+            assert f"`[start:{include.group(1)}]`" in before, line
+    assert (PAGE.parent / "minimal_client.py").is_file()
+
+
 # ------------------------------------------------ vectors, registries, framing
 
 
