@@ -12,9 +12,9 @@ Nothing on the site that describes the wire is copied by hand. At build time:
 * the state diagram is drawn as an inline SVG from the state table
   (``chatproto_spec._statediagram``) in place of the page's Mermaid source, so the
   site loads no script to draw it and works with no network;
-* ``requirements.md`` is generated: every requirement with its level, its text,
-  a link to where it stands and the conformance cases that check it, page by
-  page in the order of ``mkdocs.yml``'s nav;
+* ``requirements.md``, checked in as ``specgen`` writes it, is shown rendered
+  again from the live pages, each requirement with the conformance cases that
+  check it (which the checked-in page, from the spec package alone, cannot name);
 * every requirement paragraph gets a permalink anchor named by its ID
   (``framing.md#CP-FRAME-3``);
 * the test vectors under ``vectors/`` are written from the schema;
@@ -34,12 +34,18 @@ from typing import Any
 
 from chatproto import PROTOCOL_VERSION, _schema
 from chatproto._schema import SCHEMA, Schema
+from chatproto_spec._requirements_index import (
+    REQUIREMENTS_PAGE,
+    count_line,
+    index_sections,
+    statement,
+)
+from chatproto_spec._requirements_index import TITLE as INDEX_TITLE
 from chatproto_spec._specdoc import SpecContext, fill_markers, state_diagram_legend
 from chatproto_spec._statediagram import render_state_svg
 from chatproto_spec._vectors import FIXED_SHAPES, render_vectors
-from chatproto_spec.requirements import load_requirements, parse_requirements
+from chatproto_spec.requirements import load_requirements
 
-REQUIREMENTS_PAGE = "requirements.md"
 _REQUIREMENT_START = re.compile(r"^(\s*(?:[-*]\s+)?)\*\*(CP-[A-Z]+-\d+)\*\*", re.MULTILINE)
 _LEVEL_CLASS = {"MUST": "must", "SHOULD": "should", "MAY": "may"}
 _FIELDS_BLOCK = re.compile(r"^<!-- generated:fields ([A-Z_]+) -->$(.*?)^```text$",
@@ -65,16 +71,11 @@ def on_config(config: Any) -> Any:
     return config
 
 
-def on_files(files: Any, config: Any) -> Any:
-    from mkdocs.structure.files import File
-
-    content = render_requirements_index(Path(config["docs_dir"]), config["nav"])
-    files.append(File.generated(config, REQUIREMENTS_PAGE, content=content))
-    return files
-
-
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
     name = page.file.src_uri
+    if name == REQUIREMENTS_PAGE:
+        # The checked-in page lists the requirements; the site adds the kit's cases.
+        return render_requirements_index(Path(config["docs_dir"]), config["nav"])
     if "/" not in name and name != REQUIREMENTS_PAGE:
         markdown = fill_markers(markdown, context=_context, where=name)
         markdown = _FIELDS_BLOCK.sub(_with_layout_diagram, markdown)
@@ -183,21 +184,9 @@ def on_post_build(config: Any) -> None:
         (site / name).write_text(text, encoding="utf-8")
 
 
-def nav_pages(nav: Any) -> list[tuple[str, str]]:
-    """(title, file) of every page in ``mkdocs.yml``'s ``nav``, in the order it lists them."""
-    found: list[tuple[str, str]] = []
-    for item in nav or []:
-        entries = item.items() if isinstance(item, dict) else [(None, item)]
-        for title, target in entries:
-            if isinstance(target, list):
-                found += nav_pages(target)
-            elif isinstance(target, str):
-                found.append((title or target, target))
-    return found
-
-
 def render_requirements_index(docs_dir: Path, nav: Any) -> str:
-    """The requirements index page, in Markdown: page by page in ``nav`` order.
+    """The site's requirements index, in Markdown: the checked-in page's entries, each
+    with the conformance cases that check it.
 
     Each requirement is an entry of its own (ID and level, text, the cases that
     check it), so the text has the page's width and a case ID is never squeezed
@@ -206,20 +195,11 @@ def render_requirements_index(docs_dir: Path, nav: Any) -> str:
     from conformance.coverage import NOT_CHECKABLE, cases_by_requirement
 
     covered = cases_by_requirement()
-    pages = _spec_pages(docs_dir)
-    titled = [(title, page) for title, page in nav_pages(nav) if page in pages]
-    listed = {page for _, page in titled}
-    # A page with requirements that the nav leaves out still has them listed, last.
-    order = titled + [(page, page) for page in pages if page not in listed]
-    counts: dict[str, int] = {}
-    sections: list[str] = []
-    for title, page in order:
-        requirements = parse_requirements(pages[page], page)
-        if not requirements:
-            continue
-        sections += [f"## {title}", "", '<div class="cp-index" markdown>']
-        for req in requirements:
-            counts[req.level.value] = counts.get(req.level.value, 0) + 1
+    sections = index_sections(_spec_pages(docs_dir), nav)
+    lines: list[str] = []
+    for section in sections:
+        lines += [f"## {section.title}", "", '<div class="cp-index" markdown>']
+        for req in section.requirements:
             cases = covered.get(req.id, [])
             if cases:
                 checked = " ".join(f"<code>{escape(case.id)}</code>" for case in cases)
@@ -227,30 +207,26 @@ def render_requirements_index(docs_dir: Path, nav: Any) -> str:
                 checked = escape(f"not checkable over the network: {NOT_CHECKABLE[req.id]}")
             else:
                 checked = "no case"
-            # Links within the requirement's own page must name that page here.
-            statement = req.text.replace("](#", f"]({page}#")
             level = req.level.value
-            sections += [
+            lines += [
                 f'<div class="cp-index-entry" id="{req.id}" markdown>',
-                f'<p class="cp-index-head" markdown>[{req.id}]({page}#{req.id}) '
+                f'<p class="cp-index-head" markdown>[{req.id}]({section.page}#{req.id}) '
                 f'<span class="cp-level cp-{_LEVEL_CLASS[level]}">{level}</span></p>',
-                f"<p markdown>{statement}</p>",
+                f"<p markdown>{statement(req)}</p>",
                 f'<div class="cp-index-cases"><span class="cp-index-label">Checked by</span> '
                 f"{checked}</div>",
                 "</div>",
             ]
-        sections += ["</div>", ""]
-    summary = ", ".join(f"{counts[level]} {level}" for level in ("MUST", "SHOULD", "MAY")
-                        if level in counts)
+        lines += ["</div>", ""]
     return "\n".join([
-        "# Requirements index",
+        f"# {INDEX_TITLE}",
         "",
         f"Every numbered requirement of chatproto version {PROTOCOL_VERSION} with its level, "
         "its text and the conformance cases that check it: page by page in the order of the "
         "site's navigation, and on each page in the order they stand there. Generated from the "
         "spec pages and the kit at build time.",
         "",
-        f"{sum(counts.values())} requirements: {summary}.",
+        count_line(sections),
         "",
-        *sections,
+        *lines,
     ])

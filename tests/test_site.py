@@ -151,7 +151,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_strict_build_writes_every_page(site: Path) -> None:
     pages = [path.relative_to(SPEC_DIR).as_posix() for path in SPEC_DIR.rglob("*.md")]
-    for page in [*pages, "requirements.md"]:
+    for page in pages:  # requirements.md is checked in too
         assert _page_html(site, page).is_file(), page
     for name in ("messages.json", "invalid.json", "nickfold.json"):
         assert (site / "vectors" / name).is_file()
@@ -341,6 +341,42 @@ def test_requirements_index_follows_the_nav_then_each_page(site: Path) -> None:
     assert sorted(expected) != expected  # the nav's order is not the files' names
 
 
+def test_checked_in_requirements_index_is_fresh() -> None:
+    """spec/requirements.md is what specgen writes from the pages, in mkdocs.yml's nav order."""
+    from chatproto_spec import _requirements_index, specgen
+
+    page = SPEC_DIR / "requirements.md"
+    assert page.read_text(encoding="utf-8") == specgen.generate(SPEC_DIR)[page], (
+        "spec/requirements.md is out of date: run python -m chatproto_spec.specgen")
+    text = page.read_text(encoding="utf-8")
+    listed = re.findall(r"^- \[(CP-[A-Z]+-\d+)\]\(([a-z-]+\.md)#\1\) \*\*(MUST|SHOULD|MAY)\*\*: ",
+                        text, re.MULTILINE)
+    requirements = load_requirements()
+    assert [rid for rid, _, _ in listed] == [
+        req.id for section in _requirements_index.index_sections(
+            {p.name: p.read_text(encoding="utf-8") for p in SPEC_DIR.glob("*.md")},
+            _requirements_index.site_nav(SPEC_DIR))
+        for req in section.requirements]
+    assert {rid: (page, level) for rid, page, level in listed} == {
+        rid: (req.page, req.level.value) for rid, req in requirements.items()}
+    # In the nav's order, not the files' names.
+    assert text.index("## Transport and framing") < text.index("## Connection lifecycle")
+
+
+def test_stale_requirements_index_is_found_by_specgen_check(tmp_path: Path) -> None:
+    import shutil
+
+    from chatproto_spec import specgen
+
+    spec = tmp_path / "spec"
+    shutil.copytree(SPEC_DIR, spec, ignore=shutil.ignore_patterns("__pycache__"))
+    assert specgen.main(["--spec-dir", str(spec)]) == 0
+    framing = spec / "framing.md"
+    framing.write_text(framing.read_text(encoding="utf-8").replace(
+        "**CP-FRAME-2** A sender MUST", "**CP-FRAME-2** A sender SHOULD"), encoding="utf-8")
+    assert spec / "requirements.md" in specgen.out_of_date(spec)
+
+
 def test_requirements_index_takes_its_order_from_the_nav() -> None:
     import importlib.util
 
@@ -363,7 +399,7 @@ def test_requirements_index_takes_its_order_from_the_nav() -> None:
 
 def test_every_page_shows_the_spec_version(site: Path) -> None:
     pages = [path.relative_to(SPEC_DIR).as_posix() for path in SPEC_DIR.rglob("*.md")]
-    for page in [*pages, "requirements.md"]:
+    for page in pages:  # requirements.md is checked in too
         html = _page_html(site, page).read_text(encoding="utf-8")
         assert html.count(VERSION_BADGE) == 1, page
 

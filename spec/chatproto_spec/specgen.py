@@ -2,8 +2,10 @@
 
     python -m chatproto_spec.specgen [--check] [--spec-dir DIR]
 
-Writes ``spec/vectors/*.json`` (``chatproto_spec._vectors``) and fills the
-``<!-- generated:NAME ARG -->`` blocks of every ``spec/*.md`` page
+Writes ``spec/vectors/*.json`` (``chatproto_spec._vectors``) and the
+requirements index ``spec/requirements.md`` (``chatproto_spec._requirements_index``,
+in the order of the nav of the ``mkdocs.yml`` beside the spec directory, if any),
+and fills the ``<!-- generated:NAME ARG -->`` blocks of every ``spec/*.md`` page
 (``chatproto_spec._specdoc``). With ``--check`` nothing is written: the exit status
 is 1 and every out-of-date file is listed when a run would change anything.
 The default spec directory is the repository's ``spec`` folder, the one that
@@ -22,6 +24,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from chatproto_spec._requirements_index import REQUIREMENTS_PAGE, render_markdown, site_nav
 from chatproto_spec._specdoc import (
     SpecContext,
     SpecDocError,
@@ -58,6 +61,7 @@ def generate(spec_dir: Path) -> dict[Path, str]:
         raise SpecDocError("generated links to missing headings:\n  " + "\n  ".join(problems))
     for name, text in filled.items():
         out[spec_dir / name] = text
+    out[spec_dir / REQUIREMENTS_PAGE] = render_markdown(filled, site_nav(spec_dir))
     return out
 
 
@@ -76,7 +80,8 @@ def warnings(spec_dir: Path) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m chatproto_spec.specgen",
-        description="Regenerate spec/vectors/*.json and the generated blocks of spec/*.md.",
+        description="Regenerate spec/vectors/*.json, spec/requirements.md and the generated "
+                    "blocks of spec/*.md.",
     )
     parser.add_argument("--check", action="store_true",
                         help="write nothing; exit 1 and list the files that are out of date")
