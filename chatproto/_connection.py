@@ -163,7 +163,8 @@ class Connection:
         STATE_VIOLATION, as the spec says. After end of stream (and the events
         before it) comes one ``ConnectionClosed``, then ``NEED_DATA``.
 
-        A fatal breach raises RemoteProtocolError: answer it with
+        A breach that ends the connection (a fatal one, or a client's ERROR whose
+        body does not parse) raises RemoteProtocolError: answer it with
         ``error_message(exc)`` and close. Every later call raises it again.
         """
         if self.their_error is not None:
@@ -172,7 +173,7 @@ class Connection:
             try:
                 event = self._next_event()
             except RemoteProtocolError as exc:
-                if exc.fatal:
+                if exc.ends_connection:
                     self._fail(exc)
                     raise
                 event = FrameRejected(exc.code, exc.request_id, exc.detail, 0)
@@ -237,6 +238,12 @@ class Connection:
             message = self.schema.codec.decode_body(raw.type_code, raw.request_id,
                                                     self._decoder.buffer, raw.start, raw.end)
         except RemoteProtocolError as exc:
+            if sender is Sender.CLIENT and cls is Error:
+                # The header allowed it, and every ERROR a client sends is fatal, so the
+                # client is leaving whatever its body says: answer what is wrong with
+                # the body (request_id 0: it answers no request) and close (CP-ERR-11).
+                raise RemoteProtocolError(exc.code, f"ERROR from the client: {exc.detail}",
+                                          closing=True) from None
             if cls is not Quit or sender is not Sender.CLIENT:
                 return FrameRejected(exc.code, exc.request_id, exc.detail, raw.type_code)
             # Every QUIT is answered with BYE, even one that does not parse (CP-CLOSE-2).

@@ -212,10 +212,18 @@ class RemoteProtocolError(ProtocolError):
 
     ``silent`` is set when the breach is a frame after which nothing may be
     sent at all, such as a BYE the client did not ask for (CP-CLOSE-5): close
-    without answering.
+    without answering. ``closing`` is set when the connection ends although
+    ``code`` is not fatal: a client's ERROR whose body does not parse is
+    answered with that code and the connection closes all the same (CP-ERR-11).
     """
 
     def __init__(self, code: ErrorCode, detail: str = "", *, request_id: int = 0,
-                 silent: bool = False) -> None:
+                 silent: bool = False, closing: bool = False) -> None:
         super().__init__(code, detail, request_id=request_id)
         self.silent = silent
+        self.closing = closing
+
+    @property
+    def ends_connection(self) -> bool:
+        """Whether the connection closes after this breach is answered."""
+        return self.fatal or self.closing

@@ -738,7 +738,31 @@ def _unsupported_version_detail_in_a_sentence() -> None:
     _session_with(SentenceSession)
 
 
+
+def _client_error_body_judged_by_state() -> None:
+    """A client ERROR whose body does not parse is judged by the state table: STATE_VIOLATION.
+
+    "The table allows only a fatal ERROR from a client, and this one is not even
+    an ERROR", so the server answers STATE_VIOLATION (fatal) where CP-ERR-11 wants
+    MALFORMED_MESSAGE with fatal 0: the check of state reads the body. It closes
+    the connection either way, and every other frame is judged as in the reference.
+    """
+    from chatproto import ErrorCode, RemoteProtocolError
+    from reference_server.session import Session
+
+    class StateJudgedSession(Session):
+        def fail(self, exc: RemoteProtocolError) -> None:
+            if exc.closing and not exc.fatal:
+                exc = RemoteProtocolError(ErrorCode.STATE_VIOLATION,  # BUG: judged by its body
+                                          "a client sends only fatal ERRORs")
+            super().fail(exc)
+
+    _session_with(StateJudgedSession)
+
 FAULTS.update({
+    "client_error_body_judged_by_state": Fault(
+        "a client ERROR whose body does not parse is answered STATE_VIOLATION",
+        frozenset({"CP-ERR-11"}), _client_error_body_judged_by_state),
     "unsupported_version_detail_in_a_sentence": Fault(
         'UNSUPPORTED_VERSION\'s detail is "server supports versions 1-1", not "1-1"',
         frozenset({"CP-HS-6"}), _unsupported_version_detail_in_a_sentence),

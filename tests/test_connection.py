@@ -443,8 +443,10 @@ def test_nothing_after_a_fatal_error_is_yielded_and_next_event_keeps_raising() -
 # ============================================================ bad frame bodies
 
 # Every (sender, key) the table allows, except QUIT: CP-CLOSE-2 makes the
-# server treat any QUIT as a QUIT (see the QUIT tests at the end).
-BODY_CASE_KEYS: list[Step] = [(s, k) for (s, k) in sender_keys() if k != "QUIT"]
+# server treat any QUIT as a QUIT (see the QUIT tests at the end); and except a
+# client's ERROR, whose bad body ends the connection (CP-ERR-11, tested apart).
+BODY_CASE_KEYS: list[Step] = [(s, k) for (s, k) in sender_keys()
+                              if k != "QUIT" and not (s is CLIENT and k.startswith("ERROR"))]
 
 STRING_MARKERS: dict[str, Any] = {
     "nick": "Qqqqqqqq",
@@ -523,6 +525,40 @@ def test_every_kind_of_ill_formed_utf8_is_invalid_utf8(bad: bytes) -> None:
     assert isinstance(events[0], FrameRejected)
     reply = events[0].error_reply()
     assert (reply.code, reply.fatal, reply.request_id) == (int(ErrorCode.INVALID_UTF8), False, 61)
+
+
+CLIENT_ERROR_BODIES: dict[str, tuple[bytes, ErrorCode]] = {
+    "cut-in-code": (b"\x00", ErrorCode.MALFORMED_MESSAGE),
+    "cut-in-detail": (b"\x00\x69\x01\x00\x00\x00\x00\x05ab", ErrorCode.MALFORMED_MESSAGE),
+    "bool-2": (b"\x00\x69\x02\x00\x00\x00\x00\x00", ErrorCode.MALFORMED_MESSAGE),
+    "detail-not-utf8": (b"\x00\x69\x01\x00\x00\x00\x00\x02\xc0\xaf", ErrorCode.INVALID_UTF8),
+}
+"""Bodies of a client ERROR (code u16, fatal bool, retry_after_ms u32, detail str8) that fail
+step 4, each with the code it gets."""
+
+
+@pytest.mark.parametrize("state", [State.AWAIT_HELLO, State.READY, State.QUITTING])
+@pytest.mark.parametrize("body", CLIENT_ERROR_BODIES.values(), ids=CLIENT_ERROR_BODIES.keys())
+def test_client_error_with_a_bad_body_is_answered_for_its_body_and_ends_the_connection(
+    state: State, body: tuple[bytes, ErrorCode]
+) -> None:
+    """CP-ERR-11: the header allows a client ERROR in every state that allows one, so a body
+    that fails step 4 gets its step-4 code, not STATE_VIOLATION; request_id 0, not fatal
+    (CP-ERR-1), and the connection ends as after any client ERROR."""
+    data, code = body
+    server = pair_in(state).server
+    ping = Ping(request_id=9)
+
+    events, exc = receive_until_error(server, raw_frame(Error.TYPE, 0, data) + encode(ping))
+
+    assert events == []
+    assert (exc.code, exc.request_id, exc.ends_connection) == (code, 0, True)
+    reply = error_message(exc)
+    assert (reply.code, reply.fatal, reply.request_id) == (int(code), False, 0)
+    server.send(reply)  # the answer can still be sent: the state allows a non-fatal ERROR
+    with pytest.raises(RemoteProtocolError) as again:
+        server.next_event()
+    assert again.value is exc
 
 
 def _bool_offsets(key: str) -> dict[str, int]:

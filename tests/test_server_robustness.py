@@ -308,6 +308,22 @@ async def test_fatal_error_from_the_client(server: RunningServer,
     assert (left.nick, left.kind) == ("quitter", LeaveKind.DISCONNECT)
 
 
+async def test_client_error_with_a_truncated_body(server: RunningServer,
+                                                 client_factory: ClientFactory) -> None:
+    """CP-ERR-11: a client ERROR cut short in its body is allowed by the header (not a
+    STATE_VIOLATION): the server answers MALFORMED_MESSAGE, not fatal, request_id 0, and
+    closes the connection as after any client ERROR; room mates see DISCONNECT."""
+    quitter, alice = await client_factory("quitter"), await client_factory("alice")
+    await join_all("#room", quitter, alice)
+    await quitter.send_raw(raw_frame(Error.TYPE, 0, b"\x00\x69\x01"))  # code, fatal, no more
+    answer = await quitter.read_until_closed()
+    assert [(e.code, e.fatal, e.request_id) for e in of_type(answer, Error)] == \
+        [(int(ErrorCode.MALFORMED_MESSAGE), False, 0)]
+    assert len(answer) == 1
+    left = await alice.expect(MemberLeft)
+    assert (left.nick, left.kind) == ("quitter", LeaveKind.DISCONNECT)
+
+
 async def test_stray_pong_is_ignored(server: RunningServer,
                                      client_factory: ClientFactory) -> None:
     """CP-KEEP-3: a PONG that answers no PING of the server is ignored, without answer."""

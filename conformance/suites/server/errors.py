@@ -38,7 +38,7 @@ from chatproto.messages import (
 )
 from conformance.registry import server_case
 from conformance.server_side import FINAL_TYPES, Peer, ServerContext
-from conformance.suites.server._bodies import BAD_UTF8, hello_body, str8, str16, u64, unchecked
+from conformance.suites.server._bodies import BAD_UTF8, hello_body, str8, str16, u8, u64, unchecked
 from conformance.suites.server._steps import fit_topic, maybe, room_with
 from conformance.transcript import describe, outcome
 from conformance.wire import frame_bytes, length_field
@@ -345,3 +345,27 @@ async def frame_with_several_faults_reports_the_first_in_order(ctx: ServerContex
             continue  # no answer at all is judged by the rules that require one
         ctx.check(isinstance(answer, Error) and answer.code == expected, "CP-ERR-10",
                   f"{what}: answered {outcome(answer)}, expected {expected.name}")
+
+
+@server_case("CP-ERR-11")
+async def client_error_cut_short_is_malformed_then_the_connection_closes(
+        ctx: ServerContext) -> None:
+    """A client ERROR whose body ends after its fatal octet, before HELLO and in READY:
+    MALFORMED_MESSAGE with fatal 0 and request_id 0 (the header allowed it: not a
+    STATE_VIOLATION), then the server closes the connection."""
+    cut_short = frame_bytes(Error.TYPE, 0, int(ErrorCode.STATE_VIOLATION).to_bytes(2, "big")
+                            + u8(1))
+    for where in ("before HELLO", "in READY"):
+        peer = await ctx.connect("leaver") if where == "before HELLO" else \
+            await ctx.client("leaver")
+        what = f"a client ERROR cut short after its fatal octet, {where}"
+        await peer.send_raw(cut_short, note=what)
+        error = await peer.expect_type(Error, req="CP-ERR-11")
+        ctx.check(error.code == ErrorCode.MALFORMED_MESSAGE, "CP-ERR-11",
+                  f"{what} was answered with {outcome(error)}; whether a frame is allowed is "
+                  "decided from the header, which allows a client ERROR, so the body that does "
+                  "not parse is MALFORMED_MESSAGE")
+        ctx.check(not error.fatal and error.request_id == 0, "CP-ERR-11",
+                  f"{what} was answered with {describe(error)}; the answer has fatal 0 (as the "
+                  "registry gives MALFORMED_MESSAGE) and request_id 0")
+        await peer.expect_closed(req="CP-ERR-11")
