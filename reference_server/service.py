@@ -607,9 +607,9 @@ class ChatService:
                               list(self.backplane.room_members(room.fold)))
 
     def on_history(self, session: Session, request: History) -> None:
-        room = self.member_room(session, request.room)
-        if request.limit == 0:
+        if request.limit == 0:  # a field check, before any room is looked at (CP-HIST-12)
             raise Refused(ErrorCode.INVALID_FIELD, "limit must be at least 1")
+        room = self.member_room(session, request.room)
         newest_plus_one = room.last_seq + 1
         before = request.before_seq if 0 < request.before_seq <= newest_plus_one \
             else newest_plus_one

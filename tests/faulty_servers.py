@@ -759,7 +759,29 @@ def _client_error_body_judged_by_state() -> None:
 
     _session_with(StateJudgedSession)
 
+
+def _history_room_checked_before_limit() -> None:
+    """HISTORY looks the room up before it checks ``limit``: limit 0 for a room the client
+    is not in gets NOT_IN_ROOM, for one that does not exist NO_SUCH_ROOM.
+
+    CP-HIST-12: limit 0 is INVALID_FIELD whatever the room, a field check made before
+    the room is looked at. A member's HISTORY with limit 0 is still INVALID_FIELD.
+    """
+    from chatproto.messages import History
+    from reference_server.service import ChatService
+    from reference_server.session import Session
+
+    class RoomFirstService(ChatService):
+        def on_history(self, session: Session, request: History) -> None:
+            self.member_room(session, request.room)  # BUG: the room before the field
+            super().on_history(session, request)
+
+    _serve_with(RoomFirstService)
+
 FAULTS.update({
+    "history_room_checked_before_limit": Fault(
+        "HISTORY limit 0 for an unknown room or a non-member is NO_SUCH_ROOM / NOT_IN_ROOM",
+        frozenset({"CP-HIST-12"}), _history_room_checked_before_limit),
     "client_error_body_judged_by_state": Fault(
         "a client ERROR whose body does not parse is answered STATE_VIOLATION",
         frozenset({"CP-ERR-11"}), _client_error_body_judged_by_state),

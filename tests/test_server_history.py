@@ -225,13 +225,16 @@ async def test_history_pages_backwards(server: RunningServer,
 
 async def test_history_limit_zero_and_non_members(server: RunningServer,
                                                   client_factory: ClientFactory) -> None:
-    """CP-HIST-12, CP-ROOM-8: HISTORY with limit 0 is INVALID_FIELD; from a non-member,
-    NOT_IN_ROOM."""
+    """CP-HIST-12, CP-ROOM-8: HISTORY with limit 0 is INVALID_FIELD, from anyone and for any
+    room; with another limit, from a non-member, NOT_IN_ROOM."""
     alice, outsider = await client_factory("alice"), await client_factory("outsider")
     await alice.ok(Join(room="#room"))
     await post(alice, "#room", 2)
     refused(await alice.request(History(room="#room", limit=0)), ErrorCode.INVALID_FIELD)
     refused(await outsider.request(History(room="#room", limit=5)), ErrorCode.NOT_IN_ROOM)
+    # limit 0 is a field check, made before the room is looked at (CP-HIST-12, issue 14 A3)
+    refused(await outsider.request(History(room="#room", limit=0)), ErrorCode.INVALID_FIELD)
+    refused(await outsider.request(History(room="#nowhere", limit=0)), ErrorCode.INVALID_FIELD)
 
 
 @pytest.mark.server_config(history_depth=5, limits=Limits(history_on_join=3))

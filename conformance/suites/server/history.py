@@ -16,8 +16,8 @@ import math
 from dataclasses import dataclass
 
 from chatproto import ErrorCode, fold
-from chatproto.messages import History as HistoryRequest
 from chatproto.messages import (
+    Error,
     HistoryGap,
     Join,
     MemberJoined,
@@ -28,6 +28,7 @@ from chatproto.messages import (
     SendRoom,
     SetTopic,
 )
+from chatproto.messages import History as HistoryRequest
 from conformance.outcomes import Violation
 from conformance.registry import server_case
 from conformance.server_side import Answer, Peer, ServerContext, fresh_client_msg_id
@@ -538,6 +539,22 @@ async def history_limit_zero_refused(ctx: ServerContext) -> None:
                         req="CP-HIST-12")
     await alice.refused(HistoryRequest(room=room, before_seq=2, limit=0),
                         ErrorCode.INVALID_FIELD, req="CP-HIST-12")
+
+
+@server_case("CP-HIST-12")
+async def history_limit_zero_refused_before_the_room_is_looked_at(ctx: ServerContext) -> None:
+    """HISTORY limit 0 for a room that does not exist, and for one the client is not in:
+    INVALID_FIELD, not NO_SUCH_ROOM or NOT_IN_ROOM (limit is a field check)."""
+    room = ctx.room("zero-out")
+    await room_with(ctx, room, "owner")
+    bob = await ctx.client("bob")
+    for name, where in ((ctx.room("zero-none"), "a room that does not exist"),
+                        (room, "a room bob is not in")):
+        answer = await bob.request(HistoryRequest(room=name, limit=0), req="CP-HIST-12")
+        ctx.check(isinstance(answer.final, Error) and answer.final.code == ErrorCode.INVALID_FIELD,
+                  "CP-HIST-12", f"HISTORY limit=0 for {where} was answered with "
+                  f"{describe(answer.final)}; limit 0 breaks the field's range, which is "
+                  "checked before the room (INVALID_FIELD)")
 
 
 # --------------------------------------------------------------- retention
