@@ -111,16 +111,23 @@ class Phase(StrEnum):
     """The client must close right after its fatal ERROR (CP-CLOSE-4)."""
 
 
+QUIT_BEFORE_WELCOME = "CP-STATE-1"
+"""The rule a QUIT before WELCOME breaks: a client that leaves before WELCOME closes the
+connection (issue 14, A12)."""
+
+
 def client_may_send(phase: Phase, cls: type[Message], fatal: bool | None) -> bool:
     """The state table's client rows: may a client send ``cls`` in ``phase``?
 
     ``fatal`` is the ERROR's flag (None when the frame could not be decoded).
+    Before WELCOME a client sends nothing but HELLO and a fatal ERROR: one that
+    wants to leave closes the connection, without QUIT.
     """
     if cls is Error:
         return fatal is not False and phase in (Phase.AWAIT_HELLO, Phase.AWAIT_WELCOME,
                                                 Phase.READY, Phase.QUITTING, Phase.REJECTING)
     if phase is Phase.AWAIT_HELLO:
-        return cls in (Hello, Quit)
+        return cls is Hello
     if phase is Phase.READY:
         return cls in CLIENT_MESSAGES and cls is not Hello
     return False
@@ -297,6 +304,9 @@ class ClientMonitor:
         if self.phase is Phase.ENDED_BY_CLIENT:
             return ("CP-CLOSE-4", f"the client sent {what} after its own fatal ERROR instead of "
                     "closing the connection")
+        if cls is Quit and self.phase in (Phase.AWAIT_HELLO, Phase.AWAIT_WELCOME):
+            return (QUIT_BEFORE_WELCOME, "the client sent QUIT before WELCOME; a client that "
+                    "leaves before WELCOME closes the connection without QUIT")
         if self.phase is Phase.REJECTING:
             return ("CP-STATE-5", f"the client sent {what} after the kit sent a frame the state "
                     "table does not allow, instead of closing the connection")
@@ -348,7 +358,7 @@ class ClientMonitor:
             if isinstance(message, Hello):
                 self.offered = range(message.min_version, message.max_version + 1)
                 self.capabilities_offered = message.capabilities
-        elif cls is Quit and self.phase in (Phase.AWAIT_HELLO, Phase.READY):
+        elif cls is Quit and self.phase is Phase.READY:
             self.phase = Phase.QUITTING
 
     def _pong_seen(self, token: bytes) -> None:

@@ -2,8 +2,11 @@
 
 For each case the kit listens on a fresh port of 127.0.0.1, launches the client
 command with ``{host}`` and ``{port}`` replaced, and waits for it to connect.
-The only contract with the client is that it connects and sends HELLO, and that
-closing its standard input asks it to finish (the orderly-close cases).
+The contract with the client (the test guide states it for implementers) is
+that it connects and sends HELLO on its own, and that it acts on the lines the
+kit writes to its standard input (``CONTRACT_LINES``: join a room, send text to
+it, quit), closing stdin meaning ``/quit``. A client that does not read stdin
+still runs every case but those that ask it to act; those are SKIP.
 
 ``ClientLink`` is that connection seen from the server's side. A reader task
 files every frame the client sends, answers the requests a client may make on
@@ -83,6 +86,13 @@ CONNECT_TIMEOUT_S = 10.0
 OUTPUT_CAP = 256 * 1024
 """Bytes of the client's stdout and of its stderr kept for checks and the report."""
 REPORT_OUTPUT_CHARS = 3000
+CONTRACT_LINES = {
+    "/join ROOM": "send JOIN for ROOM (resume 0)",
+    "/msg ROOM TEXT": "send TEXT to ROOM with SEND_ROOM, once the ROOM's JOIN is sent",
+    "/quit": "in READY send QUIT and wait for BYE; before WELCOME close without QUIT",
+}
+"""The stdin lines a client under test acts on (the guide's contract; closing stdin is
+``/quit``)."""
 BYTE_PACE_S = 0.002
 """Pause between pieces of a split write, so that each piece travels as its own segment
 (pacing the split, not waiting for the client)."""
@@ -141,6 +151,9 @@ class ClientLink(Inbox):
         """Answer the requests a client makes on its own (JOIN, LIST_*, SEND_*, PING...)."""
         self.answer_quit = True
         """Answer QUIT with BYE and shut down the sending direction."""
+        self.case_answers: Callable[[Message], bool] = lambda message: False
+        """Requests the case answers itself (the others are answered as ``auto_respond``
+        says)."""
         self._reader = reader
         self._writer = writer
         self._eof_sent = False
@@ -279,6 +292,11 @@ class ClientLink(Inbox):
         else:
             self._answer(Ok(request_id=rid))
 
+    async def respond(self, request: Message) -> None:
+        """Answer a request the case held (``case_answers``) as a plain server would."""
+        self._respond(request)
+        await self._drain()
+
     def _answer(self, message: Message) -> None:
         self._write_now(encode(message), describe(message))
 
@@ -340,7 +358,8 @@ class ClientLink(Inbox):
             self._fault(violation)
         if frame.message is not None:
             self._unclaimed.append(frame.message)
-            if self.auto_respond and not violations:
+            if self.auto_respond and not violations \
+                    and not self.case_answers(frame.message):
                 self._respond(frame.message)
         elif not violations:
             self._refuse_undecodable(frame)
@@ -575,6 +594,16 @@ class ClientContext(CaseContext):
             self.mark_broken("ping" if exc.requirement == "CP-KEEP-1" else "handshake", exc)
             raise
         return link
+
+    async def type_line(self, line: str) -> None:
+        """Write one contract line (``CONTRACT_LINES``) to the client's stdin."""
+        stdin = self._process.stdin if self._process is not None else None
+        if stdin is None or stdin.is_closing():
+            raise KitError("the client's stdin is already closed")
+        self.transcript.note("process", f"kit typed on the client's stdin: {line!r}")
+        stdin.write(line.encode("utf-8") + b"\n")
+        with contextlib.suppress(ConnectionError, OSError):
+            await asyncio.wait_for(stdin.drain(), self.timeout)
 
     def finish_client(self) -> None:
         """Ask the client to finish: close its standard input (the documented contract)."""

@@ -31,7 +31,7 @@ import signal
 import ssl
 import sys
 import threading
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, NoReturn
 
 from chatproto import DEFAULT_PORT, PROTOCOL_VERSION, __version__, error_name
@@ -303,11 +303,56 @@ def _start_stdin_reader(loop: asyncio.AbstractEventLoop,
     threading.Thread(target=read, name="stdin reader", daemon=True).start()
 
 
+def _asks_to_quit(line: str) -> bool:
+    """Whether a line of stdin is ``/quit``."""
+    with contextlib.suppress(CommandError):
+        return parse_command(line, None).name == "quit"
+    return False
+
+
+async def connect_json(connect: Callable[[], Coroutine[Any, Any, ChatClient]],
+                       lines: asyncio.Queue[str | None]) -> tuple[ChatClient | None, list[str]]:
+    """Connect while reading stdin: ``(client, lines read meanwhile)``, or ``(None, [])``
+    when ``/quit`` comes before WELCOME.
+
+    Leaving before WELCOME is closing the connection: a client MUST NOT send QUIT
+    before WELCOME, so the handshake is abandoned (``ChatClient`` closes on cancel).
+    Other lines wait for the session, in order: text typed at once is not lost.
+    The end of stdin lets the handshake finish (a refused connection is still
+    reported) and then ends the session as usual.
+    """
+    loop = asyncio.get_running_loop()
+    connecting: asyncio.Task[ChatClient] = loop.create_task(connect(), name="connect")
+    early: list[str] = []
+    ended = False
+    while not connecting.done() and not ended:
+        get_line = loop.create_task(lines.get())
+        await asyncio.wait({get_line, connecting}, return_when=asyncio.FIRST_COMPLETED)
+        if not get_line.done():
+            get_line.cancel()
+            continue
+        line = get_line.result()
+        if line is None:
+            ended = True
+            lines.put_nowait(None)  # for the session, once there is one
+        elif _asks_to_quit(line) and not connecting.done():
+            connecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, *_CONNECT_ERRORS):
+                await connecting
+            return None, []
+        else:
+            early.append(line)
+    return await connecting, early
+
+
 async def run_json(client: ChatClient, *,
+                   lines: asyncio.Queue[str | None] | None = None, early: Sequence[str] = (),
                    stop_signals: Sequence[signal.Signals] = (signal.SIGINT, signal.SIGTERM),
                    ) -> int:
     """The --json loop; returns the exit status.
 
+    ``lines`` is stdin already being read (``connect_json``), with ``early`` the
+    lines read before WELCOME; without it, reading starts here.
     The event stream ends when the connection is over for good (with
     ``--reconnect``: only when the client gives up), which ends the loop too.
     A script learns from the status whether everything it asked for was done:
@@ -315,7 +360,10 @@ async def run_json(client: ChatClient, *,
     """
     out = _JsonOut()
     loop = asyncio.get_running_loop()
-    lines: asyncio.Queue[str | None] = asyncio.Queue()
+    if lines is None:
+        lines = asyncio.Queue()
+        _start_stdin_reader(loop, lines)
+    waiting = list(early)
     current_room: str | None = None
     disconnected: list[Disconnected] = []
     interrupted: list[int] = []
@@ -338,12 +386,13 @@ async def run_json(client: ChatClient, *,
                 disconnected.append(event)
 
     pump_task = loop.create_task(pump(), name="events")
-    _start_stdin_reader(loop, lines)
     quitting = False
     try:
         while not quitting:
             line: str | None = None
-            if not interrupted:  # a signal skips the lines still waiting
+            if waiting and not interrupted:
+                line = waiting.pop(0)
+            elif not interrupted:  # a signal skips the lines still waiting
                 get_line = loop.create_task(lines.get())
                 await asyncio.wait({get_line, pump_task}, return_when=asyncio.FIRST_COMPLETED)
                 if pump_task.done():  # the connection is over for good
@@ -442,12 +491,22 @@ async def _run(args: argparse.Namespace, host: str, port: int, password: str,
         return EXIT_FAILURE
     if args.send:
         return await run_send(args, host, port, password, tls)
+    if terminal_ui is None:  # --json (main loads the UI for the terminal mode)
+        lines: asyncio.Queue[str | None] = asyncio.Queue()
+        _start_stdin_reader(asyncio.get_running_loop(), lines)
+        try:
+            found, early = await connect_json(
+                lambda: _connect(args, host, port, password, tls), lines)
+        except _CONNECT_ERRORS as exc:
+            return _fail_connect(exc, args, tls)
+        if found is None:  # asked to quit before WELCOME: the connection is closed
+            _JsonOut()({"event": "OK", "command": "quit"})
+            return EXIT_OK
+        return await run_json(found, lines=lines, early=early)
     try:
         client = await _connect(args, host, port, password, tls)
     except _CONNECT_ERRORS as exc:
         return _fail_connect(exc, args, tls)
-    if terminal_ui is None:  # --json (main loads the UI for the terminal mode)
-        return await run_json(client)
     return await terminal_ui(client, reconnect=args.reconnect)
 
 

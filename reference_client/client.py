@@ -256,6 +256,8 @@ class ChatClient:
         self._closing = False
         self._finished = False
         self._last_error: Error | None = None
+        self._rate_limited_until: dict[type[Message], float] = {}
+        """Per request type refused with RATE_LIMITED: the loop time it may be sent again."""
         self._rejoining: set[int] = set()
         """Request ids of the JOINs a reconnection sends: their replay becomes events."""
 
@@ -313,7 +315,9 @@ class ChatClient:
             await self._drop_connection()
             raise HandshakeFailed(exc.code, exc.detail, retry_after_ms=exc.retry_after_ms,
                                   request="HELLO") from None
-        except ConnectionLost:
+        except (ConnectionLost, asyncio.CancelledError):
+            # Cancelled: the user left before WELCOME, so the connection is just closed
+            # (a QUIT is not allowed before WELCOME).
             await self._drop_connection()
             raise
         assert isinstance(welcome, Welcome)
@@ -324,16 +328,24 @@ class ChatClient:
 
     async def _exchange(self, request: Message) -> tuple[list[Message], Message]:
         """Send one request; return (intermediate frames, final answer)."""
+        loop = asyncio.get_running_loop()
+        wait = self._rate_limited_until.get(type(request), 0.0) - loop.time()
+        if wait > 0:
+            # A request of a kind refused with RATE_LIMITED waits out its retry_after_ms
+            # (CP-RATE-5); other kinds go at once, and are refused by the server if need be.
+            await asyncio.sleep(wait)
         if self._writer is None or self._finished:
             raise ConnectionLost("not connected")
         try:
             frame = self._conn.send(request)
         except LocalProtocolError as exc:
             raise ChatError(int(exc.code), exc.detail, request=request.NAME) from None
-        future: _Answer = asyncio.get_running_loop().create_future()
+        future: _Answer = loop.create_future()
         self._pending.track(request, future)
         self._writer.write(frame)
         frames, final = await future
+        if isinstance(final, Error) and final.code == ErrorCode.RATE_LIMITED:
+            self._rate_limited_until[type(request)] = loop.time() + final.retry_after_ms / 1000
         if isinstance(final, Error):
             raise ChatError(final.code, final.detail, retry_after_ms=final.retry_after_ms,
                             request=request.NAME)

@@ -213,6 +213,15 @@ def _nick_and_text(typed: _Typed) -> Command:
     return Command(typed.name, nick=words[0], text=text)
 
 
+def _target_and_text(typed: _Typed) -> Command:
+    """``/msg NICK TEXT`` is private; ``/msg #room TEXT`` is text for that room (as in IRC,
+    and as the conformance kit's client contract types it)."""
+    command = _nick_and_text(typed)
+    if _looks_like_room(command.nick or ""):
+        return Command(SAY, room=command.nick, text=command.text)
+    return command
+
+
 def _away_message(typed: _Typed) -> Command:
     return Command(typed.name, text=typed.rest.strip() or "away")
 
@@ -620,8 +629,9 @@ COMMANDS: Mapping[str, CommandSpec] = {
               _room_and_reason, _part, "joined_room", "text", aliases=("leave",)),
         _spec("switch", "/switch #room", "make a joined room the current room",
               _one_room, _switch, "joined_room"),
-        _spec("msg", "/msg NICK TEXT", "send a private message to one user",
-              _nick_and_text, _msg, "nick", "text", aliases=("query", "m")),
+        _spec("msg", "/msg NICK|#room TEXT",
+              "send a private message to one user, or text to a joined room",
+              _target_and_text, _msg, "nick", "text", aliases=("query", "m")),
         _spec("nick", "/nick NEW", "change your nickname", _one_nick, _nick, "nick"),
         _spec("users", "/users", "list the connected users", _no_arguments, _users,
               aliases=("who",)),
@@ -701,7 +711,7 @@ def parse_command(line: str, current_room: str | None) -> Command:
         if not text.strip():
             raise CommandError("nothing to send", command=SAY)
         if current_room is None:
-            raise CommandError("no current room: /join #room first, or /msg NICK TEXT",
+            raise CommandError("no current room: /join #room first, or /msg NICK|#room TEXT",
                                command=SAY)
         return Command(SAY, room=current_room, text=text)
 

@@ -392,7 +392,7 @@ async def test_refused_commands_are_json_error_lines(
     # Mistakes found before anything is sent: usage errors, code 0.
     usage = await alice.command("/msg bob")
     assert usage["event"] == "ERROR" and usage["code"] == 0 and usage["name"] == "USAGE"
-    assert usage["message"] == "usage: /msg NICK TEXT"
+    assert usage["message"] == "usage: /msg NICK|#room TEXT"
     unknown = await alice.command("/dance")
     assert unknown["event"] == "ERROR" and unknown["command"] is None
     no_room = await alice.command("text before any join")

@@ -478,7 +478,7 @@ def hello(conn: Connection, nick: str) -> Welcome:
     conn.state = State.AWAIT_WELCOME
     try:
         final, _ = request(conn, HELLO, body, answer=WELCOME)
-    except Refused:  # NICK_IN_USE and the like: we may send another HELLO, or QUIT
+    except Refused:  # NICK_IN_USE and the like: another HELLO, or close (never QUIT)
         conn.state = State.AWAIT_HELLO
         raise
     welcome = decode_welcome(final.body)
@@ -723,6 +723,8 @@ def run(conn: Connection, args: argparse.Namespace) -> int:
     except (Refused, ValueError) as refused:
         print(f"refused: {refused}", file=sys.stderr)
         status = 1
+    if conn.state is not State.READY:  # before WELCOME a client leaves by closing, no QUIT
+        return status
     reason = quit_session(conn, "")
     say(f"bye: {printable(reason)}")
     return status

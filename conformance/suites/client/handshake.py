@@ -6,6 +6,7 @@ import secrets
 
 from chatproto import ErrorCode, encode
 from chatproto.messages import Error, Hello, Notice, Ping
+from conformance.client_monitor import QUIT_BEFORE_WELCOME
 from conformance.client_side import ClientContext
 from conformance.outcomes import Violation
 from conformance.registry import client_case
@@ -64,9 +65,9 @@ async def welcome_with_version_not_offered_refused(ctx: ClientContext) -> None:
     await link.expect_closed(req="CP-CLOSE-4", after="its fatal ERROR UNSUPPORTED_VERSION")
 
 
-@client_case("CP-STATE-1")
-async def hello_refused_then_only_hello_or_quit(ctx: ClientContext) -> None:
-    """After a HELLO refused non-fatally, the client sends only a new HELLO or QUIT, or closes."""
+@client_case(QUIT_BEFORE_WELCOME)
+async def hello_refused_then_only_hello_or_close(ctx: ClientContext) -> None:
+    """After a HELLO refused non-fatally, the client sends only a new HELLO, or closes (no QUIT)."""
     link = await ctx.launch()
     hello = await link.expect_hello()
     await link.send(Error(request_id=hello.request_id, code=ErrorCode.NICK_IN_USE, fatal=False,
