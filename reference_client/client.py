@@ -190,6 +190,10 @@ class RoomState:
     topic: str = ""
     last_seq: int = 0
     members: set[str] = field(default_factory=set)
+    missing: tuple[int, int] | None = None
+    """The seqs a resume's replay left out (it sends at most history_page_max, CP-HIST-7),
+    still to be fetched with HISTORY (CP-HIST-14); live messages wait in ``held``."""
+    held: list[RoomMessage] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,7 +376,9 @@ class ChatClient:
         return final
 
     async def join(self, room: str, *, resume_from: int | None = None) -> JoinResult:
-        """Join ``room``; with ``resume_from``, replay every message after that seq."""
+        """Join ``room``; with ``resume_from``, replay the messages after that seq (at most
+        history_page_max of them, the oldest: page on with ``history`` up to the
+        ROOM_INFO's last_seq)."""
         request = self._build(Join, room=room, resume=resume_from is not None,
                               last_seen_seq=resume_from or 0)
         return await self._join(request)
@@ -552,6 +558,10 @@ class ChatClient:
                     self._emit(HistoryGapDetected(info.room, gap.first_seq, gap.last_seq))
                 for message in history:
                     self._emit(message)
+                replayed_to = max([request.last_seen_seq, gap.last_seq if gap else 0,
+                                   *(m.seq for m in history)])
+                if replayed_to < info.last_seq:  # a bounded replay: the rest by HISTORY
+                    state.missing = (replayed_to + 1, info.last_seq)
         elif isinstance(request, SendRoom):
             sent_to = self.rooms.get(fold(request.room))
             if sent_to is not None and ok.seq == sent_to.last_seq + 1:
@@ -612,6 +622,10 @@ class ChatClient:
         if isinstance(event, Error) and event.fatal:
             self._last_error = event  # a notice such as SERVER_SHUTDOWN: the server closes next
         self._track(event)
+        if isinstance(event, RoomMessage) and (
+                state := self.rooms.get(fold(event.room))) is not None and state.missing:
+            state.held.append(event)  # after the older messages still being fetched
+            return
         self._emit(event)
 
     # ------------------------------------------------------- losing, returning
@@ -679,6 +693,31 @@ class ChatClient:
                 return
             delay = min(self.reconnect_max_delay, delay * 2)
 
+    async def _fetch_missing(self, state: RoomState) -> None:
+        """Fetch, oldest first, with HISTORY, what a resume's replay left out (CP-HIST-14),
+        then hand over the live messages held meanwhile: every message once, in seq order.
+        What cannot be fetched (the connection drops, a refusal) is reported as a gap."""
+        try:
+            while state.missing is not None:
+                first, last = state.missing
+                end = min(last, first + self.limits.history_page_max - 1)
+                page = await self.history(state.name, before_seq=end + 1, limit=end - first + 1)
+                if page.gap is not None:
+                    self._emit(HistoryGapDetected(state.name, page.gap.first_seq,
+                                                  page.gap.last_seq))
+                for message in page.messages:
+                    self._emit(message)
+                state.missing = (end + 1, last) if end < last else None
+        except ChatError as exc:
+            log.info("could not fetch the rest of %s: %s", state.name, exc)
+        finally:
+            if state.missing is not None:
+                self._emit(HistoryGapDetected(state.name, *state.missing))
+                state.missing = None
+            held, state.held = state.held, []
+            for message in held:
+                self._emit(message)
+
     async def _rejoin(self) -> None:
         # Rooms stay listed until rejoined or refused: a second drop half way
         # through rejoins them all on the next attempt.
@@ -691,5 +730,7 @@ class ChatClient:
             except ChatError as exc:  # banned meanwhile, too many rooms...
                 log.info("could not rejoin %s: %s", state.name, exc)
                 self.rooms.pop(room_fold, None)
+                continue
+            await self._fetch_missing(state)
         self._emit(Reconnected(self.nick, tuple(s.name for s in self.rooms.values())))
 

@@ -529,7 +529,10 @@ class ChatService:
     def _replay_after(self, session: Session, rid: int, room: Room, last_seen: int) -> None:
         if last_seen >= room.last_seq:
             return
-        messages = self.store.messages_after(room.fold, last_seen, room.last_seq - last_seen)
+        # The oldest missed, a page at most (CP-HIST-7): the rest is the client's to ask
+        # for with HISTORY, so a long absence does not overflow the output bound.
+        count = min(room.last_seq - last_seen, self.config.limits.history_page_max)
+        messages = self.store.messages_after(room.fold, last_seen, count)
         first_kept = messages[0].seq if messages else room.last_seq + 1
         if first_kept > last_seen + 1:  # CP-HIST-8: say what is gone, then replay the rest
             session.reply(HistoryGap(request_id=rid, room=room.name, first_seq=last_seen + 1,

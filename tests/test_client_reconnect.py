@@ -43,6 +43,7 @@ from chatproto import ErrorCode, Limits, Message
 from chatproto.messages import (
     Error,
     Hello,
+    History,
     Join,
     Ok,
     RoomInfo,
@@ -428,6 +429,52 @@ async def test_rejoin_delivers_replay_and_live_messages_in_seq_order(
     assert after == [4, 5, 6, 7, 8], show_all(alice.log)
     assert alice.of_type(HistoryGapDetected) == [], show_all(alice.log)
     assert alice.client.rooms["#room"].last_seq == 8
+
+
+@pytest.mark.slow
+async def test_a_bounded_resume_replay_is_completed_with_history(
+        async_resources: AsyncResources, clients: ClientMaker) -> None:
+    """CP-HIST-7, CP-HIST-14 (issue 14 A6): the server replays at most history_page_max (4)
+    missed messages, the oldest; alice (seen up to 3) rejoins, gets 4-7, sees ROOM_INFO's
+    last_seq 13 and asks for 8-11 then 12-13 with HISTORY; the live 14 that came right
+    behind the OK waits for them. events() gives 4..14 once each, in order, no gap."""
+    histories: list[tuple[int, int]] = []
+
+    def first_join(request: Join) -> list[Message]:
+        return join_answer(request, 3, replay=range(1, 4))
+
+    def resumed_join(request: Join) -> list[Message]:
+        return join_answer(request, 13, replay=range(4, 8), after_ok=(room_message(14),))
+
+    def history(request: History) -> list[Message]:
+        histories.append((request.before_seq, request.limit))
+        rid = request.request_id
+        window = range(request.before_seq - request.limit, request.before_seq)
+        return [*(room_message(seq, request_id=rid, history=True) for seq in window),
+                Ok(request_id=rid)]
+
+    async def first(peer: FakePeer) -> None:
+        await peer.welcome()
+        await peer.serve({Join: first_join})
+
+    async def second(peer: FakePeer) -> None:
+        await peer.welcome()
+        await peer.serve({Join: resumed_join, History: history})
+
+    fake = await fake_server(async_resources, first, second,
+                             limits=Limits(history_page_max=4))
+    alice = await clients("alice", fake.port, **RECONNECT)
+    await alice.client.join("#room")
+    fake.peers[0].abort()
+    reconnecting = await alice.expect_type(Reconnecting)
+    await alice.expect(seq_is(14), timeout=10)
+    await alice.barrier()
+    after = [m.seq for m in alice.of_type(RoomMessage)
+             if index_of(alice, m) > index_of(alice, reconnecting)]
+    assert after == list(range(4, 15)), show_all(alice.log)
+    assert histories == [(12, 4), (14, 2)]
+    assert alice.of_type(HistoryGapDetected) == [], show_all(alice.log)
+    assert alice.client.rooms["#room"].last_seq == 14
 
 
 async def test_a_drop_during_the_rejoin_forgets_no_room(async_resources: AsyncResources,

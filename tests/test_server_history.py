@@ -274,8 +274,8 @@ async def test_retention_drops_the_oldest_first(server: RunningServer,
 async def test_resume_is_not_capped_by_history_on_join(server: RunningServer,
                                                        client_factory: ClientFactory) -> None:
     """CP-HIST-7 vs CP-HIST-4: a plain JOIN replays history_on_join messages, but a resume
-    replays EVERY retained message after last_seen_seq (here 18, with history_on_join 3);
-    resume from 0 replays the whole retained history."""
+    replays every retained message after last_seen_seq, up to history_page_max (200 here:
+    all 18, with history_on_join 3); resume from 0 replays the whole retained history."""
     alice = await client_factory("alice")
     await alice.ok(Join(room="#room"))
     await post(alice, "#room", 20)
@@ -288,3 +288,27 @@ async def test_resume_is_not_capped_by_history_on_join(server: RunningServer,
     frames = await dave.ok(Join(room="#room", resume=True, last_seen_seq=0))
     assert of_type(frames, HistoryGap) == []
     assert [m.seq for m in replayed(frames)] == list(range(1, 21))
+
+
+@pytest.mark.server_config(history_depth=50, limits=Limits(history_on_join=3, history_page_max=8))
+async def test_resume_replays_at_most_history_page_max_of_the_oldest_missed(
+        server: RunningServer, client_factory: ClientFactory) -> None:
+    """CP-HIST-7 (issue 14 A6): a resume replays the OLDEST missed messages, at most
+    history_page_max (8) of them; the client pages on with HISTORY up to ROOM_INFO's
+    last_seq and so gets every message once. A gap comes first, as before (CP-HIST-8)."""
+    alice = await client_factory("alice")
+    await alice.ok(Join(room="#room"))
+    await post(alice, "#room", 20)
+    bob = await client_factory("bob")
+    frames = await bob.ok(Join(room="#room", resume=True, last_seen_seq=2))
+    info = of_type(frames, RoomInfo)[0]
+    assert info.last_seq == 20 and of_type(frames, HistoryGap) == []
+    assert [m.seq for m in replayed(frames)] == list(range(3, 11))
+    rest = await bob.ok(History(room="#room", before_seq=19, limit=8))
+    assert [m.seq for m in replayed(rest)] == list(range(11, 19))
+    rest = await bob.ok(History(room="#room", before_seq=21, limit=2))
+    assert [m.seq for m in replayed(rest)] == [19, 20]
+    carol = await client_factory("carol")  # a short absence is replayed whole
+    assert [m.seq for m in replayed(await carol.ok(Join(room="#room", resume=True,
+                                                        last_seen_seq=15)))] == [16, 17, 18,
+                                                                                  19, 20]

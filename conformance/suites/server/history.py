@@ -195,7 +195,9 @@ async def _check_catch_up(ctx: ServerContext, peer: Peer, room: str, answer: Ans
                      + ("retained but was not replayed" if kept else
                         "not retained while later and earlier ones are (retention must be "
                         "consecutive)"))
-    if seqs and seqs[-1] != last_seq:
+    # A replay of history_page_max messages may stop short of last_seq (the client pages on).
+    full_page = ctx.limits is not None and len(seqs) == ctx.limits.history_page_max
+    if seqs and seqs[-1] != last_seq and not full_page:
         kept = await _retained(peer, room, last_seq)
         ctx.fail("CP-HIST-7" if kept else "CP-HIST-1",
                  f"{where} replayed up to seq {seqs[-1]}, but ROOM_INFO says last_seq "
@@ -480,10 +482,45 @@ async def resume_from_zero_replays_all_retained(ctx: ServerContext) -> None:
     answer = await bob.join(room, resume=True, last_seen_seq=0)
     seqs = await _check_catch_up(ctx, bob, room, answer, 0, sent)
     gapped = bool(answer.of_type(HistoryGap))
-    ctx.check(gapped or seqs == list(range(1, count + 1)), "CP-HIST-7",
+    replayed = min(count, ctx.limits.history_page_max)
+    ctx.check(gapped or seqs == list(range(1, replayed + 1)), "CP-HIST-7",
               f"resume from 0 without a HISTORY_GAP replayed {len(seqs)} messages; all "
-              f"{count} are retained, so all are replayed (more than history_on_join, "
-              f"{ctx.limits.history_on_join})")
+              f"{count} are retained, so {replayed} are replayed (more than history_on_join, "
+              f"{ctx.limits.history_on_join}, up to history_page_max, "
+              f"{ctx.limits.history_page_max})")
+
+
+@server_case("CP-HIST-7")
+async def resume_replays_at_most_history_page_max_the_oldest_first(
+        ctx: ServerContext) -> None:
+    """A resume that missed more than history_page_max messages replays exactly the
+    history_page_max oldest of them; HISTORY then gives the rest up to ROOM_INFO's last_seq."""
+    await _limits(ctx)
+    assert ctx.limits is not None
+    page_max = ctx.limits.history_page_max
+    count = page_max + 3
+    if count > MAX_FILL:
+        ctx.skip(f"history_page_max is {page_max}; the kit sends at most {MAX_FILL} messages "
+                 "to one room outside slow cases")
+    room, sent = await _filled_room(ctx, "resumecap", count)
+    first = min(sent)
+    bob = await ctx.client("bob")
+    answer = await bob.join(room, resume=True, last_seen_seq=first - 1)
+    if answer.of_type(HistoryGap):
+        ctx.skip(f"the server no longer retains all {count} messages of the room")
+    seqs = await _check_catch_up(ctx, bob, room, answer, first - 1, sent)
+    expected = list(range(first, first + page_max))
+    ctx.check(seqs == expected, "CP-HIST-7",
+              f"JOIN resume=1 after {count} missed messages replayed {len(seqs)} "
+              f"(seqs {seqs[:2]}..{seqs[-2:]}); history_page_max is {page_max}, so exactly "
+              f"the {page_max} oldest missed ones, seq {expected[0]} to {expected[-1]}")
+    last_seq = _room_info(answer, room).last_seq
+    rest = await bob.ok(HistoryRequest(room=room, before_seq=last_seq + 1,
+                                       limit=last_seq - first - page_max + 1), req="CP-HIST-10")
+    ctx.check([m.seq for m in rest.of_type(RoomMessage)]
+              == list(range(first + page_max, last_seq + 1)), "CP-HIST-10",
+              f"HISTORY for the {last_seq - first - page_max + 1} messages the replay left out "
+              f"returned seqs {[m.seq for m in rest.of_type(RoomMessage)]}")
 
 
 # ------------------------------------------------------------------ paging
