@@ -20,7 +20,7 @@ from server_harness import ROOT
 
 from conformance.guide_blocks import conforming_run, fill, render_summary
 from conformance.outcomes import Outcome
-from conformance.registry import all_cases, select
+from conformance.registry import all_cases, in_run_order, select
 
 GUIDE = ROOT / "spec" / "guides" / "test-your-implementation.md"
 GUIDE_BLOCK = "<!-- generated:kit-summary oper -->"
@@ -56,6 +56,19 @@ def test_the_rendered_summary_counts_the_registry() -> None:
     assert f"The {skipped} SKIP cases need an option" in block
     report = conforming_run("server", ["oper", "tls", "shutdown"])
     assert {r.outcome for r in report.results} == {Outcome.PASS}
+
+
+def test_the_guides_client_run_example_counts_the_client_suite() -> None:
+    """The example of a client run shows each case at its place in the run order, of the
+    client suite's number of cases (typed by hand: a run of a faulty client)."""
+    text = GUIDE.read_text(encoding="utf-8")
+    order = [case.id for case in in_run_order(select(all_cases(), suite="client"))]
+    shown = re.findall(r"^\[\s*(\d+)/(\d+)\] \w+\s+(client\.\S+)", text, re.MULTILINE)
+    assert shown, "the guide shows no line of a client run"
+    for position, total, case_id in shown:
+        assert (int(position), int(total)) == (order.index(case_id) + 1, len(order)), case_id
+    totals = re.findall(r"^(\d+) case\(s\) in [\d.]+ s: .*exit status 1$", text, re.MULTILINE)
+    assert totals == [str(len(order))], totals
 
 
 def test_an_unknown_option_in_a_block_is_refused() -> None:
