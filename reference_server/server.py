@@ -500,9 +500,13 @@ class ChatServer:
                     session.close_with_error(ErrorCode.IDLE_TIMEOUT,
                                              f"nothing received for {limits.idle_timeout_s} s")
                     self.service.leave_chat(session, "idle timeout")
-                elif (silent > limits.keepalive_interval_s and not session.ping_outstanding
-                      and session.conn.state.value == "READY"):  # CP-KEEP-4
-                    session.ping_outstanding = True
+                elif (silent > limits.keepalive_interval_s
+                      and now - max(session.idle_since, session.pinged_at)
+                      >= limits.keepalive_interval_s
+                      and session.conn.state.value == "READY"):
+                    # One PING per interval of silence: after the first, after each
+                    # further one, never more often (CP-KEEP-4, CP-KEEP-6).
+                    session.pinged_at = now
                     session.reply(Ping(token=next(tokens).to_bytes(4, "big")))
 
     # -------------------------------------------------------------- shutdown

@@ -718,7 +718,8 @@ class ChatService:
         session.reply(Pong(request_id=ping.request_id, token=ping.token))
 
     def on_pong(self, session: Session, pong: Pong) -> None:
-        session.ping_outstanding = False  # a stray PONG is ignored (CP-KEEP-3)
+        """A PONG ends the client's silence (``idle_since``), and nothing else: a stray
+        one is ignored (CP-KEEP-3)."""
 
     def on_error(self, session: Session, error: Error) -> None:
         log.info("client error peer=%s nick=%s code=%d detail=%r", session.peer,

@@ -118,7 +118,8 @@ class Session(asyncio.Protocol):
         of ours on its behalf (a password check): time the server takes is not the
         client's silence (CP-KEEP-5)."""
         self.last_sent = now
-        self.ping_outstanding = False
+        self.pinged_at = float("-inf")
+        """When the server last sent this client a PING (CP-KEEP-6)."""
         self.msg_bucket = TokenBucket(limits.msg_rate_burst, limits.msg_rate_interval_ms)
         self.cmd_bucket = TokenBucket(limits.cmd_rate_burst, limits.cmd_rate_interval_ms)
 

@@ -8,6 +8,7 @@ wait is a bounded asyncio wait for a frame or for the close, never a fixed sleep
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 
 import pytest
@@ -50,6 +51,27 @@ async def test_server_pings_an_idle_client_that_answers_and_stays(
     assert not client.closed
     await client.barrier()
     await client.ok(Join(room="#still-here"))
+
+
+@pytest.mark.slow
+@pytest.mark.server_config(limits=Limits(keepalive_interval_s=1, idle_timeout_s=4))
+async def test_a_silent_client_gets_one_ping_per_interval(
+        server: RunningServer, client_factory: ClientFactory) -> None:
+    """CP-KEEP-4, CP-KEEP-6 (issue 14 A8): a client that answers nothing gets a PING after
+    each keepalive_interval_s of its silence, never two within one interval: about three
+    (at 1, 2 and 3 s) before the IDLE_TIMEOUT at 4 s."""
+    silent = await client_factory("silent", auto_pong=False)
+    loop = asyncio.get_running_loop()
+    started, pings = loop.time(), []
+    while True:
+        frame = await silent.expect((Ping, Error), timeout=7)
+        if isinstance(frame, Error):
+            break
+        pings.append(loop.time() - started)
+    assert frame.code == ErrorCode.IDLE_TIMEOUT
+    assert 2 <= len(pings) <= 4, pings
+    assert pings[0] >= 0.9, pings
+    assert all(later - earlier >= 0.9 for earlier, later in itertools.pairwise(pings)), pings
 
 
 @pytest.mark.slow

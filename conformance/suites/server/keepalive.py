@@ -8,6 +8,7 @@ kit's automatic PONG is turned off where the connection must stay silent.
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 from chatproto import ErrorCode, encode
 from chatproto.messages import Error, Ping, Welcome
@@ -163,3 +164,35 @@ async def answered_pings_keep_connection_open(ctx: ServerContext) -> None:
                         f"PING(s) with PONG, yet was ended ({what}) {since_pong:.1f} s after "
                         f"its last PONG; idle_timeout_s is {idle} (keepalive_interval_s "
                         f"{keepalive}) and a PONG is a complete frame")
+
+
+@server_case("CP-KEEP-6", "CP-KEEP-4", slow=True)
+async def one_ping_per_interval_of_silence(ctx: ServerContext) -> None:
+    """A client that answers nothing gets no two PINGs within keepalive_interval_s, and,
+    when its idle timeout leaves room for it, more than one PING before it is timed out."""
+    peer, keepalive, idle, since = await _silent_client(ctx, "unanswering")
+    loop = asyncio.get_running_loop()
+    deadline = since + idle + _slack(ctx, idle)
+    pings: list[float] = []
+    while loop.time() < deadline and not peer.closed:
+        try:
+            await peer.expect_type(Ping, req="CP-KEEP-4",
+                                   timeout=max(0.1, deadline - loop.time())
+                                   / ctx.options.timeout_scale)
+        except Violation as exc:
+            if exc.kind in ("timeout", "closed"):
+                break
+            raise
+        pings.append(loop.time() - since)
+    # Reading late can bring two PINGs closer together than they were sent: some slack.
+    early = max(0.25, 0.1 * keepalive) * ctx.options.timeout_scale
+    for earlier, later in itertools.pairwise(pings):
+        ctx.check(later - earlier >= keepalive - early, "CP-KEEP-6",
+                  f"the server sent PINGs {later - earlier:.2f} s apart ({earlier:.2f} s and "
+                  f"{later:.2f} s into the client's silence) and heard nothing between them; "
+                  f"keepalive_interval_s is {keepalive}: at most one PING per interval")
+    if idle >= 2 * keepalive + 1:
+        ctx.check(len(pings) >= 2, "CP-KEEP-4",
+                  f"the server sent {len(pings)} PING(s) in {idle} s of the client's "
+                  f"silence; keepalive_interval_s is {keepalive}, so one per interval: a PING "
+                  "after the first interval and another after the second")
