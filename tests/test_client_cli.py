@@ -30,8 +30,9 @@ import trustme
 from conftest import AsyncResources, MakeServerProcess
 from server_harness import HOST, ROOT, ServerProcess
 
-from chatproto import ErrorCode
-from chatproto.messages import RoomMessage
+from chatproto import ErrorCode, decode_frame
+from chatproto.messages import Hello, RoomMessage
+from conformance.client_side import split_frames
 from reference_client.__main__ import MISSING_TUI_EXTRA, parse_address
 from reference_client.client import ChatClient
 
@@ -435,6 +436,52 @@ async def test_current_room_is_the_last_joined(
     assert (await alice.ok("to one"))["room"] == "#one"
     history = await alice.ok("/history #one")
     assert [m["text"] for m in history["messages"]] == ["to one"]
+
+
+class SilentServer:
+    """A listener on 127.0.0.1 that reads what one client sends and never answers."""
+
+    def __init__(self) -> None:
+        self.received = bytearray()
+        self.arrived = asyncio.Event()
+        self.closed = asyncio.Event()
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(65536):
+            self.received += data
+            self.arrived.set()
+        self.closed.set()
+        writer.close()
+
+
+async def test_quit_before_welcome_closes_without_quit(cli: Callable[..., Any]) -> None:
+    """A12: /quit while HELLO is unanswered closes the connection; no QUIT (exit 0)."""
+    silent = SilentServer()
+    server = await asyncio.start_server(silent.serve, HOST, 0)
+    try:
+        port = server.sockets[0].getsockname()[1]
+        process = await cli(f"{HOST}:{port}", "--nick", "alice", "--json")
+        async with asyncio.timeout(TIMEOUT):
+            await silent.arrived.wait()
+            await process.send("/quit")
+            await silent.closed.wait()
+            assert await process.proc.wait() == 0
+        assert [type(m) for m in map(decode_frame, split_frames(bytes(silent.received)))] \
+            == [Hello]
+    finally:
+        server.close()
+
+
+async def test_lines_typed_before_welcome_wait_for_the_session(
+        make_server_process: MakeServerProcess, cli: Callable[..., Any]) -> None:
+    """Commands typed at once, maybe before WELCOME, are carried out in order, none lost."""
+    server = await start_server(make_server_process)
+    process: CliProcess = await cli(f"{HOST}:{server.port}", "--nick", "alice", "--json")
+    await process.send("/join #early")  # written at once: the client may still be connecting
+    await process.send("/msg #early typed before WELCOME")
+    joined = await process.expect(lambda e: e.get("command") == "join")
+    said = await process.expect(lambda e: e.get("command") == "say")
+    assert joined["event"] == said["event"] == "OK" and said["room"] == "#early"
 
 
 # ----------------------------------------------------------------- failures
