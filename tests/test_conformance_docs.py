@@ -18,6 +18,7 @@ import pytest
 from faulty_servers import FAULTS
 from server_harness import ROOT
 
+from conformance.client_side import CONTRACT_LINES
 from conformance.guide_blocks import conforming_run, fill, render_summary
 from conformance.outcomes import Outcome
 from conformance.registry import all_cases, in_run_order, select
@@ -69,6 +70,13 @@ def test_the_guides_client_run_example_counts_the_client_suite() -> None:
         assert (int(position), int(total)) == (order.index(case_id) + 1, len(order)), case_id
     totals = re.findall(r"^(\d+) case\(s\) in [\d.]+ s: .*exit status 1$", text, re.MULTILINE)
     assert totals == [str(len(order))], totals
+
+
+def test_the_guide_states_the_stdin_lines_the_kit_types() -> None:
+    """The guide's table of the client contract lists exactly the lines the kit types."""
+    text = GUIDE.read_text(encoding="utf-8")
+    listed = re.findall(r"^\| `(/[a-z]+[^`]*)` \|", text, re.MULTILINE)
+    assert listed == list(CONTRACT_LINES), listed
 
 
 def test_an_unknown_option_in_a_block_is_refused() -> None:
