@@ -173,8 +173,8 @@ class ChatService:
         way ``handle`` is the one place its failure is caught (CP-ERR-8).
 
         The ``on_*`` handlers, and the decisions they share (``welcome``,
-        ``change_nick``, ``member_room``, ``is_marked``, ``need_operator``,
-        ``others_in``, ``tell``, ``refuse``), are public so that a subclass
+        ``refuse_held_nick``, ``change_nick``, ``member_room``, ``is_marked``,
+        ``need_operator``, ``others_in``, ``tell``, ``refuse``), are public so that a subclass
         (``ChatServer.service_class``) can change one rule alone: the faulty
         servers of tests/faulty_servers.py do.
         """
@@ -335,8 +335,16 @@ class ChatService:
 
     # ----------------------------------------------------- handshake, identity
 
+    def refuse_held_nick(self, session: Session, nick: str) -> None:
+        """NICK_IN_USE when another connection holds ``nick``, registered or not, before
+        any password is checked (CP-NICK-4)."""
+        holder = self.backplane.find_member(fold(nick))
+        if holder is not None and holder.session_id != session.session_id:
+            raise Refused(ErrorCode.NICK_IN_USE, f"{nick} is in use")
+
     def on_hello(self, session: Session, hello: Hello) -> Awaitable[None] | None:
         if not hello.password:
+            self.refuse_held_nick(session, hello.nick)
             if self.store.account_hash(fold(hello.nick)) is not None:
                 raise Refused(ErrorCode.NICK_REGISTERED, "this nick needs its password")
             self.welcome(session, hello, hello.nick, logged_in=False)
@@ -361,6 +369,7 @@ class ChatService:
         if wait_ms:
             raise Refused(ErrorCode.RATE_LIMITED, "too many failed logins for this nick or "
                           "from this address", retry_after_ms=wait_ms)
+        self.refuse_held_nick(session, nick)
         account = self.store.account_hash(nick_fold)
 
         async def check() -> str:
@@ -396,8 +405,8 @@ class ChatService:
     def on_nick(self, session: Session, request: Nick) -> None:
         new_fold = fold(request.nick)
         if new_fold != session.nick_fold:
-            account = self.store.account_hash(new_fold)
-            if account is not None:
+            self.refuse_held_nick(session, request.nick)
+            if self.store.account_hash(new_fold) is not None:
                 raise Refused(ErrorCode.NICK_REGISTERED, f"{request.nick} is registered")
             if not self.backplane.claim_nick(new_fold, session):
                 raise Refused(ErrorCode.NICK_IN_USE, f"{request.nick} is in use")

@@ -791,6 +791,39 @@ FAULTS.update({
 })
 
 
+# ---- issue 14, helper A
+
+
+def _account_checked_before_holder() -> None:
+    """NICK looks for an account before it looks at who holds the nick.
+
+    A NICK to a registered nick that its owner holds is then NICK_REGISTERED,
+    where CP-NICK-4 requires NICK_IN_USE for any nick another connection holds,
+    registered or not (CP-NICK-8 is for a registered nick nobody holds). A NICK
+    to a registered nick nobody holds, or to a guest's nick, is answered right,
+    and HELLO and LOGIN are untouched.
+    """
+    from chatproto import ErrorCode, fold
+    from chatproto.messages import Nick
+    from reference_server.service import ChatService, Refused
+
+    class AccountFirstService(ChatService):
+        def on_nick(self, session: Session, request: Nick) -> None:
+            new_fold = fold(request.nick)
+            if new_fold != session.nick_fold and self.store.account_hash(new_fold) is not None:
+                raise Refused(ErrorCode.NICK_REGISTERED, "registered")  # BUG: holder not seen
+            super().on_nick(session, request)
+
+    _serve_with(AccountFirstService)
+
+
+FAULTS.update({
+    "account_checked_before_holder": Fault(
+        "NICK to a registered nick its owner holds is NICK_REGISTERED, not NICK_IN_USE",
+        frozenset({"CP-NICK-4"}), _account_checked_before_holder),
+})
+
+
 def _usage() -> str:
     lines = [f"  {name:<37} {', '.join(sorted(fault.breaks))}: {fault.description}"
              for name, fault in FAULTS.items()]

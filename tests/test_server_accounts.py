@@ -87,15 +87,21 @@ async def test_registered_nick_is_refused_to_others(server: RunningServer,
 
 async def test_registered_nick_in_use(server: RunningServer,
                                       client_factory: ClientFactory) -> None:
-    """CP-NICK-4: while the owner is connected, even the right password is NICK_IN_USE."""
+    """CP-NICK-4, CP-NICK-8, CP-ACCT-7: while the owner is connected, every request for
+    the registered nick is NICK_IN_USE: HELLO with no, a wrong or the right password, NICK
+    (not NICK_REGISTERED), LOGIN with a wrong or the right password (not AUTH_FAILED)."""
     owner = await client_factory("alice")
     await owner.ok(Register(password=PASSWORD))
     other = await client_factory()
-    with pytest.raises(HelloRefused) as refusal:
-        await other.hello("alice", PASSWORD)
-    assert refusal.value.error.code == ErrorCode.NICK_IN_USE
+    for password in ("", "wrong", PASSWORD):
+        with pytest.raises(HelloRefused) as refusal:
+            await other.hello("ALICE", password)
+        assert refusal.value.error.code == ErrorCode.NICK_IN_USE, password
     await other.hello("bob")
-    refused(await other.request(Login(nick="alice", password=PASSWORD)), ErrorCode.NICK_IN_USE)
+    refused(await other.request(Nick(nick="Alice")), ErrorCode.NICK_IN_USE)
+    for password in ("wrong", PASSWORD):
+        refused(await other.request(Login(nick="alice", password=password)),
+                ErrorCode.NICK_IN_USE)
 
 
 async def test_password_for_an_unregistered_nick(server: RunningServer,

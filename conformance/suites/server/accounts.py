@@ -18,6 +18,7 @@ from chatproto.messages import (
     Error,
     Login,
     NickChanged,
+    Ok,
     Register,
     RoomMessage,
     Welcome,
@@ -67,14 +68,15 @@ def _check_refused(answer: Message, code: ErrorCode, req: str, what: str) -> Non
 # ------------------------------------------------------------------ REGISTER
 
 
-@server_case("CP-ACCT-1", "CP-NICK-4")
+@server_case("CP-ACCT-1")
 async def register_creates_account_with_that_password(ctx: ServerContext) -> None:
-    """REGISTER is answered OK; LOGIN to the nick with that password then finds it held."""
+    """REGISTER is answered OK; once alice has left, LOGIN with her password takes the nick."""
     alice = await ctx.client("alice")
     password = new_password()
     await alice.ok(Register(password=password), req="CP-ACCT-1", timeout=AUTH_TIMEOUT)
-    # While alice holds the nick, the right credentials can only meet NICK_IN_USE;
-    # AUTH_FAILED would mean there is no such account with that password.
+    # While alice holds the nick, any LOGIN to it meets NICK_IN_USE (CP-NICK-4),
+    # which tells nothing about the account: she leaves first.
+    await quit_and_closed(alice)
     bob = await ctx.client("bob")
     answer = await bob.request(Login(nick=alice.nick, password=password), req="CP-ACCT-1",
                                timeout=AUTH_TIMEOUT)
@@ -82,8 +84,9 @@ async def register_creates_account_with_that_password(ctx: ServerContext) -> Non
         raise Violation("CP-ACCT-1", f"after alice's REGISTER was answered OK, LOGIN to "
                         f"{alice.nick!r} with her password was refused with AUTH_FAILED: the "
                         "account was not registered with that password")
-    _check_refused(answer.final, ErrorCode.NICK_IN_USE, "CP-NICK-4",
-                   f"LOGIN to {alice.nick!r}, which alice holds")
+    if not isinstance(answer.final, Ok):
+        raise Violation("CP-ACCT-1", f"after alice registered {alice.nick!r} and left, LOGIN "
+                        f"with her password was answered with {outcome(answer.final)}, not OK")
 
 
 @server_case("CP-ACCT-3")
@@ -247,16 +250,18 @@ async def login_with_unknown_nick_or_wrong_password_refused(ctx: ServerContext) 
     await bob.ok(Login(nick=nick, password=password), req="CP-ACCT-6", timeout=AUTH_TIMEOUT)
 
 
-@server_case("CP-ACCT-7", "CP-NICK-4")
-async def login_to_a_held_nick_checks_credentials_first(ctx: ServerContext) -> None:
-    """LOGIN to a held nick: AUTH_FAILED with a wrong password, NICK_IN_USE with the right one."""
+@server_case("CP-NICK-4")
+async def login_to_a_held_nick_checks_no_password(ctx: ServerContext) -> None:
+    """LOGIN to a registered nick someone holds: NICK_IN_USE, with a wrong password or the right."""
     nick, password = await registered_account(ctx, "held")
     holder = await _logged_in(ctx, "holder", nick, password)
     bob = await ctx.client("bob")
-    await bob.refused(Login(nick=holder.nick, password=new_password()), ErrorCode.AUTH_FAILED,
-                      req="CP-ACCT-7", timeout=AUTH_TIMEOUT)
-    await bob.refused(Login(nick=holder.nick, password=password), ErrorCode.NICK_IN_USE,
-                      req="CP-NICK-4", timeout=AUTH_TIMEOUT)
+    for which, attempt in (("a wrong", new_password()), ("the right", password)):
+        answer = await bob.request(Login(nick=holder.nick, password=attempt), req="CP-NICK-4",
+                                   timeout=AUTH_TIMEOUT)
+        _check_refused(answer.final, ErrorCode.NICK_IN_USE, "CP-NICK-4",
+                       f"LOGIN to {holder.nick!r}, which another connection holds, with "
+                       f"{which} password")
 
 
 # ------------------------------------------------------------------ passwords

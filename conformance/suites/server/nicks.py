@@ -40,6 +40,7 @@ from chatproto.messages import (
 from conformance.outcomes import Violation
 from conformance.registry import server_case, server_cases, variant
 from conformance.server_side import KIT_CLIENT_NAME, Peer, ServerContext, mixed_case
+from conformance.suites.server._steps import hello_answer
 from conformance.transcript import describe, outcome
 
 PASSWORD = "kit-Passw0rd-\u00e9"
@@ -286,6 +287,29 @@ async def login_to_held_nick_refused(ctx: ServerContext) -> None:
     guest = await ctx.client("guest")
     await guest.refused(Login(nick=alice.nick, password=PASSWORD), ErrorCode.NICK_IN_USE,
                         req="CP-NICK-4")
+
+
+@server_case("CP-NICK-4", "CP-NICK-8")
+async def registered_nick_held_by_its_owner_is_in_use(ctx: ServerContext) -> None:
+    """While its owner holds a registered nick, HELLO (with or without a password) and NICK
+    for it get NICK_IN_USE, not NICK_REGISTERED or AUTH_FAILED."""
+    owner = await ctx.client("owner")
+    await owner.ok(Register(password=PASSWORD), req="CP-ACCT-1")
+    for password, why in (("", "without a password"), ("wrong-" + _suffix(), "with a wrong "
+                          "password"), (PASSWORD, "with the right password")):
+        peer = await ctx.connect("hello")
+        final = await hello_answer(peer, owner.nick.upper(), password, req="CP-NICK-4")
+        if not isinstance(final, Error) or final.code != ErrorCode.NICK_IN_USE:
+            raise Violation("CP-NICK-4", f"HELLO for {owner.nick.upper()!r} {why}, while its "
+                            f"owner holds the registered nick, was answered with "
+                            f"{outcome(final)}; the spec requires ERROR NICK_IN_USE")
+    guest = await ctx.client("guest")
+    answer = await guest.request(Nick(nick=owner.nick), req="CP-NICK-4")
+    if not isinstance(answer.final, Error) or answer.final.code != ErrorCode.NICK_IN_USE:
+        raise Violation("CP-NICK-4", f"NICK to {owner.nick!r}, a registered nick its owner "
+                        f"holds, was answered with {outcome(answer.final)}; the spec requires "
+                        "ERROR NICK_IN_USE (NICK_REGISTERED is for a registered nick nobody "
+                        "holds)")
 
 
 @server_case("CP-NICK-2")
