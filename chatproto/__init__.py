@@ -56,11 +56,16 @@ __version__ = "0.1.0"
 DEFAULT_PORT = 7878
 """The TCP port spec v1 names for chatproto servers."""
 
+HANDSHAKE_FLOOR_S = 5
+"""A server closes no connection for its handshake or idle timeout sooner than this many
+seconds after accepting it (CP-HS-12): the time a client can count on to send HELLO."""
+
 __all__ = [
     "CASEMAPPING",
     "DEFAULT_PORT",
     "ERROR_REGISTRY",
     "FINAL_RESPONSE_TYPES",
+    "HANDSHAKE_FLOOR_S",
     "HEADER_FORMAT",
     "HEADER_SIZE",
     "HEADER_STRUCT",

@@ -112,7 +112,8 @@ class ServerConfig(BaseModel):
     # take a large share of the total.
     hello_timeout_s: float = Field(
         default=10.0, gt=0, description="Seconds a new connection has to complete its "
-        "handshake (WELCOME) before it is closed with IDLE_TIMEOUT.")
+        "handshake (WELCOME) before it is closed with IDLE_TIMEOUT; the spec's floor is 5 "
+        "(CP-HS-12): less is for tests only.")
     max_connections: int = Field(
         default=10_000, ge=1, description="Connections held at once; more are refused with "
         "TOO_MANY_CONNECTIONS (lowered to what the file-descriptor limit allows).")

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any, cast
 
-from chatproto import Connection, ErrorCode, Sender
+from chatproto import HANDSHAKE_FLOOR_S, Connection, ErrorCode, Sender, State
 from chatproto.messages import Error, Ping
 from reference_server.backplane import LocalBackplane
 from reference_server.config import ServerConfig
@@ -495,7 +495,10 @@ class ChatServer:
                 if session.gone or session.answering:  # we owe it an answer: not idle
                     continue
                 silent = now - session.idle_since
-                if silent > limits.idle_timeout_s:  # CP-KEEP-5
+                if silent > limits.idle_timeout_s and (
+                        now - session.accepted_at >= HANDSHAKE_FLOOR_S
+                        or session.conn.state not in (State.AWAIT_HELLO, State.AWAIT_WELCOME)):
+                    # CP-KEEP-5; before WELCOME, not within the floor (CP-HS-12)
                     log.info("idle timeout peer=%s nick=%s", session.peer, session.nick or "-")
                     session.close_with_error(ErrorCode.IDLE_TIMEOUT,
                                              f"nothing received for {limits.idle_timeout_s} s")

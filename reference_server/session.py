@@ -113,6 +113,8 @@ class Session(asyncio.Protocol):
         self._reading = True
         # Keepalive bookkeeping, in loop time.
         now = time.monotonic()
+        self.accepted_at = now
+        """When the connection was accepted: the handshake floor counts from here (CP-HS-12)."""
         self.idle_since = now
         """When the client's silence began: its last complete frame, or the end of a wait
         of ours on its behalf (a password check): time the server takes is not the

@@ -20,7 +20,7 @@ import trustme
 from conftest import ClientFactory, MakeServer, MakeServerProcess, RunningServer
 from server_harness import HOST, ChatTestClient, HarnessError, HelloRefused, ServerProcess
 
-from chatproto import ErrorCode, Limits, State
+from chatproto import HANDSHAKE_FLOOR_S, ErrorCode, Limits, State
 from chatproto.messages import Error, Hello, Join, Ok, Ping, Pong, Register
 from reference_server.server import REFUSAL_RETRY_AFTER_MS, ConnectionSlots, connection_caps
 
@@ -79,6 +79,25 @@ async def test_connection_without_hello_is_closed_after_hello_timeout(
     assert 0.3 < took < 3.0
     answer = await chatty.ok(Ping(token=b"still here"))
     assert isinstance(answer[-1], Pong)
+
+
+@pytest.mark.slow
+@pytest.mark.server_config(limits=Limits(keepalive_interval_s=1, idle_timeout_s=2))
+async def test_no_connection_is_closed_for_silence_within_the_handshake_floor(
+        server: RunningServer, client_factory: ClientFactory) -> None:
+    """CP-HS-12 (issue 14 A7): with idle_timeout_s 2, a connection that sends nothing is
+    still open 4 s after it was accepted (the floor is HANDSHAKE_FLOOR_S, 5 s), is then
+    closed with IDLE_TIMEOUT, and one that says HELLO within the floor is welcomed."""
+    silent, late = await client_factory(), await client_factory()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(silent.expect(Error), timeout=HANDSHAKE_FLOOR_S - 1)
+    assert not silent.closed
+    assert (await late.hello("latecomer")).nick == "latecomer"
+    error = await _refusal(silent)
+    assert error.code == ErrorCode.IDLE_TIMEOUT
+    assert loop.time() - started >= HANDSHAKE_FLOOR_S - 0.1
 
 
 @pytest.mark.server_config(hello_timeout_s=0.6)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 
-from chatproto import ErrorCode, encode
+from chatproto import HANDSHAKE_FLOOR_S, ErrorCode, encode
 from chatproto.messages import Error, Ping, Welcome
 from conformance.outcomes import Violation
 from conformance.registry import server_case
@@ -109,7 +109,9 @@ async def connection_without_hello_closed_with_idle_timeout(ctx: ServerContext) 
     await probe.quit()
     peer = await ctx.connect("mute")
     peer.auto_pong = False
-    await _expect_idle_timeout(ctx, peer, idle, asyncio.get_running_loop().time(),
+    # Before WELCOME, not within the handshake floor (CP-HS-12) even if idle is shorter.
+    await _expect_idle_timeout(ctx, peer, max(idle, HANDSHAKE_FLOOR_S),
+                               asyncio.get_running_loop().time(),
                                "a connection that never sent a byte")
 
 
@@ -196,3 +198,31 @@ async def one_ping_per_interval_of_silence(ctx: ServerContext) -> None:
                   f"the server sent {len(pings)} PING(s) in {idle} s of the client's "
                   f"silence; keepalive_interval_s is {keepalive}, so one per interval: a PING "
                   "after the first interval and another after the second")
+
+
+@server_case("CP-HS-12", slow=True)
+async def silent_connection_kept_open_for_the_handshake_floor(ctx: ServerContext) -> None:
+    """A connection that sends nothing is neither sent an ERROR nor closed in the first
+    HANDSHAKE_FLOOR_S - 1 seconds (whatever the idle timeout), and a HELLO sent then
+    is welcomed."""
+    peer = await ctx.connect("slowstart")
+    peer.auto_pong = False
+    since = asyncio.get_running_loop().time()
+    wait = HANDSHAKE_FLOOR_S - 1  # a second for the HELLO to get there: not scaled
+    try:
+        found = await peer.expect_type(Error, req="CP-HS-12", timeout=wait
+                                       / ctx.options.timeout_scale)
+    except Violation as exc:
+        if exc.kind == "closed":
+            raise Violation("CP-HS-12", f"the server closed a connection that had sent "
+                            f"nothing {asyncio.get_running_loop().time() - since:.1f} s after "
+                            f"accepting it; before WELCOME it waits at least "
+                            f"{HANDSHAKE_FLOOR_S} s", "closed") from exc
+        if exc.kind != "timeout":
+            raise
+    else:
+        raise Violation("CP-HS-12", f"the server sent {describe(found)} "
+                        f"{asyncio.get_running_loop().time() - since:.1f} s after accepting a "
+                        f"connection that had sent nothing; before WELCOME it waits at least "
+                        f"{HANDSHAKE_FLOOR_S} s")
+    await peer.hello(ctx.nick("slowstart"), req="CP-HS-12")
