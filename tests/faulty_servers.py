@@ -817,10 +817,43 @@ def _account_checked_before_holder() -> None:
     _serve_with(AccountFirstService)
 
 
+def _bucket_before_fields() -> None:
+    """A message takes its token before its fields are checked.
+
+    The reading of version 1's "the bucket is checked before the request's
+    fields": a SEND_ROOM or SEND_PRIVATE refused for a field (INVALID_FIELD,
+    MESSAGE_TOO_LONG, ...) takes a token, and once the bucket is empty such a
+    message is answered RATE_LIMITED instead. CP-RATE-7: a request refused
+    before the rate limits in the order of checks takes no token. Messages that
+    pass their field checks, and commands, are counted as in the reference.
+    """
+    from chatproto import ErrorCode, FrameRejected
+    from chatproto.messages import Error, SendPrivate, SendRoom
+    from reference_server.session import Session
+
+    message_types = (SendRoom.TYPE, SendPrivate.TYPE)
+
+    class BucketFirstSession(Session):
+        def handle_event(self, event: Event) -> Awaitable[None] | None:
+            if isinstance(event, FrameRejected) and event.type_code in message_types:
+                wait_ms = self.server.service.take_token(self, True)  # BUG: before the fields
+                if wait_ms:
+                    self.reply(Error(request_id=event.request_id,
+                                     code=int(ErrorCode.RATE_LIMITED), fatal=False,
+                                     retry_after_ms=wait_ms, detail="rate limit"))
+                    return None
+            return super().handle_event(event)
+
+    _session_with(BucketFirstSession)
+
+
 FAULTS.update({
     "account_checked_before_holder": Fault(
         "NICK to a registered nick its owner holds is NICK_REGISTERED, not NICK_IN_USE",
         frozenset({"CP-NICK-4"}), _account_checked_before_holder),
+    "bucket_before_fields": Fault(
+        "a message refused for its fields takes a token; past the burst it is RATE_LIMITED",
+        frozenset({"CP-RATE-7"}), _bucket_before_fields),
 })
 
 

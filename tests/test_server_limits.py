@@ -25,6 +25,7 @@ from chatproto.messages import (
     MemberLeft,
     Ok,
     Ping,
+    PrivateMessage,
     RoomMessage,
     SendPrivate,
     SendRoom,
@@ -185,6 +186,26 @@ async def test_command_flood_is_rate_limited(server: RunningServer,
     # Messages have their own bucket.
     await alice.ok(SendRoom(room="#room", text="messages are another bucket"))
     assert not alice.closed
+
+
+@pytest.mark.server_config(limits=Limits(msg_rate_burst=3, msg_rate_interval_ms=60000,
+                                         max_message_length=100))
+async def test_requests_refused_for_their_fields_take_no_token(
+        server: RunningServer, client_factory: ClientFactory) -> None:
+    """CP-RATE-7, CP-ERR-10: messages refused for a field (a control character,
+    INVALID_FIELD) or an advertised limit (MESSAGE_TOO_LONG), many more than the burst,
+    are answered with that error, never RATE_LIMITED, and leave the whole burst."""
+    alice, bob = await client_factory("alice"), await client_factory("bob")
+    for _ in range(4):
+        refused(await alice.request_unchecked(SendPrivate, nick="bob", text="bell\a"),
+                ErrorCode.INVALID_FIELD)
+        refused(await alice.request_unchecked(SendPrivate, nick="bob", text="x" * 101),
+                ErrorCode.MESSAGE_TOO_LONG)
+    for i in range(3):
+        await alice.ok(SendPrivate(nick="bob", text=f"counted {i}"))
+    refused(await alice.request(SendPrivate(nick="bob", text="one too many")),
+            ErrorCode.RATE_LIMITED)
+    assert len(of_type(await bob.barrier(), PrivateMessage)) == 3
 
 
 async def test_buckets_are_full_at_welcome(server: RunningServer,

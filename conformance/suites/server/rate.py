@@ -337,3 +337,34 @@ async def refused_requests_still_take_tokens(ctx: ServerContext) -> None:
         raise Violation("CP-MSG-5", f"SEND_PRIVATE to {nobody!r}, whom nobody holds, was "
                         f"answered with {describe(others[0])}, not NO_SUCH_NICK")
     _judge_exhaustion(ctx, result, burst=burst, interval_ms=interval_ms, bucket="message")
+
+
+@server_case("CP-RATE-7", "CP-FIELD-5")
+async def requests_refused_for_their_fields_take_no_token(ctx: ServerContext) -> None:
+    """Messages refused INVALID_FIELD, more than msg_rate_burst, take no token: a burst follows."""
+    bob = await ctx.client("bob")
+    alice = await ctx.client("alice")
+    assert alice.welcome is not None
+    burst, _ = _testable(ctx, alice.welcome, "msg")
+    tag = _tag()
+    invalid = burst + overflow(burst)
+    # A BEL makes the text unsafe (step 5 of the order of checks, before the buckets).
+    requests: list[Message] = [SendPrivate.model_construct(nick=bob.nick, text=f"{tag} \a{i}",
+                                                           client_msg_id=0)
+                               for i in range(invalid)]
+    requests += [SendPrivate(nick=bob.nick, text=f"{tag} {i}") for i in range(burst)]
+    result = await _burst(alice, requests)
+    for index, answer in enumerate(result.answers[:invalid]):
+        if _limited(answer):
+            raise Violation("CP-RATE-7", f"SEND_PRIVATE {index + 1} of {invalid} with a BEL in "
+                            "its text, sent right after WELCOME, was refused with RATE_LIMITED: "
+                            "the requests before it, refused for their text, took tokens")
+        if not isinstance(answer, Error) or answer.code != ErrorCode.INVALID_FIELD:
+            raise Violation("CP-FIELD-5", f"SEND_PRIVATE with a BEL in its text was answered "
+                            f"with {describe(answer)}, not INVALID_FIELD")
+    limited = [i for i, answer in enumerate(result.answers[invalid:]) if _limited(answer)]
+    if limited:
+        raise Violation("CP-RATE-7", f"after {invalid} SEND_PRIVATEs refused with "
+                        f"INVALID_FIELD, valid message {limited[0] + 1} of {burst} "
+                        f"(msg_rate_burst) was refused with RATE_LIMITED: requests refused for "
+                        "a field must take no token")
