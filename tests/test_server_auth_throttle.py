@@ -218,3 +218,19 @@ async def test_failed_operator_logins_are_limited_per_name(
     assert 25_000 < limited.retry_after_ms <= 30_000
     await _account(client_factory, "alice")
     assert (await (await client_factory()).hello("alice", PASSWORD, timeout=10.0)).logged_in
+
+
+@pytest.mark.server_config(auth_failure_burst_per_nick=1, auth_failure_burst_per_address=1)
+async def test_an_empty_password_is_invalid_field_and_counts_as_no_failure(
+        server: RunningServer, client_factory: ClientFactory) -> None:
+    """CP-SEC-13 (issue 14 A11): LOGIN, OPER and REGISTER with an empty password are
+    INVALID_FIELD, never AUTH_FAILED, and take nothing from the failure limits: with room
+    for one failure, a wrong password after them is still AUTH_FAILED."""
+    await _account(client_factory, "alice")
+    client = await client_factory("bob")
+    for cls, fields in ((Login, {"nick": "alice"}), (Oper, {"name": "kitop"}),
+                        (Register, {})):
+        for _ in range(3):
+            refused(await client.request_unchecked(cls, password="", **fields),
+                    ErrorCode.INVALID_FIELD)
+    refused(await client.request(Login(nick="alice", password="wrong")), ErrorCode.AUTH_FAILED)

@@ -13,10 +13,11 @@ from __future__ import annotations
 import asyncio
 
 from chatproto import ErrorCode
-from chatproto.messages import Error
+from chatproto.messages import Error, Login, Oper, Register
 from conformance.outcomes import Violation
 from conformance.registry import server_case
 from conformance.server_side import ServerContext
+from conformance.suites.server._bodies import unchecked
 from conformance.suites.server._steps import hello_answer, new_password, registered_account
 from conformance.transcript import describe, outcome
 
@@ -59,3 +60,23 @@ async def throttled_login_refused_before_the_password_check(ctx: ServerContext) 
                         f"right password was answered with {outcome(right)}: the server "
                         "checked the password of an attempt its limit refuses, which tells "
                         "a guesser when a guess is right")
+
+
+@server_case("CP-SEC-13")
+async def empty_password_is_invalid_field_never_auth_failed(ctx: ServerContext) -> None:
+    """LOGIN (to an existing account), OPER and REGISTER with an empty password: each is
+    INVALID_FIELD (a password is 1..255 bytes), not AUTH_FAILED."""
+    nick, _ = await registered_account(ctx, "emptypw")
+    peer = await ctx.client("emptypw")
+    for message, what in ((unchecked(Login, 0, nick=nick, password=""),
+                           f"LOGIN {nick!r} (an account) with an empty password"),
+                          (unchecked(Oper, 0, name="kit-operator", password=""),
+                           "OPER with an empty password"),
+                          (unchecked(Register, 0, password=""),
+                           "REGISTER with an empty password")):
+        answer = await peer.request(message, req="CP-SEC-13")
+        final = answer.final
+        ctx.check(isinstance(final, Error) and final.code == ErrorCode.INVALID_FIELD,
+                  "CP-SEC-13", f"{what} was answered with {outcome(final)}; an empty "
+                  "password breaks the field's constraint (1..255 bytes): INVALID_FIELD, "
+                  "never AUTH_FAILED")

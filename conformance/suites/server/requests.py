@@ -12,6 +12,7 @@ from chatproto.messages import (
     HistoryGap,
     Join,
     ListMembers,
+    Login,
     MemberJoined,
     MemberLeft,
     Nick,
@@ -31,7 +32,13 @@ from chatproto.messages import History as HistoryRequest
 from conformance.outcomes import Violation
 from conformance.registry import server_case
 from conformance.server_side import FINAL_TYPES, KIT_CLIENT_NAME, Peer, ServerContext
-from conformance.suites.server._steps import fit_topic, room_with, text_is
+from conformance.suites.server._steps import (
+    fit_topic,
+    new_password,
+    registered_account,
+    room_with,
+    text_is,
+)
 from conformance.transcript import describe, outcome
 
 
@@ -306,3 +313,25 @@ async def events_are_queued_before_the_final_response(ctx: ServerContext) -> Non
         await alice.ok(request, req="CP-REQ-4")
         await _queued_before_final(ctx, [bob, carol], cls,
                                    lambda m: _about(m) == alice.nick, rule, what)
+
+
+@server_case("CP-REQ-5")
+async def failed_logins_answered_before_the_requests_behind_them(ctx: ServerContext) -> None:
+    """Wrong LOGINs pipelined with PINGs: each AUTH_FAILED (however long a server delays it,
+    CP-SEC-7) comes before the PONG of the PING sent right behind it."""
+    nick, _ = await registered_account(ctx, "delayed")
+    peer = await ctx.client("impatient")
+    batch: list[Message] = []
+    for n in range(2):
+        batch += [Login(nick=nick, password=new_password()), Ping(token=f"behind {n}".encode())]
+    sent = await peer.send_together(batch)
+    for message in sent:
+        await peer.response(message.request_id, message.NAME, req="CP-REQ-4")
+    order = [f.request_id for f in _finals(peer, {m.request_id for m in sent})]
+    expected = [m.request_id for m in sent]
+    names = {m.request_id: m.NAME for m in sent}
+    ctx.check(order == expected, "CP-REQ-5",
+              "the final responses arrived for requests "
+              f"{[f'{names[i]}#{i}' for i in order]}; they were sent as "
+              f"{[f'{names[i]}#{i}' for i in expected]}: a delayed AUTH_FAILED holds the "
+              "answers of the requests behind it")
