@@ -680,8 +680,9 @@ class ChatService:
         target = self.backplane.find_member(fold(nick))
         if target is None or room.fold not in self.backplane.rooms_of(target):
             return False
+        # The operator is told only when he removes himself (CP-OPER-12).
         witnesses = [m for m in self.backplane.room_members(room.fold)
-                     if m.session_id != session.session_id]
+                     if m.session_id != session.session_id or m is target]
         self.backplane.leave(room.fold, target)
         self.tell(MemberLeft(room=room.name, nick=target.nick, kind=int(kind), reason=reason,
                              by=session.nick), witnesses)
@@ -717,8 +718,10 @@ class ChatService:
         room = self._room(request.room)
         target = self._set_mark("mute", session, room, request.nick, request.muted)
         nick = target.nick if target is not None else request.nick  # its own spelling (CP-NICK-3)
+        told = self.backplane.room_members(room.fold) if target is session \
+            else self.others_in(room, session)  # an operator muting himself is told (CP-OPER-12)
         self.tell(MuteChanged(room=room.name, nick=nick, muted=request.muted,
-                              by=session.nick), self.others_in(room, session))
+                              by=session.nick), told)
         session.reply(Ok(request_id=request.request_id))
 
     # ------------------------------------------------- keepalive and closing

@@ -847,6 +847,42 @@ def _bucket_before_fields() -> None:
     _session_with(BucketFirstSession)
 
 
+def _operator_never_told() -> None:
+    """Moderation events go to everyone concerned but the operator, even when he is the target.
+
+    The reading of version 1's "the requester never receives the event of its
+    own action" without its exceptions: an operator who KICKs, BANs or MUTEs his
+    own nick gets only OK. CP-OPER-12 gives him the event a target gets, before
+    the OK. Every other member's events, and private messages, are as in the
+    reference.
+    """
+    from chatproto.messages import Ban, Mute
+    from reference_server.service import ChatService
+
+    class OperatorUntoldService(ChatService):
+        def _untold(self, session: Session) -> contextlib.AbstractContextManager[None]:
+            tell = self.tell
+
+            def all_but_the_operator(event: Message, to: Collection[Member]) -> None:
+                tell(event, [m for m in to if m.session_id != session.session_id])  # BUG
+
+            return _instead(self, "tell", all_but_the_operator)
+
+        def on_kick(self, session: Session, request: Kick) -> None:
+            with self._untold(session):
+                super().on_kick(session, request)
+
+        def on_ban(self, session: Session, request: Ban) -> None:
+            with self._untold(session):
+                super().on_ban(session, request)
+
+        def on_mute(self, session: Session, request: Mute) -> None:
+            with self._untold(session):
+                super().on_mute(session, request)
+
+    _serve_with(OperatorUntoldService)
+
+
 FAULTS.update({
     "account_checked_before_holder": Fault(
         "NICK to a registered nick its owner holds is NICK_REGISTERED, not NICK_IN_USE",
@@ -854,6 +890,9 @@ FAULTS.update({
     "bucket_before_fields": Fault(
         "a message refused for its fields takes a token; past the burst it is RATE_LIMITED",
         frozenset({"CP-RATE-7"}), _bucket_before_fields),
+    "operator_never_told": Fault(
+        "an operator who kicks, bans or mutes himself gets no event, only OK",
+        frozenset({"CP-OPER-12"}), _operator_never_told),
 })
 
 

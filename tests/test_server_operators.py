@@ -31,8 +31,10 @@ from chatproto.messages import (
     Nick,
     Oper,
     Part,
+    PrivateMessage,
     Register,
     RoomMessage,
+    SendPrivate,
     SendRoom,
     SetTopic,
     TopicChanged,
@@ -99,6 +101,39 @@ async def test_kick(server: RunningServer, client_factory: ClientFactory) -> Non
     assert await op.barrier() == []
     refused(await mallory.request(SendRoom(room="#room", text="hey")), ErrorCode.NOT_IN_ROOM)
     await mallory.ok(Join(room="#room"))
+
+
+def events_before_ok(client: ChatTestClient) -> list[Message]:
+    """The events that arrived before the final frame of the client's last answer."""
+    return client.events_in_window((0, client.last_answer_window[1]))
+
+
+async def test_an_operator_who_moderates_himself_gets_the_targets_event(
+        server: RunningServer, client_factory: ClientFactory) -> None:
+    """CP-OPER-12, CP-OPER-4, CP-OPER-6, CP-OPER-8: an operator in the room who mutes,
+    kicks and bans himself (in any letter case) gets, before each OK, the MUTE_CHANGED or
+    MEMBER_LEFT the target gets, naming him as he spells his nick; the other members get
+    theirs; a private message to himself arrives before its OK."""
+    op = await operator(client_factory, "Op")
+    alice = await client_factory("alice")
+    await join_all("#room", op, alice)
+    await op.ok(Mute(room="#room", nick="OP", muted=True))
+    assert [(c.nick, c.muted, c.by) for c in of_type(events_before_ok(op), MuteChanged)] \
+        == [("Op", True, "Op")]
+    await op.ok(Kick(room="#room", nick="op", reason="self"))
+    assert [(m.nick, m.kind, m.by) for m in of_type(events_before_ok(op), MemberLeft)] \
+        == [("Op", LeaveKind.KICK, "Op")]
+    op.drain()
+    await op.ok(Join(room="#room"))
+    await op.ok(Ban(room="#room", nick="op", reason="self"))
+    assert [(m.nick, m.kind, m.by) for m in of_type(events_before_ok(op), MemberLeft)] \
+        == [("Op", LeaveKind.BAN, "Op")]
+    op.drain()
+    await op.ok(SendPrivate(nick="OP", text="note to self"))
+    assert [(m.sender, m.text) for m in of_type(events_before_ok(op), PrivateMessage)] \
+        == [("Op", "note to self")]
+    assert [m.NAME for m in await alice.barrier()] == [
+        "MUTE_CHANGED", "MEMBER_LEFT", "MEMBER_JOINED", "MEMBER_LEFT"]
 
 
 async def test_kick_of_someone_not_in_the_room(server: RunningServer,

@@ -26,7 +26,9 @@ from chatproto.messages import (
     MuteChanged,
     Nick,
     Oper,
+    PrivateMessage,
     RoomMessage,
+    SendPrivate,
     SendRoom,
     SetTopic,
     TopicChanged,
@@ -209,6 +211,39 @@ async def kick_by_member_operator_spares_the_operator(ctx: ServerContext) -> Non
     await op.assert_none(MemberLeft, req="CP-OPER-4",
                          why="every remaining member except the operator gets MEMBER_LEFT")
     await bob.assert_none(MemberLeft, req="CP-OPER-4", why="one KICK, one MEMBER_LEFT")
+
+
+@server_case("CP-OPER-12", needs=("oper",))
+async def operator_moderating_himself_gets_the_targets_event(ctx: ServerContext) -> None:
+    """A member operator who MUTEs, KICKs, BANs his own nick, or writes to it, gets, before
+    each OK, the MUTE_CHANGED, MEMBER_LEFT or PRIVATE_MESSAGE that a target gets."""
+    room = ctx.room("self")
+    op = await operator_client(ctx)
+    bob = await ctx.client("bob")
+    await _join_all(room, op, bob)
+    steps: list[tuple[Message, type[Message], str]] = [
+        (Mute(room=room, nick=op.nick, muted=True), MuteChanged, "MUTE"),
+        (Kick(room=room, nick=op.nick, reason="self"), MemberLeft, "KICK"),
+        (Ban(room=room, nick=op.nick, reason="self"), MemberLeft, "BAN"),
+        (SendPrivate(nick=op.nick, text="note to self"), PrivateMessage, "SEND_PRIVATE")]
+    for request, event_type, what in steps:
+        if isinstance(request, Ban):
+            await op.join(room)  # back in after the KICK
+        await op.ok(request, req="CP-OPER-12")
+
+        def about_op(message: Message, event_type: type[Message] = event_type) -> bool:
+            if not isinstance(message, event_type):
+                return False
+            if isinstance(message, MuteChanged | MemberLeft):
+                return fold(message.room) == fold(room) and fold(message.nick) == fold(op.nick)
+            return isinstance(message, PrivateMessage) and fold(message.sender) == fold(op.nick)
+
+        # Everything sent before the OK has been read by the time the OK is.
+        early = any(about_op(message) for message in op.pending())
+        with ctx.attribute("CP-OPER-12"):
+            await op.expect(about_op, req="CP-OPER-12", what=event_type.NAME)
+        ctx.check(early, "CP-OPER-12", f"the operator's {what} of his own nick was answered OK "
+                  f"before the {event_type.NAME} that he gets as its target")
 
 
 @server_case("CP-OPER-5", needs=("oper",))
