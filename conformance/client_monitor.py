@@ -111,17 +111,19 @@ class Phase(StrEnum):
     """The client must close right after its fatal ERROR (CP-CLOSE-4)."""
 
 
-QUIT_BEFORE_WELCOME = "CP-STATE-1"
+QUIT_BEFORE_WELCOME = "CP-HS-13"
 """The rule a QUIT before WELCOME breaks: a client that leaves before WELCOME closes the
-connection (issue 14, A12)."""
+connection. (The state table still has QUIT in ``AWAIT_HELLO``, for the server's sake:
+it answers a version-1 client's QUIT there with BYE.)"""
 
 
 def client_may_send(phase: Phase, cls: type[Message], fatal: bool | None) -> bool:
     """The state table's client rows: may a client send ``cls`` in ``phase``?
 
     ``fatal`` is the ERROR's flag (None when the frame could not be decoded).
-    Before WELCOME a client sends nothing but HELLO and a fatal ERROR: one that
-    wants to leave closes the connection, without QUIT.
+    Before WELCOME a client sends nothing but HELLO and a fatal ERROR: the table's
+    QUIT in ``AWAIT_HELLO`` is for the server to answer, a client that wants to
+    leave closes the connection (``QUIT_BEFORE_WELCOME``).
     """
     if cls is Error:
         return fatal is not False and phase in (Phase.AWAIT_HELLO, Phase.AWAIT_WELCOME,
