@@ -14,7 +14,10 @@
   "command": ...}`` or ``{"event": "ERROR", "command": ..., "code": N, "name":
   ..., "message": ...}``. Exit 0 once stdin closes (after QUIT) if every
   command succeeded, 1 if any got an ERROR (one line on stderr says how many)
-  or when the connection ends without reconnection.
+  or when the connection ends without reconnection. Stdin is read from the
+  start: lines typed before WELCOME wait for the session, and ``/quit`` before
+  WELCOME closes the connection without QUIT (CP-HS-13) and exits 0. This is
+  the contract the conformance kit's client suite types to (its test guide).
 
 No traceback reaches the person: every failure is one line (``describe_error``).
 """
