@@ -507,13 +507,14 @@ class ChatService:
     def on_join(self, session: Session, request: Join) -> None:
         room_fold = fold(request.room)
         joined = self.backplane.rooms_of(session)
+        # Refusals in the order of CP-ROOM-22: membership, ban, then the caps.
         if room_fold in joined:
             raise Refused(ErrorCode.ALREADY_IN_ROOM, f"already in {request.room}")
-        if len(joined) >= self.config.limits.max_rooms_per_user:
-            raise Refused(ErrorCode.TOO_MANY_ROOMS, "max_rooms_per_user reached")
         room = self.rooms.get(room_fold)
         if room is not None and self.is_marked("ban", session, room):
             raise Refused(ErrorCode.BANNED_FROM_ROOM, f"banned from {room.name}")
+        if len(joined) >= self.config.limits.max_rooms_per_user:
+            raise Refused(ErrorCode.TOO_MANY_ROOMS, "max_rooms_per_user reached")
         if room is None:
             if len(self.rooms) >= self.config.max_rooms:  # CP-ROOM-6
                 raise Refused(ErrorCode.TOO_MANY_ROOMS, "the server holds all the rooms it may")
@@ -641,14 +642,15 @@ class ChatService:
 
     def on_send_room(self, session: Session, request: SendRoom) -> None:
         room = self.member_room(session, request.room)
-        if self.is_marked("mute", session, room):
-            raise Refused(ErrorCode.MUTED, f"muted in {room.name}")
         if request.client_msg_id:
             earlier = self.store.find_resend(room.fold, session.nick_fold, request.client_msg_id)
             if earlier is not None:  # CP-MSG-11: the original identity, no second delivery
                 session.reply(Ok(request_id=request.request_id, msg_id=earlier.msg_id,
                                  seq=earlier.seq, timestamp_ms=earlier.timestamp_ms))
                 return
+        # After the resend (CP-MSG-13): that message was accepted before the mute.
+        if self.is_marked("mute", session, room):
+            raise Refused(ErrorCode.MUTED, f"muted in {room.name}")
         room.last_seq += 1
         stored = StoredMessage(seq=room.last_seq, msg_id=self._allocate_msg_id(),
                                timestamp_ms=_now_ms(), sender=session.nick,

@@ -883,6 +883,28 @@ def _operator_never_told() -> None:
     _serve_with(OperatorUntoldService)
 
 
+def _mute_checked_before_resend() -> None:
+    """SEND_ROOM checks the mute before it looks for a resend.
+
+    Version 1's reference order: a muted sender's resend of a message accepted
+    before the mute is answered MUTED, so the client takes a delivered message
+    for a lost one. CP-MSG-13 puts the resend's OK first. A muted sender's new
+    messages are MUTED, and resends by senders who are not muted are OK, as in
+    the reference.
+    """
+    from chatproto import ErrorCode
+    from reference_server.service import ChatService, Refused
+
+    class MuteFirstService(ChatService):
+        def on_send_room(self, session: Session, request: SendRoom) -> None:
+            room = self.member_room(session, request.room)
+            if self.is_marked("mute", session, room):
+                raise Refused(ErrorCode.MUTED, "muted")  # BUG: before the resend check
+            super().on_send_room(session, request)
+
+    _serve_with(MuteFirstService)
+
+
 FAULTS.update({
     "account_checked_before_holder": Fault(
         "NICK to a registered nick its owner holds is NICK_REGISTERED, not NICK_IN_USE",
@@ -893,6 +915,9 @@ FAULTS.update({
     "operator_never_told": Fault(
         "an operator who kicks, bans or mutes himself gets no event, only OK",
         frozenset({"CP-OPER-12"}), _operator_never_told),
+    "mute_checked_before_resend": Fault(
+        "a muted sender's resend of a message accepted before the mute is MUTED",
+        frozenset({"CP-MSG-13"}), _mute_checked_before_resend),
 })
 
 

@@ -15,7 +15,7 @@ import pytest
 from conftest import ClientFactory, MakeServerProcess, RunningServer
 from server_harness import ChatTestClient, join_all, of_type, refused
 
-from chatproto import ErrorCode
+from chatproto import ErrorCode, Limits
 from chatproto.messages import (
     Ban,
     Join,
@@ -29,6 +29,7 @@ from chatproto.messages import (
     Mute,
     MuteChanged,
     Nick,
+    Ok,
     Oper,
     Part,
     PrivateMessage,
@@ -217,6 +218,49 @@ async def test_mute_and_unmute(server: RunningServer, client_factory: ClientFact
     await mallory.barrier()
     await mallory.ok(SendRoom(room="#room", text="thanks"))
     assert len(of_type(await alice.barrier(), RoomMessage)) == 1
+
+
+@pytest.mark.server_config(operators={"root": "op-secret"},
+                            limits=Limits(max_rooms_per_user=2))
+async def test_join_refusals_in_order(server: RunningServer,
+                                      client_factory: ClientFactory) -> None:
+    """CP-ROOM-22: a JOIN that is refused on several counts gets ALREADY_IN_ROOM before
+    BANNED_FROM_ROOM, and BANNED_FROM_ROOM before TOO_MANY_ROOMS."""
+    op = await operator(client_factory)
+    mallory = await client_factory("mallory")
+    await mallory.ok(Join(room="#banned"))
+    await op.ok(Ban(room="#banned", nick="mallory", reason=""))
+    await mallory.ok(Join(room="#one"))
+    await mallory.ok(Join(room="#two"))  # at max_rooms_per_user
+    refused(await mallory.request(Join(room="#banned")), ErrorCode.BANNED_FROM_ROOM)
+    refused(await mallory.request(Join(room="#three")), ErrorCode.TOO_MANY_ROOMS)
+    await op.ok(Ban(room="#one", nick="mallory", reason=""))  # removes her: one room left
+    await mallory.ok(Join(room="#three"))
+    await mallory.ok(Part(room="#three"))
+    await op.ok(Unban(room="#one", nick="mallory"))
+    await mallory.ok(Join(room="#one"))
+    await op.ok(Ban(room="#one", nick="Mallory2", reason=""))
+    await mallory.ok(Nick(nick="mallory2"))  # takes a nick banned in a room she is in
+    # In #one, banned from it and at max_rooms_per_user: ALREADY_IN_ROOM first.
+    refused(await mallory.request(Join(room="#one")), ErrorCode.ALREADY_IN_ROOM)
+
+
+async def test_a_muted_senders_resend_gets_the_original_ok(
+        server: RunningServer, client_factory: ClientFactory) -> None:
+    """CP-MSG-13, CP-MSG-11, CP-OPER-9: after a mute, a resend of a message accepted before
+    it is answered with the original OK and delivered to nobody; a new message is MUTED."""
+    op = await operator(client_factory)
+    alice, bob = await client_factory("alice"), await client_factory("bob")
+    await join_all("#room", alice, bob)
+    first = (await alice.ok(SendRoom(room="#room", text="before", client_msg_id=5)))[-1]
+    await op.ok(Mute(room="#room", nick="alice", muted=True))
+    again = (await alice.ok(SendRoom(room="#room", text="before", client_msg_id=5)))[-1]
+    assert isinstance(first, Ok) and isinstance(again, Ok)
+    assert (again.msg_id, again.seq, again.timestamp_ms) == \
+        (first.msg_id, first.seq, first.timestamp_ms)
+    refused(await alice.request(SendRoom(room="#room", text="after", client_msg_id=6)),
+            ErrorCode.MUTED)
+    assert [m.NAME for m in await bob.barrier()] == ["ROOM_MESSAGE", "MUTE_CHANGED"]
 
 
 async def test_mute_follows_the_nick(server: RunningServer,

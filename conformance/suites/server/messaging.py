@@ -21,6 +21,7 @@ from chatproto.messages import (
     ListRooms,
     ListUsers,
     MemberLeft,
+    Mute,
     Nick,
     Ok,
     Part,
@@ -32,9 +33,10 @@ from chatproto.messages import (
     SetTopic,
 )
 from chatproto.messages import History as HistoryRequest
+from conformance.outcomes import Violation
 from conformance.registry import server_case
 from conformance.server_side import Peer, ServerContext, fresh_client_msg_id
-from conformance.suites.server._steps import room_with, text_is
+from conformance.suites.server._steps import operator_client, room_with, text_is
 from conformance.transcript import describe, outcome
 
 CLOCK_SKEW_MS = 5 * 60 * 1000
@@ -478,3 +480,30 @@ async def only_the_full_resend_key_deduplicates(ctx: ServerContext) -> None:
                   f"{text!r} arrived as {describe(message)}; its OK said {_identity(ok)}")
     ctx.check(len(identities) == len(sends), "CP-MSG-1",
               f"{len(sends)} distinct messages got only {len(identities)} distinct msg_ids")
+
+
+@server_case("CP-MSG-13", needs=("oper",))
+async def muted_senders_resend_gets_the_original_ok(ctx: ServerContext) -> None:
+    """After a mute, resending a message accepted before it gets its OK; a new one gets MUTED."""
+    room = ctx.room("mres")
+    alice, bob = await room_with(ctx, room, "alice", "bob")
+    op = await operator_client(ctx)
+    client_msg_id = fresh_client_msg_id()
+    first = await alice.say(room, "said before the mute", client_msg_id)
+    await bob.expect_type(RoomMessage, req="CP-MSG-1")
+    await op.ok(Mute(room=room, nick=alice.nick, muted=True), req="CP-OPER-8")
+    answer = await alice.request(SendRoom(room=room, text="said before the mute",
+                                          client_msg_id=client_msg_id), req="CP-MSG-13")
+    again = answer.final
+    if not isinstance(again, Ok):
+        raise Violation("CP-MSG-13", f"a muted sender's resend of a message accepted before "
+                        f"the mute was answered with {outcome(again)}; the spec requires the "
+                        f"original OK ({_identity(first)}), since the resend comes before MUTED")
+    ctx.check(_identity(again) == _identity(first), "CP-MSG-11",
+              f"the resend was answered with {_identity(again)}; the original OK said "
+              f"{_identity(first)}")
+    await alice.refused(SendRoom(room=room, text="said after the mute",
+                                 client_msg_id=fresh_client_msg_id()),
+                        ErrorCode.MUTED, req="CP-OPER-9")
+    await bob.assert_none(RoomMessage, req="CP-MSG-11",
+                          why="a resend is delivered to nobody, and a muted message neither")

@@ -22,6 +22,7 @@ from chatproto.messages import (
     MemberJoined,
     MemberLeft,
     Mute,
+    Nick,
     Ok,
     Part,
     RoomInfo,
@@ -430,6 +431,43 @@ async def join_of_room_where_nick_is_banned_refused(ctx: ServerContext) -> None:
     await op.ok(Ban(room=room, nick=mallory.nick, reason="kit"), req="CP-OPER-6")
     await mallory.refused(Join(room=room), ErrorCode.BANNED_FROM_ROOM, req="CP-ROOM-13")
 
+
+
+@server_case("CP-ROOM-22", needs=("oper",))
+async def join_refusals_come_in_order(ctx: ServerContext) -> None:
+    """A banned client at max_rooms_per_user gets BANNED_FROM_ROOM, a member ALREADY_IN_ROOM."""
+    await _limits(ctx)
+    assert ctx.limits is not None
+    limit = ctx.limits.max_rooms_per_user
+    if limit > MAX_ROOMS_TESTED:
+        ctx.skip(f"max_rooms_per_user is {limit}; the kit fills at most {MAX_ROOMS_TESTED}")
+    banned = ctx.room("bord")
+    await room_with(ctx, banned, "owner")
+    op = await ctx.client("op")
+    await op.oper()
+    mallory = await ctx.client("mallory")
+    await op.ok(Ban(room=banned, nick=mallory.nick, reason="kit"), req="CP-OPER-6")
+    rooms = [ctx.room(f"o{n}") for n in range(limit)]
+    for room in rooms:
+        answer = await mallory.request(Join(room=room), req="CP-ROOM-9")
+        if isinstance(answer.final, Error) and answer.final.code == ErrorCode.TOO_MANY_ROOMS:
+            ctx.skip("the server refused to create a new room (CP-ROOM-6 allows a server-wide "
+                     "room cap) before mallory reached max_rooms_per_user")
+        ctx.check(isinstance(answer.final, Ok), "CP-ROOM-9",
+                  f"JOIN {room} was answered with {outcome(answer.final)}")
+    answer = await mallory.request(Join(room=banned), req="CP-ROOM-22")
+    if not isinstance(answer.final, Error) or answer.final.code != ErrorCode.BANNED_FROM_ROOM:
+        raise Violation("CP-ROOM-22", f"JOIN of a room mallory is banned from, while she is in "
+                        f"max_rooms_per_user ({limit}) rooms, was answered with "
+                        f"{outcome(answer.final)}; BANNED_FROM_ROOM comes before TOO_MANY_ROOMS")
+    # She takes a nick banned in a room she is in: a member, banned and at the cap.
+    later = ctx.nick("later")
+    await op.ok(Ban(room=rooms[0], nick=later, reason="kit"), req="CP-OPER-6")
+    await mallory.ok(Nick(nick=later), req="CP-NICK-7")
+    answer = await mallory.request(Join(room=rooms[0]), req="CP-ROOM-22")
+    if not isinstance(answer.final, Error) or answer.final.code != ErrorCode.ALREADY_IN_ROOM:
+        raise Violation("CP-ROOM-22", f"JOIN of {rooms[0]}, of which mallory is a member, was "
+                        f"answered with {outcome(answer.final)}; ALREADY_IN_ROOM comes first")
 
 # ------------------------------------------------------------------- leaving
 
