@@ -169,6 +169,26 @@ async def test_nick_change_ends_the_login(server: RunningServer,
     assert refusal.value.error.code == ErrorCode.NICK_REGISTERED
 
 
+async def test_a_case_change_keeps_the_accounts_spelling(
+        server: RunningServer, client_factory: ClientFactory) -> None:
+    """CP-ACCT-9, CP-NICK-3: the owner's NICK to another letter case shows the new spelling
+    to room mates and in LIST_USERS, but a later login gets the stored spelling."""
+    owner, bob = await client_factory("Alice"), await client_factory("bob")
+    await owner.ok(Register(password=PASSWORD))
+    await join_all("#room", owner, bob)
+    await owner.ok(Nick(nick="ALICE"))
+    changes = of_type(await bob.barrier(), NickChanged)
+    assert [(c.old_nick, c.new_nick) for c in changes] == [("Alice", "ALICE")]
+    assert (await users_of(bob))["ALICE"].registered is True
+    await owner.quit()
+    again = await client_factory()
+    assert (await again.hello("alice", PASSWORD)).nick == "Alice"
+    await again.quit()
+    guest = await client_factory("guest")
+    await guest.ok(Login(nick="aLiCe", password=PASSWORD))
+    assert "Alice" in await users_of(guest)
+
+
 async def test_logged_in_user_keeps_rooms_across_login(server: RunningServer,
                                                        client_factory: ClientFactory) -> None:
     """CP-ACCT-6: LOGIN only changes identity; the connection stays in its rooms."""

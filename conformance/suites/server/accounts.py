@@ -17,6 +17,7 @@ from chatproto import ErrorCode, Message
 from chatproto.messages import (
     Error,
     Login,
+    Nick,
     NickChanged,
     Ok,
     Register,
@@ -248,6 +249,34 @@ async def login_with_unknown_nick_or_wrong_password_refused(ctx: ServerContext) 
         await bob.refused(Login(nick=nick, password=wrong), ErrorCode.AUTH_FAILED,
                           req="CP-ACCT-7", timeout=AUTH_TIMEOUT)
     await bob.ok(Login(nick=nick, password=password), req="CP-ACCT-6", timeout=AUTH_TIMEOUT)
+
+
+@server_case("CP-ACCT-9", "CP-NICK-3")
+async def case_change_keeps_the_accounts_spelling(ctx: ServerContext) -> None:
+    """The owner's NICK to another letter case is shown as typed; a later login gets the
+    spelling stored with the account."""
+    nick, password = await registered_account(ctx, "spell", mixed=True)
+    owner = await _logged_in(ctx, "owner", nick, password)
+    watcher = await ctx.client("watcher")
+    room = ctx.room("spell")
+    await owner.join(room)
+    await watcher.join(room)
+    shown = nick.swapcase()
+    await owner.ok(Nick(nick=shown), req="CP-NICK-7")
+    changed = await watcher.expect_type(NickChanged, req="CP-NICK-9")
+    ctx.check(changed.new_nick == shown, "CP-NICK-3",
+              f"after the owner's NICK {shown!r}, watcher received {describe(changed)}; the "
+              f"connection holds {shown!r} as it spelled it")
+    await quit_and_closed(owner)
+    peer = await ctx.connect("again")
+    answer = await hello_answer(peer, nick.lower(), password, req="CP-ACCT-9")
+    if not isinstance(answer, Welcome):
+        raise Violation("CP-ACCT-5", f"HELLO with the account's password was answered with "
+                        f"{outcome(answer)}, not WELCOME")
+    ctx.check(answer.nick == nick, "CP-ACCT-9",
+              f"after the owner had shown the nick as {shown!r}, a new login got WELCOME "
+              f"nick={answer.nick!r}; the account stores {nick!r}, which a case change must "
+              "not rewrite")
 
 
 @server_case("CP-NICK-4")
