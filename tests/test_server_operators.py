@@ -278,14 +278,19 @@ async def test_mute_follows_the_nick(server: RunningServer,
 
 async def test_mute_changed_shows_the_members_own_spelling(
         server: RunningServer, client_factory: ClientFactory) -> None:
-    """CP-NICK-3: a frame naming a user shows the nick as that user spelled it, whatever
-    letter case the operator typed (KICK and BAN do this; MUTE_CHANGED must too)."""
+    """CP-NICK-3, CP-OPER-13: a frame naming a user shows the nick as that user spelled
+    it, whatever letter case the operator typed (KICK and BAN do this; MUTE_CHANGED must
+    too); a MUTE of a nick nobody holds is announced as the MUTE spelled it."""
     op = await operator(client_factory)
     alice, mallory = await client_factory("alice"), await client_factory("mallory")
     await join_all("#room", alice, mallory)
     await op.ok(Mute(room="#room", nick="MALLORY", muted=True))
     changes = of_type(await alice.barrier(), MuteChanged)
     assert [c.nick for c in changes] == ["mallory"]
+    # CP-OPER-13: a nick nobody holds is named as the MUTE spelled it.
+    await op.ok(Mute(room="#room", nick="GhOsT", muted=True))
+    changes = of_type(await alice.barrier(), MuteChanged)
+    assert [c.nick for c in changes] == ["GhOsT"]
 
 
 # ------------------------------------------------------- moderation across nick changes

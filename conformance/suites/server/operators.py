@@ -246,6 +246,33 @@ async def operator_moderating_himself_gets_the_targets_event(ctx: ServerContext)
                   f"before the {event_type.NAME} that he gets as its target")
 
 
+@server_case("CP-NICK-3", "CP-OPER-13", needs=("oper",))
+async def moderation_events_name_the_target_as_it_spells_itself(ctx: ServerContext) -> None:
+    """MUTE and BAN naming a member in another letter case announce her own spelling; a MUTE of
+    a nick nobody holds announces the MUTE's spelling."""
+    room = ctx.room("spell")
+    mallory = await ctx.client("mallory", nick=mixed_case(ctx.nick("mallory")))
+    bob = await ctx.client("bob")
+    await _join_all(room, mallory, bob)
+    op = await operator_client(ctx)
+    await op.ok(Mute(room=room, nick=mallory.nick.swapcase(), muted=True), req="CP-OPER-8")
+    with ctx.attribute("CP-OPER-8"):
+        muted = await bob.expect_type(MuteChanged, req="CP-OPER-8")
+    ctx.check(muted.nick == mallory.nick, "CP-NICK-3",
+              f"a MUTE naming {mallory.nick.swapcase()!r} was announced to bob as "
+              f"{describe(muted)}; the muted member spells her nick {mallory.nick!r}")
+    await op.ok(Ban(room=room, nick=mallory.nick.upper(), reason=""), req="CP-OPER-6")
+    await _expect_removal(ctx, bob, "CP-OPER-6", room=room, nick=mallory.nick,
+                          kind=LeaveKind.BAN, reason="", by=op.nick)
+    absent = mixed_case(ctx.nick("ghost"))
+    await op.ok(Mute(room=room, nick=absent, muted=True), req="CP-OPER-8")
+    with ctx.attribute("CP-OPER-8"):
+        ghost = await bob.expect_type(MuteChanged, req="CP-OPER-8")
+    ctx.check(ghost.nick == absent, "CP-OPER-13",
+              f"a MUTE of {absent!r}, which nobody holds, was announced to bob as "
+              f"{describe(ghost)}; the spec requires the MUTE's spelling {absent!r}")
+
+
 @server_case("CP-OPER-5", needs=("oper",))
 async def kick_of_non_member_refused(ctx: ServerContext) -> None:
     """KICK of a nick nobody holds gets NO_SUCH_NICK; of a connected non-member, NOT_IN_ROOM."""
