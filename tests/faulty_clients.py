@@ -96,6 +96,35 @@ def _quit_before_welcome() -> None:
     ChatClient._drop_connection = polite_drop  # type: ignore[method-assign]
 
 
+def _no_client_msg_id() -> None:
+    """Every message goes out with ``client_msg_id`` 0 ("none"), so a resend after a lost
+    connection could be delivered twice: CP-MSG-12."""
+    from reference_client.client import ChatClient
+
+    def next_client_msg_id(self: ChatClient) -> int:
+        return 0  # BUG: "the server numbers messages anyway"
+
+    ChatClient._next_client_msg_id = next_client_msg_id  # type: ignore[method-assign]
+
+
+def _rate_limit_not_waited_out() -> None:
+    """RATE_LIMITED is reported but its retry_after_ms forgotten: a message asked for
+    again goes out at once (CP-RATE-5)."""
+    from reference_client.client import ChatClient
+
+    class Forgetful(dict[type, float]):
+        def __setitem__(self, key: type, value: float) -> None:
+            pass  # BUG: the wait is never recorded
+
+    init = ChatClient.__init__
+
+    def patched_init(self: ChatClient, *args: object, **kwargs: object) -> None:
+        init(self, *args, **kwargs)  # type: ignore[arg-type]
+        self._rate_limited_until = Forgetful()
+
+    ChatClient.__init__ = patched_init  # type: ignore[method-assign]
+
+
 def _faults() -> dict[str, Fault]:
     sys.path.insert(0, str(ROOT))
     from conformance.client_monitor import QUIT_BEFORE_WELCOME
@@ -105,6 +134,12 @@ def _faults() -> dict[str, Fault]:
         "typed_ahead_text_dropped": Fault(
             "text typed right after /join is dropped", frozenset({TYPED_TEXT_SENT}),
             "commands", _typed_ahead_text_dropped),
+        "no_client_msg_id": Fault(
+            "sends every message with client_msg_id 0", frozenset({"CP-MSG-12"}),
+            "commands", _no_client_msg_id),
+        "rate_limit_not_waited_out": Fault(
+            "sends a message again at once after RATE_LIMITED", frozenset({"CP-RATE-5"}),
+            "commands", _rate_limit_not_waited_out),
         "quit_before_welcome": Fault(
             "leaves with QUIT before WELCOME (asked to quit, or its HELLO refused)",
             frozenset({QUIT_BEFORE_WELCOME}), "commands or handshake", _quit_before_welcome),
