@@ -32,6 +32,7 @@ from chatproto.messages import History as HistoryRequest
 from conformance.outcomes import Violation
 from conformance.registry import server_case
 from conformance.server_side import Answer, Peer, ServerContext, fresh_client_msg_id
+from conformance.suites.server._bodies import unchecked
 from conformance.suites.server._steps import room_with, text_is
 from conformance.transcript import describe
 
@@ -572,9 +573,9 @@ async def history_limit_zero_refused(ctx: ServerContext) -> None:
     room = ctx.room("zero")
     (alice,) = await room_with(ctx, room, "alice")
     await alice.say(room, "something to page")
-    await alice.refused(HistoryRequest(room=room, limit=0), ErrorCode.INVALID_FIELD,
+    await alice.refused(unchecked(HistoryRequest, 0, room=room, limit=0), ErrorCode.INVALID_FIELD,
                         req="CP-HIST-12")
-    await alice.refused(HistoryRequest(room=room, before_seq=2, limit=0),
+    await alice.refused(unchecked(HistoryRequest, 0, room=room, before_seq=2, limit=0),
                         ErrorCode.INVALID_FIELD, req="CP-HIST-12")
 
 
@@ -587,7 +588,8 @@ async def history_limit_zero_refused_before_the_room_is_looked_at(ctx: ServerCon
     bob = await ctx.client("bob")
     for name, where in ((ctx.room("zero-none"), "a room that does not exist"),
                         (room, "a room bob is not in")):
-        answer = await bob.request(HistoryRequest(room=name, limit=0), req="CP-HIST-12")
+        answer = await bob.request(unchecked(HistoryRequest, 0, room=name, limit=0),
+                                   req="CP-HIST-12")
         ctx.check(isinstance(answer.final, Error) and answer.final.code == ErrorCode.INVALID_FIELD,
                   "CP-HIST-12", f"HISTORY limit=0 for {where} was answered with "
                   f"{describe(answer.final)}; limit 0 breaks the field's range, which is "
