@@ -769,7 +769,6 @@ def _history_room_checked_before_limit() -> None:
     """
     from chatproto.messages import History
     from reference_server.service import ChatService
-    from reference_server.session import Session
 
     class RoomFirstService(ChatService):
         def on_history(self, session: Session, request: History) -> None:

@@ -231,6 +231,6 @@ async def test_an_empty_password_is_invalid_field_and_counts_as_no_failure(
     for cls, fields in ((Login, {"nick": "alice"}), (Oper, {"name": "kitop"}),
                         (Register, {})):
         for _ in range(3):
-            refused(await client.request_unchecked(cls, password="", **fields),
+            refused(await client.request_unchecked(cls, 5.0, password="", **fields),
                     ErrorCode.INVALID_FIELD)
     refused(await client.request(Login(nick="alice", password="wrong")), ErrorCode.AUTH_FAILED)
