@@ -60,7 +60,9 @@ def _parser() -> argparse.ArgumentParser:
                       help="only the case with this exact ID (repeatable); reports print it")
     run = common.add_argument_group("running")
     run.add_argument("--repeat", type=int, default=1, metavar="N",
-                     help="run every case N times; a case whose outcome varies is FLAKY")
+                     help="run every case N times (the shutdown case once, after them); a case "
+                          "whose verdict varies is FLAKY, one that could not always be "
+                          "run is ERROR")
     groups = {"selecting cases": pick, "running": run}
     for option in OPTIONS:
         if option.group in groups:

@@ -65,7 +65,7 @@ OPTIONS = (
            {"metavar": "PEM"}),
     Option("--shutdown-command", "a shell-quoted command that shuts the server down in an "
            "orderly way, e.g. 'kill -TERM 1234'; the shutdown case (CP-CLOSE-7) runs it last, "
-           "and is skipped without it", "the server", {"metavar": "CMD"}),
+           "once even with --repeat, and is skipped without it", "the server", {"metavar": "CMD"}),
     Option("--flood-budget", "bytes the slow-reader case may queue to one client before "
            "deciding that the server does not bound its output queue (default 32 MiB)",
            "the server", {"type": int, "default": DEFAULT_FLOOD_BUDGET, "metavar": "BYTES"}),

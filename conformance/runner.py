@@ -2,7 +2,8 @@
 
 The runner turns what a case raised into an outcome (a broken MUST is FAIL, a
 broken SHOULD is WARN), repeats the selection when asked and marks cases whose
-outcome changed between runs as FLAKY, and summarises the run per requirement.
+verdict changed between runs as FLAKY (a case that ends the target runs once,
+after the rounds), and summarises the run per requirement.
 """
 
 from __future__ import annotations
@@ -162,17 +163,35 @@ async def run_case(case: Case, make_context: ContextFactory, broken: dict[str, s
 
 
 def _merge(runs: list[CaseResult]) -> CaseResult:
-    """One result for a case run several times."""
+    """One result for a case run several times.
+
+    FLAKY says the implementation answered differently, so only the runs that
+    reached a verdict count for it: a run in ERROR (the kit could not run it,
+    as when the target is gone) decides nothing, and makes the case ERROR
+    unless another run found a MUST broken.
+    """
     outcomes = [r.outcome for r in runs]
     worst = max(runs, key=lambda r: SEVERITY[r.outcome])
     merged = CaseResult(worst.case, worst.outcome, worst.violations, worst.detail,
                         sum(r.duration_s for r in runs) / len(runs), worst.transcript, outcomes)
-    if len(set(outcomes)) > 1:
+    if len(set(outcomes)) == 1:
+        return merged
+    verdicts = {o for o in outcomes if o is not Outcome.ERROR}
+    if len(verdicts) > 1:
         merged.outcome = Outcome.FLAKY
-        tally = ", ".join(f"{o.value} {outcomes.count(o)}x" for o in Outcome if o in outcomes)
-        merged.detail = (f"outcome varied over {len(runs)} runs: {tally}"
-                         + (f"\n{worst.detail}" if worst.detail else ""))
+    elif verdicts != {Outcome.FAIL}:
+        errored = next(r for r in runs if r.outcome is Outcome.ERROR)
+        merged = CaseResult(errored.case, Outcome.ERROR, [], errored.detail,
+                            merged.duration_s, errored.transcript, outcomes)
+    tally = ", ".join(f"{o.value} {outcomes.count(o)}x" for o in Outcome if o in outcomes)
+    merged.detail = (f"outcome varied over {len(runs)} runs: {tally}"
+                     + (f"\n{merged.detail}" if merged.detail else ""))
     return merged
+
+
+def runs_once_after_the_rounds(case: Case) -> bool:
+    """A case that ends the target (the shutdown case) runs once, after every round."""
+    return "shutdown" in case.needs
 
 
 async def run_cases(
@@ -189,12 +208,21 @@ async def run_cases(
 ) -> RunReport:
     started = datetime.now(UTC)
     runs: dict[str, list[CaseResult]] = {case.id: [] for case in cases}
-    total = len(cases) * repeat
+    last = [case for case in cases if runs_once_after_the_rounds(case)]
+    repeated = [case for case in cases if case not in last]
+    rounds = [repeated] * repeat
+    if last:
+        # The last round keeps what the earlier rounds found broken: a shutdown
+        # case on a server without a working handshake is blocked like any other.
+        rounds.append(last)
+    total = len(repeated) * repeat + len(last)
     done = 0
     blocked: dict[str, str] = {}
-    for _ in range(repeat):
-        broken: dict[str, str] = {}
-        for case in cases:
+    broken: dict[str, str] = {}
+    for selection in rounds:
+        if selection is not last:
+            broken = {}
+        for case in selection:
             result = await run_case(case, make_context, broken, timeout_scale)
             runs[case.id].append(result)
             done += 1

@@ -2,10 +2,11 @@
 
 A SKIP line says why the case was skipped (and which case blocks it); ``--skip-slow``
 leaves the slow cases out and says how many, the same in the banner and the
-summary; a client that cannot be started is said to be so, with status 2 and no
-requirement claimed as checked; and a reader that stops early (``| head``) ends
-the kit quietly. The command line and the pytest plugin take the same options,
-declared once.
+summary; ``--repeat`` runs the shutdown case once, after every round, and a case
+that could not always be run is ERROR, not FLAKY; a client that cannot be started
+is said to be so, with status 2 and no requirement claimed as checked; and a
+reader that stops early (``| head``) ends the kit quietly. The command line and
+the pytest plugin take the same options, declared once.
 """
 
 from __future__ import annotations
@@ -115,6 +116,62 @@ def test_skip_slow_under_pytest_deselects_the_slow_cases(
     assert result.returncode == 0, result.stdout + result.stderr
     assert re.search(rf"\b{len(fast)} passed, {len(slow)} deselected\b", result.stdout), (
         result.stdout)
+
+
+# ---------------------------------------------------------------- --repeat
+
+
+@pytest.mark.timeout(KIT_TIMEOUT_S + 30)
+def test_repeat_with_shutdown_runs_the_shutdown_case_once_after_every_round(
+        make_server_process: MakeServerProcess, tmp_path: Path) -> None:
+    """--repeat 3 --shutdown-command: the other case runs three times against a live
+    server, then the shutdown case once; nothing is FLAKY, and the banner, the progress
+    total and the summary count the same cases (--skip-slow on, as a user would)."""
+    server = make_server_process()
+    asyncio.run(server.start())
+    other = "server.framing.server_frames_decode_exactly_and_carry_safe_text"
+    shutdown = "server.shutdown.orderly_shutdown_tells_every_connection"
+    report = tmp_path / "kit.json"
+    result = _kit("server", f"{HOST}:{server.port}", "--case", other, "--case", shutdown,
+                  "--repeat", "3", "--skip-slow", "--shutdown-command", f"kill -TERM {server.pid}",
+                  "--json", str(report))
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    progress = [line for line in lines if re.match(r"\[ *\d+/\d+\] ", line)]
+    assert [line.split()[1:3] for line in progress] == [["PASS", other]] * 3 + [
+        ["PASS", shutdown]], result.stdout
+    assert all("/4]" in line for line in progress)
+    assert "server suite, 2 case(s), target " in lines[0]
+    assert _summary(result.stdout).group(0).startswith("2 case(s) in ")
+    runs = {case["id"]: case for case in json.loads(report.read_text("utf-8"))["cases"]}
+    assert {case_id: case["outcome"] for case_id, case in runs.items()} == {
+        other: "PASS", shutdown: "PASS"}
+    assert server.proc is not None and server.proc.wait(timeout=15) is not None
+
+
+def _results(*outcomes: Any) -> list[Any]:
+    from conformance.runner import CaseResult
+
+    (case,) = [c for c in all_cases() if c.id == ("server.basics.ping_answered_with_same_token_and_"
+                                                        "request_id")]
+    return [CaseResult(case, outcome, detail=f"run {index}") for index, outcome in
+            enumerate(outcomes, 1)]
+
+
+def test_a_case_the_kit_could_not_always_run_is_error_not_flaky() -> None:
+    """Runs in ERROR (the target gone) decide nothing: they make the case ERROR, and FLAKY
+    stays for verdicts that differ; a MUST found broken in one run stays FAIL."""
+    from conformance.outcomes import Outcome
+    from conformance.runner import _merge
+
+    p, f, e, s = Outcome.PASS, Outcome.FAIL, Outcome.ERROR, Outcome.SKIP
+    unreachable = _merge(_results(p, e, e))
+    assert unreachable.outcome is e and unreachable.runs == [p, e, e]
+    assert unreachable.detail.startswith("outcome varied over 3 runs: PASS 1x, ERROR 2x\nrun 2")
+    assert _merge(_results(p, f, e)).outcome is Outcome.FLAKY
+    assert _merge(_results(p, s)).outcome is Outcome.FLAKY
+    assert _merge(_results(f, e)).outcome is f
+    assert _merge(_results(p, p)).outcome is p and _merge(_results(p, p)).detail == "run 1"
 
 
 # ---------------------------------------------------------------- a client that cannot start
