@@ -7,6 +7,7 @@ message classes in ``chatproto.messages`` are the typed API and the schema.
 from chatproto._connection import (
     NEED_DATA,
     PROTOCOL_VERSION,
+    SPEC_REVISION,
     SUPPORTED_VERSIONS,
     Connection,
     ConnectionClosed,
@@ -78,6 +79,7 @@ __all__ = [
     "PROTOCOL_VERSION",
     "SCHEMA",
     "SEND_ROOM_OVERHEAD",
+    "SPEC_REVISION",
     "SUPPORTED_VERSIONS",
     "Connection",
     "ConnectionClosed",

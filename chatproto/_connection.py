@@ -37,6 +37,11 @@ from chatproto.messages import (
 PROTOCOL_VERSION = 1
 """The protocol version this library speaks."""
 
+SPEC_REVISION = "1.1"
+"""The revision of the specification this library follows. A revision such as 1.1
+settles what version 1 left open or said twice; it is still negotiated as
+``PROTOCOL_VERSION``, and its frames are version 1's."""
+
 SUPPORTED_VERSIONS = range(1, 2)
 
 

@@ -114,7 +114,7 @@ ERROR_REGISTRY: dict[ErrorCode, ErrorInfo] = {
         _row(_E.INVALID_NICK, "The nickname breaks the nickname profile or advertised length.",
              ("CP-NICK-1",)),
         _row(_E.NICK_IN_USE, "Another connection holds a nickname with the same fold.",
-             ("CP-NICK-4", "CP-NICK-5"), retriable=True),
+             ("CP-NICK-10", "CP-NICK-5"), retriable=True),
         _row(_E.NICK_REGISTERED, "The nickname belongs to an account; a password is needed.",
              ("CP-ACCT-5", "CP-NICK-8")),
         _row(_E.AUTH_FAILED, "Wrong account or operator credentials.",

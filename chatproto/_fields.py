@@ -269,6 +269,11 @@ def _check_capabilities(value: tuple[str, ...]) -> None:
             raise FieldError(ErrorCode.INVALID_FIELD, f"invalid capability {capability!r}")
 
 
+def _check_page_size(value: int) -> None:
+    if value == 0:
+        raise FieldError(ErrorCode.INVALID_FIELD, "a page holds at least 1 message")
+
+
 def _check_version(value: int) -> None:
     if value == 0:
         raise FieldError(ErrorCode.INVALID_FIELD, "protocol versions start at 1")
@@ -290,6 +295,7 @@ UINT32 = FieldType("u32", U32, "0..2^32-1")
 UINT64 = FieldType("u64", U64, "0..2^64-1")
 FLAG = FieldType("bool", BOOL, "0 or 1")
 VERSION = FieldType("version", U8, "1..255", _check_version)
+PAGE_SIZE = FieldType("page-size", U16, "1..65535", _check_page_size)
 FRAME_LIMIT = FieldType("frame-limit", U32, _FRAME_LIMIT_RANGE, _check_frame_limit)
 LEAVE_KIND = FieldType("leave-kind", LEAVE_KIND_WIRE, "0 PART, 1 QUIT, 2 KICK, 3 BAN, 4 DISCONNECT")
 NICK = FieldType("nick", STR8, "nickname profile: [A-Za-z][A-Za-z0-9_-]*, 1..32 bytes",
@@ -320,6 +326,7 @@ Uint32 = Annotated[int, UINT32, AfterValidator(UINT32.validate)]
 Uint64 = Annotated[int, UINT64, AfterValidator(UINT64.validate)]
 Flag = Annotated[bool, FLAG, AfterValidator(FLAG.validate)]
 Version = Annotated[int, VERSION, AfterValidator(VERSION.validate)]
+PageSize = Annotated[int, PAGE_SIZE, AfterValidator(PAGE_SIZE.validate)]
 FrameLimit = Annotated[int, FRAME_LIMIT, AfterValidator(FRAME_LIMIT.validate)]
 LeaveKindCode = Annotated[int, LEAVE_KIND, AfterValidator(LEAVE_KIND.validate)]
 Nickname = Annotated[str, NICK, AfterValidator(NICK.validate)]

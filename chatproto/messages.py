@@ -40,6 +40,7 @@ from chatproto._fields import (
     NoticeText,
     OptionalNickname,
     OptionalPassword,
+    PageSize,
     Password,
     RoomName,
     ShortText,
@@ -524,7 +525,7 @@ class History(_ClientRequest):
     before_seq: Uint64 = Field(
         default=0, description="Return messages with seq below this; 0 for the newest."
     )
-    limit: Uint16 = Field(description="Most messages wanted (capped by history_page_max).")
+    limit: PageSize = Field(description="Most messages wanted (capped by history_page_max).")
 
 
 class HistoryGap(_ServerMessage):

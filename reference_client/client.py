@@ -191,7 +191,7 @@ class RoomState:
     last_seq: int = 0
     members: set[str] = field(default_factory=set)
     missing: tuple[int, int] | None = None
-    """The seqs a resume's replay left out (it sends at most history_page_max, CP-HIST-7),
+    """The seqs a resume's replay left out (it sends at most history_page_max, CP-HIST-15),
     still to be fetched with HISTORY (CP-HIST-14); live messages wait in ``held``."""
     held: list[RoomMessage] = field(default_factory=list)
 

@@ -36,7 +36,7 @@ class Backplane(Protocol):
     """Nick ownership, room membership and delivery, for the whole server."""
 
     def claim_nick(self, nick_fold: str, member: Member) -> bool:
-        """Take a nick for ``member``; False if another member holds it (CP-NICK-4, -5)."""
+        """Take a nick for ``member``; False if another member holds it (CP-NICK-10, -5)."""
 
     def release_nick(self, nick_fold: str, member: Member) -> None:
         """Give up a nick held by ``member``."""

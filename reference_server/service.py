@@ -337,7 +337,7 @@ class ChatService:
 
     def refuse_held_nick(self, session: Session, nick: str) -> None:
         """NICK_IN_USE when another connection holds ``nick``, registered or not, before
-        any password is checked (CP-NICK-4)."""
+        any password is checked (CP-NICK-10)."""
         holder = self.backplane.find_member(fold(nick))
         if holder is not None and holder.session_id != session.session_id:
             raise Refused(ErrorCode.NICK_IN_USE, f"{nick} is in use")
@@ -539,7 +539,7 @@ class ChatService:
     def _replay_after(self, session: Session, rid: int, room: Room, last_seen: int) -> None:
         if last_seen >= room.last_seq:
             return
-        # The oldest missed, a page at most (CP-HIST-7): the rest is the client's to ask
+        # The oldest missed, a page at most (CP-HIST-15): the rest is the client's to ask
         # for with HISTORY, so a long absence does not overflow the output bound.
         count = min(room.last_seq - last_seen, self.config.limits.history_page_max)
         messages = self.store.messages_after(room.fold, last_seen, count)
@@ -620,8 +620,6 @@ class ChatService:
                               list(self.backplane.room_members(room.fold)))
 
     def on_history(self, session: Session, request: History) -> None:
-        if request.limit == 0:  # a field check, before any room is looked at (CP-HIST-12)
-            raise Refused(ErrorCode.INVALID_FIELD, "limit must be at least 1")
         room = self.member_room(session, request.room)
         newest_plus_one = room.last_seq + 1
         before = request.before_seq if 0 < request.before_seq <= newest_plus_one \

@@ -32,7 +32,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from chatproto import PROTOCOL_VERSION, _schema
+from chatproto import PROTOCOL_VERSION, SPEC_REVISION, _schema
 from chatproto._schema import SCHEMA, Schema
 from chatproto_spec._requirements_index import (
     REQUIREMENTS_PAGE,
@@ -173,7 +173,8 @@ def layout_diagram(name: str) -> str:
 
 def on_page_content(html: str, page: Any, config: Any, files: Any) -> str:
     badge = (f'<p class="cp-spec-version">chatproto specification, '
-             f'<strong>version {PROTOCOL_VERSION}</strong></p>')
+             f'<strong>version {SPEC_REVISION}</strong> '
+             f'(protocol version {PROTOCOL_VERSION})</p>')
     return badge + html
 
 
@@ -221,7 +222,7 @@ def render_requirements_index(docs_dir: Path, nav: Any) -> str:
     return "\n".join([
         f"# {INDEX_TITLE}",
         "",
-        f"Every numbered requirement of chatproto version {PROTOCOL_VERSION} with its level, "
+        f"Every numbered requirement of chatproto version {SPEC_REVISION} with its level, "
         "its text and the conformance cases that check it: page by page in the order of the "
         "site's navigation, and on each page in the order they stand there. Generated from the "
         "spec pages and the kit at build time.",

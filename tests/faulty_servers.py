@@ -285,7 +285,7 @@ def _history_on_join_off_by_one() -> None:
 
     It replays history_on_join messages (when there are that many) but not the
     most recent ones: the room's latest message is left out, CP-HIST-4. Resume
-    (CP-HIST-7) and HISTORY paging (CP-HIST-10) compute their own bounds.
+    (CP-HIST-15) and HISTORY paging (CP-HIST-10) compute their own bounds.
     """
     from reference_server.service import ChatService
 
@@ -311,7 +311,7 @@ def _case_sensitive_hello_nicks() -> None:
 
     With "alice" connected, HELLO as "ALICE" is welcomed: CP-NICK-2 (two nicks
     are the same when their folds are equal). Only HELLO's check is wrong: a
-    HELLO for the exact spelling is still NICK_IN_USE (CP-NICK-4), and NICK,
+    HELLO for the exact spelling is still NICK_IN_USE (CP-NICK-10), and NICK,
     accounts, private messages, bans and the resend key still fold.
     """
     from reference_server.service import ChatService
@@ -761,20 +761,37 @@ def _client_error_body_judged_by_state() -> None:
 
 
 def _history_room_checked_before_limit() -> None:
-    """HISTORY looks the room up before it checks ``limit``: limit 0 for a room the client
-    is not in gets NOT_IN_ROOM, for one that does not exist NO_SUCH_ROOM.
+    """HISTORY's ``limit`` is declared a bare u16, and the handler looks the room up before
+    it refuses 0: limit 0 for a room the client is not in gets NOT_IN_ROOM, for one that
+    does not exist NO_SUCH_ROOM.
 
     CP-HIST-12: limit 0 is INVALID_FIELD whatever the room, a field check made before
     the room is looked at. A member's HISTORY with limit 0 is still INVALID_FIELD.
     """
+    from typing import Any
+
+    from chatproto import Connection, ErrorCode, Sender
+    from chatproto._fields import UINT16
+    from chatproto._schema import SCHEMA
     from chatproto.messages import History
-    from reference_server.service import ChatService
+    from reference_server.service import ChatService, Refused
+    from reference_server.session import Session
+
+    lax = SCHEMA.with_field_type(History, "limit", UINT16)  # BUG: limit 0 passes step 5
+
+    class LaxSession(Session):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.conn = Connection(Sender.SERVER, self.conn.limits, schema=lax)
 
     class RoomFirstService(ChatService):
         def on_history(self, session: Session, request: History) -> None:
             self.member_room(session, request.room)  # BUG: the room before the field
+            if request.limit == 0:
+                raise Refused(ErrorCode.INVALID_FIELD, "limit must be at least 1")
             super().on_history(session, request)
 
+    _session_with(LaxSession)
     _serve_with(RoomFirstService)
 
 FAULTS.update({
@@ -797,7 +814,7 @@ def _account_checked_before_holder() -> None:
     """NICK looks for an account before it looks at who holds the nick.
 
     A NICK to a registered nick that its owner holds is then NICK_REGISTERED,
-    where CP-NICK-4 requires NICK_IN_USE for any nick another connection holds,
+    where CP-NICK-10 requires NICK_IN_USE for any nick another connection holds,
     registered or not (CP-NICK-8 is for a registered nick nobody holds). A NICK
     to a registered nick nobody holds, or to a guest's nick, is answered right,
     and HELLO and LOGIN are untouched.
@@ -907,7 +924,7 @@ def _mute_checked_before_resend() -> None:
 FAULTS.update({
     "account_checked_before_holder": Fault(
         "NICK to a registered nick its owner holds is NICK_REGISTERED, not NICK_IN_USE",
-        frozenset({"CP-NICK-4"}), _account_checked_before_holder),
+        frozenset({"CP-NICK-10"}), _account_checked_before_holder),
     "bucket_before_fields": Fault(
         "a message refused for its fields takes a token; past the burst it is RATE_LIMITED",
         frozenset({"CP-RATE-7"}), _bucket_before_fields),

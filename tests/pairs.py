@@ -43,6 +43,7 @@ SAMPLES: dict[str, Any] = {
     "u64": 0,
     "bool": False,
     "version": 1,
+    "page-size": 1,
     "frame-limit": 65536,
     "leave-kind": 0,
     "nick": "alice",

@@ -97,7 +97,7 @@ async def test_connect_keeps_the_spelling_of_the_nick(server: RunningServer,
 
 async def test_connect_with_a_nick_in_use_raises_handshake_failed(
         server: RunningServer, clients: ClientMaker) -> None:
-    """CP-NICK-4, CP-NICK-2: HELLO for a nick held by another connection (in any letter
+    """CP-NICK-10, CP-NICK-2: HELLO for a nick held by another connection (in any letter
     case) raises HandshakeFailed (a ChatError) NICK_IN_USE, request HELLO, one line."""
     await clients("alice", server.port)
     for nick in ("alice", "ALICE"):
@@ -466,7 +466,7 @@ async def test_change_nick(server: RunningServer, clients: ClientMaker) -> None:
 
 
 async def test_change_nick_refusals(server: RunningServer, clients: ClientMaker) -> None:
-    """CP-NICK-4, CP-NICK-8, CP-NICK-1: NICK_IN_USE, NICK_REGISTERED, INVALID_NICK; the
+    """CP-NICK-10, CP-NICK-8, CP-NICK-1: NICK_IN_USE, NICK_REGISTERED, INVALID_NICK; the
     nick stays as it was."""
     carol = await clients("carol", server.port)
     await carol.client.register("pw")

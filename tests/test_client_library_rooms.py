@@ -93,7 +93,7 @@ async def test_plain_join_replays_the_most_recent_history_on_join(
 @pytest.mark.server_config(limits={**RELAXED, "history_on_join": 2})
 async def test_join_with_resume_from_replays_everything_after_it(
         server: RunningServer, clients: ClientMaker) -> None:
-    """CP-HIST-7: join(resume_from=n) replays every retained message after seq n (more
+    """CP-HIST-15: join(resume_from=n) replays every retained message after seq n (more
     than history_on_join); resume_from=last_seq replays nothing."""
     alice, bob = await clients("alice", server.port), await clients("bob", server.port)
     await bob.client.join("#room")

@@ -13,7 +13,7 @@ never produces on demand: a seq that skips, frames that share one TCP read,
 a drop in the middle of the rejoin, handshake refusals on reconnection.
 
 Spec pages: lifecycle (Server shutdown, CP-CLOSE-8), messaging (Ordering,
-Resuming after a reconnect: CP-HIST-7/8/9, message identity); the library's
+Resuming after a reconnect: CP-HIST-15/8/9, message identity); the library's
 contract: the client design brief (Reconnect).
 """
 
@@ -111,7 +111,7 @@ def seq_is(seq: int) -> Any:
 @pytest.mark.slow
 async def test_reconnect_after_a_restart_resumes_exactly_the_missed_messages(
         make_server_process: MakeServerProcess, tmp_path: Path, clients: ClientMaker) -> None:
-    """CP-CLOSE-7, CP-CLOSE-8, CP-HIST-7, CP-HIST-9, CP-MSG-10, brief (Reconnect): alice
+    """CP-CLOSE-7, CP-CLOSE-8, CP-HIST-15, CP-HIST-9, CP-MSG-10, brief (Reconnect): alice
     (an account, reconnect=True) is in #room and #other and has seen seq 1-3. The server
     is stopped (SIGTERM) and restarted on the same port and data dir; bob posts seq 4-7
     before alice is back. alice emits Reconnecting then Reconnected (same nick, both
@@ -392,7 +392,7 @@ async def test_no_false_gap_for_a_live_message_right_behind_our_own_ok(
 
 async def test_rejoin_delivers_replay_and_live_messages_in_seq_order(
         async_resources: AsyncResources, clients: ClientMaker) -> None:
-    """CP-HIST-7, CP-HIST-9, CP-MSG-10, brief: after a drop, alice (seen up to seq 3)
+    """CP-HIST-15, CP-HIST-9, CP-MSG-10, brief: after a drop, alice (seen up to seq 3)
     rejoins with resume=1 last_seen_seq=3; the answer replays 4-6 and the live 7 follows
     the OK in the same segment; then live 8. events() gives 4, 5, 6, 7, 8 in that order,
     with no HistoryGapDetected."""
@@ -434,7 +434,7 @@ async def test_rejoin_delivers_replay_and_live_messages_in_seq_order(
 @pytest.mark.slow
 async def test_a_bounded_resume_replay_is_completed_with_history(
         async_resources: AsyncResources, clients: ClientMaker) -> None:
-    """CP-HIST-7, CP-HIST-14 (issue 14 A6): the server replays at most history_page_max (4)
+    """CP-HIST-15, CP-HIST-14 (issue 14 A6): the server replays at most history_page_max (4)
     missed messages, the oldest; alice (seen up to 3) rejoins, gets 4-7, sees ROOM_INFO's
     last_seq 13 and asks for 8-11 then 12-13 with HISTORY; the live 14 that came right
     behind the OK waits for them. events() gives 4..14 once each, in order, no gap."""
@@ -552,7 +552,7 @@ async def test_reconnect_uses_the_current_nick_and_password(
 
 async def test_reconnect_keeps_trying_while_the_nick_is_still_in_use(
         async_resources: AsyncResources, clients: ClientMaker) -> None:
-    """CP-NICK-4, brief: NICK_IN_USE (retriable: the server has not noticed the old
+    """CP-NICK-10, brief: NICK_IN_USE (retriable: the server has not noticed the old
     connection's end yet) does not stop the reconnection; the next attempt succeeds."""
 
     async def nick_in_use(peer: FakePeer) -> None:

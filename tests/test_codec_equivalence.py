@@ -142,6 +142,7 @@ VALUE_STRATEGIES: dict[FieldType, st.SearchStrategy[Any]] = {
     _fields.UINT64: _uints(_fields.UINT64),
     _fields.FLAG: st.booleans(),
     _fields.VERSION: _uints(_fields.VERSION, 1),
+    _fields.PAGE_SIZE: _uints(_fields.PAGE_SIZE, 1),
     _fields.FRAME_LIMIT: _uints(_fields.FRAME_LIMIT, 4096, 65536),
     _fields.LEAVE_KIND: st.sampled_from([int(kind) for kind in LeaveKind]),
     _fields.NICK: _NICKS,

@@ -307,6 +307,14 @@ INTEGER_CASES = [
         (-1, INVALID_FIELD),
     ),
     *_cases(
+        _fields.PAGE_SIZE,
+        (0, INVALID_FIELD),
+        (1, OK),
+        (65535, OK),
+        (65536, INVALID_FIELD),
+        (-1, INVALID_FIELD),
+    ),
+    *_cases(
         _fields.FRAME_LIMIT,
         (0, INVALID_FIELD),
         (4095, INVALID_FIELD),

@@ -260,7 +260,7 @@ async def test_a_password_is_never_logged_nor_stored_in_clear(
         await wrong.hello("erin", f"{SECRET}-wrong-hello")
     erin = await client_factory("erin", SECRET, server=server)
     guest = await client_factory("guest", server=server)
-    await erin.quit()  # while erin is held, a LOGIN checks no password (CP-NICK-4)
+    await erin.quit()  # while erin is held, a LOGIN checks no password (CP-NICK-10)
     refused(await guest.request(Login(nick="erin", password=f"{SECRET}-wrong-login")),
             ErrorCode.AUTH_FAILED)
     await guest.ok(Login(nick="erin", password=SECRET))

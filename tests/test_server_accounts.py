@@ -87,7 +87,7 @@ async def test_registered_nick_is_refused_to_others(server: RunningServer,
 
 async def test_registered_nick_in_use(server: RunningServer,
                                       client_factory: ClientFactory) -> None:
-    """CP-NICK-4, CP-NICK-8, CP-ACCT-7: while the owner is connected, every request for
+    """CP-NICK-10, CP-NICK-8, CP-ACCT-7: while the owner is connected, every request for
     the registered nick is NICK_IN_USE: HELLO with no, a wrong or the right password, NICK
     (not NICK_REGISTERED), LOGIN with a wrong or the right password (not AUTH_FAILED)."""
     owner = await client_factory("alice")

@@ -155,7 +155,7 @@ async def test_client_ping_is_answered_with_its_token(server: RunningServer,
 
 async def test_nicks_are_unique_whatever_their_case(server: RunningServer,
                                                     client_factory: ClientFactory) -> None:
-    """CP-NICK-2, CP-NICK-4, CP-HS-3: "ALICE" is alice's nick; the refusal is a non-fatal
+    """CP-NICK-2, CP-NICK-10, CP-HS-3: "ALICE" is alice's nick; the refusal is a non-fatal
     NICK_IN_USE and the client can then HELLO with another nick."""
     await client_factory("alice")
     other = await client_factory()
@@ -279,7 +279,7 @@ async def test_nick_change_of_letter_case_and_to_itself(server: RunningServer,
 
 async def test_nick_change_to_a_held_nick(server: RunningServer,
                                           client_factory: ClientFactory) -> None:
-    """CP-NICK-4, CP-ERR-5: NICK to another connection's nick (any case) is NICK_IN_USE
+    """CP-NICK-10, CP-ERR-5: NICK to another connection's nick (any case) is NICK_IN_USE
     and changes nothing; nobody is told."""
     alice, bob = await client_factory("alice"), await client_factory("bob")
     await join_all("#room", alice, bob)

@@ -131,7 +131,7 @@ async def test_join_while_the_room_is_busy(server: RunningServer,
 @pytest.mark.server_config(history_depth=50)
 async def test_resume_after_reconnect_returns_exactly_the_missed_range(
         server: RunningServer, client_factory: ClientFactory) -> None:
-    """CP-HIST-7, CP-HIST-9: bob saw up to seq 5 and lost his connection; alice posted
+    """CP-HIST-15, CP-HIST-9: bob saw up to seq 5 and lost his connection; alice posted
     6..12; bob rejoins with resume=1 last_seen_seq=5 and gets exactly 6..12 (history=1),
     no HISTORY_GAP; resuming at or past last_seq replays nothing."""
     alice, bob = await client_factory("alice"), await client_factory("bob")
@@ -230,11 +230,13 @@ async def test_history_limit_zero_and_non_members(server: RunningServer,
     alice, outsider = await client_factory("alice"), await client_factory("outsider")
     await alice.ok(Join(room="#room"))
     await post(alice, "#room", 2)
-    refused(await alice.request(History(room="#room", limit=0)), ErrorCode.INVALID_FIELD)
+    refused(await alice.request_unchecked(History, room="#room", limit=0), ErrorCode.INVALID_FIELD)
     refused(await outsider.request(History(room="#room", limit=5)), ErrorCode.NOT_IN_ROOM)
     # limit 0 is a field check, made before the room is looked at (CP-HIST-12, issue 14 A3)
-    refused(await outsider.request(History(room="#room", limit=0)), ErrorCode.INVALID_FIELD)
-    refused(await outsider.request(History(room="#nowhere", limit=0)), ErrorCode.INVALID_FIELD)
+    refused(await outsider.request_unchecked(History, room="#room", limit=0),
+            ErrorCode.INVALID_FIELD)
+    refused(await outsider.request_unchecked(History, room="#nowhere", limit=0),
+            ErrorCode.INVALID_FIELD)
 
 
 @pytest.mark.server_config(history_depth=5, limits=Limits(history_on_join=3))
@@ -273,7 +275,7 @@ async def test_retention_drops_the_oldest_first(server: RunningServer,
 @pytest.mark.server_config(history_depth=50, limits=Limits(history_on_join=3))
 async def test_resume_is_not_capped_by_history_on_join(server: RunningServer,
                                                        client_factory: ClientFactory) -> None:
-    """CP-HIST-7 vs CP-HIST-4: a plain JOIN replays history_on_join messages, but a resume
+    """CP-HIST-15 vs CP-HIST-4: a plain JOIN replays history_on_join messages, but a resume
     replays every retained message after last_seen_seq, up to history_page_max (200 here:
     all 18, with history_on_join 3); resume from 0 replays the whole retained history."""
     alice = await client_factory("alice")
@@ -293,7 +295,7 @@ async def test_resume_is_not_capped_by_history_on_join(server: RunningServer,
 @pytest.mark.server_config(history_depth=50, limits=Limits(history_on_join=3, history_page_max=8))
 async def test_resume_replays_at_most_history_page_max_of_the_oldest_missed(
         server: RunningServer, client_factory: ClientFactory) -> None:
-    """CP-HIST-7 (issue 14 A6): a resume replays the OLDEST missed messages, at most
+    """CP-HIST-15 (issue 14 A6): a resume replays the OLDEST missed messages, at most
     history_page_max (8) of them; the client pages on with HISTORY up to ROOM_INFO's
     last_seq and so gets every message once. A gap comes first, as before (CP-HIST-8)."""
     alice = await client_factory("alice")

@@ -35,7 +35,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 import pytest
 from schema_patch import retyped
 
-from chatproto import ERROR_REGISTRY, MESSAGE_TYPES, PROTOCOL_VERSION, Limits
+from chatproto import ERROR_REGISTRY, MESSAGE_TYPES, PROTOCOL_VERSION, SPEC_REVISION, Limits
 from chatproto._fields import UINT32
 from chatproto._schema import Schema
 from chatproto._state import State
@@ -54,7 +54,8 @@ ARTIFACTS = ROOT / "artifacts"
 # Material prints an end-of-life banner unless this is set; it is not a build warning.
 QUIET_ENV = {"NO_MKDOCS_2_WARNING": "1"}
 VERSION_BADGE = (f'<p class="cp-spec-version">chatproto specification, '
-                 f"<strong>version {PROTOCOL_VERSION}</strong></p>")
+                 f"<strong>version {SPEC_REVISION}</strong> "
+                 f"(protocol version {PROTOCOL_VERSION})</p>")
 
 
 def _page_html(site: Path, page: str) -> Path:
@@ -408,17 +409,23 @@ def test_changelog_has_an_entry_per_version_that_matches_the_code() -> None:
     """The newest entry (Unreleased while there is one) states what the code has now;
     a released version's entry keeps the figures it was published with."""
     text = (SPEC_DIR / "changelog.md").read_text(encoding="utf-8")
-    headings = re.findall(r"^## Version (\d+)$", text, re.MULTILINE)
-    assert headings == [str(v) for v in range(PROTOCOL_VERSION, 0, -1)]  # newest first
-    newest = "## Unreleased" if "\n## Unreleased" in text else f"## Version {PROTOCOL_VERSION}\n"
+    headings = re.findall(r"^## Version (\d+(?:\.\d+)?)$", text, re.MULTILINE)
+    # Newest first: this revision, then every earlier one down to version 1.
+    assert headings[0] == SPEC_REVISION and headings[-1] == "1"
+    assert headings == sorted(headings, key=lambda v: tuple(map(int, v.split("."))),
+                              reverse=True)
+    newest = "## Unreleased" if "\n## Unreleased" in text else f"## Version {SPEC_REVISION}\n"
     entry = text.split(newest)[1].split("\n## ")[0]
     entry = " ".join(entry.split())
-    levels = Counter(req.level.value for req in load_requirements().values())
+    requirements = load_requirements().values()
+    in_force = [req for req in requirements if not req.retired]
+    levels = Counter(req.level.value for req in in_force)
     for stated, actual in [
         (r"(\d+) message types", len(MESSAGE_TYPES)),
         (r"(\d+) error codes", len(ERROR_REGISTRY)),
         (r"(\d+) advertised limits", len(Limits.model_fields)),
-        (r"(\d+) numbered requirements", len(load_requirements())),
+        (r"(\d+) numbered requirements in force", len(in_force)),
+        (r"(\d+) retired", len(requirements) - len(in_force)),
         (r"(\d+) MUST", levels["MUST"]),
         (r"(\d+) SHOULD", levels["SHOULD"]),
         (r"(\d+) MAY", levels["MAY"]),
@@ -655,7 +662,8 @@ def test_site_in_a_browser(served_site: str) -> None:
 
             # The version badge and the field tables: the index, then one per message.
             expect(page.locator(".cp-spec-version")).to_have_text(
-                f"chatproto specification, version {PROTOCOL_VERSION}")
+                f"chatproto specification, version {SPEC_REVISION} "
+                f"(protocol version {PROTOCOL_VERSION})")
             tables = page.locator("article table")
             expect(tables).to_have_count(len(MESSAGE_TYPES) + 1)
             for index in range(tables.count()):
@@ -798,20 +806,20 @@ def test_mike_publishes_latest_and_dev(tmp_path: Path) -> None:
     run(git, "commit", "--quiet", "--message", "spec")
     source = run(git, "rev-parse", "main")
 
-    run(mike, "deploy", "--update-aliases", "1", "latest")
+    run(mike, "deploy", "--update-aliases", SPEC_REVISION, "latest")
     run(mike, "deploy", "dev")
     run(mike, "set-default", "latest")
 
     versions = json.loads(run(git, "show", "gh-pages:versions.json"))
-    assert {v["version"]: v["aliases"] for v in versions} == {"1": ["latest"], "dev": []}
+    assert {v["version"]: v["aliases"] for v in versions} == {SPEC_REVISION: ["latest"], "dev": []}
     assert json.loads(run(mike, "list", "--json")) == versions
     published = set(run(git, "ls-tree", "-r", "--name-only", "gh-pages").split())
-    for version in ("1", "dev"):
+    for version in (SPEC_REVISION, "dev"):
         assert {f"{version}/messages/index.html", f"{version}/requirements/index.html",
                 f"{version}/vectors/messages.json"} <= published
-    assert "latest" in published  # a symlink to 1/
+    assert "latest" in published  # a symlink to the released version
     assert "latest/" in run(git, "show", "gh-pages:index.html")  # the default version
-    badge = run(git, "show", "gh-pages:1/messages/index.html")
+    badge = run(git, "show", f"gh-pages:{SPEC_REVISION}/messages/index.html")
     assert VERSION_BADGE in badge
     # Nothing else moved: the source branch, the working tree, and no remote to push to.
     assert run(git, "rev-parse", "main") == source

@@ -3,7 +3,7 @@
 The long run is by hand (``python bench/soak.py --duration 300``); this one
 proves the command works and that a short run of random joins, parts, room
 and private messages, quits and crashes loses, duplicates and reorders nothing
-(CP-MSG-1, CP-MSG-10, CP-HIST-7 resume, CP-REQ-10 order).
+(CP-MSG-1, CP-MSG-10, CP-HIST-15 resume, CP-REQ-10 order).
 """
 
 from __future__ import annotations

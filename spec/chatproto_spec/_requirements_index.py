@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chatproto import PROTOCOL_VERSION
+from chatproto import SPEC_REVISION
 from chatproto_spec.requirements import Level, Requirement, parse_requirements
 
 REQUIREMENTS_PAGE = "requirements.md"
@@ -91,7 +91,7 @@ def render_markdown(pages: Mapping[str, str], nav: Any) -> str:
     lines = [
         f"# {TITLE}",
         "",
-        f"Every numbered requirement of chatproto version {PROTOCOL_VERSION} with its level "
+        f"Every numbered requirement of chatproto version {SPEC_REVISION} with its level "
         "and its text: page by page in the order of the site's navigation, and on each page "
         "in the order they stand there. Generated from the spec pages by "
         "`python -m chatproto_spec.specgen`; do not edit. The site's copy of this page also "

@@ -21,10 +21,9 @@ from conformance.client_side import ClientContext, ClientLink
 from conformance.outcomes import Violation
 from conformance.registry import client_case
 
-TYPED_TEXT_SENT = "CP-REQ-9"
-"""The rule text typed right after ``/join`` breaks when it is dropped. No requirement
-says in so many words that a client sends what its user typed; the nearest is that a
-client may send requests while earlier ones wait (see the report of issue 14)."""
+TYPED_TEXT_SENT = "CP-REQ-11"
+"""The rule text typed right after ``/join`` breaks when it is dropped: a client sends
+every request its user asks for, in order, whatever is still unanswered."""
 HOLD_S = 0.4
 """How long the kit keeps a request unanswered, so that lines typed behind it arrive
 while it waits (pacing the exchange, not waiting for the client)."""

@@ -75,7 +75,7 @@ async def register_creates_account_with_that_password(ctx: ServerContext) -> Non
     alice = await ctx.client("alice")
     password = new_password()
     await alice.ok(Register(password=password), req="CP-ACCT-1", timeout=AUTH_TIMEOUT)
-    # While alice holds the nick, any LOGIN to it meets NICK_IN_USE (CP-NICK-4),
+    # While alice holds the nick, any LOGIN to it meets NICK_IN_USE (CP-NICK-10),
     # which tells nothing about the account: she leaves first.
     await quit_and_closed(alice)
     bob = await ctx.client("bob")
@@ -279,16 +279,16 @@ async def case_change_keeps_the_accounts_spelling(ctx: ServerContext) -> None:
               "not rewrite")
 
 
-@server_case("CP-NICK-4")
+@server_case("CP-NICK-10")
 async def login_to_a_held_nick_checks_no_password(ctx: ServerContext) -> None:
     """LOGIN to a registered nick someone holds: NICK_IN_USE, with a wrong password or the right."""
     nick, password = await registered_account(ctx, "held")
     holder = await _logged_in(ctx, "holder", nick, password)
     bob = await ctx.client("bob")
     for which, attempt in (("a wrong", new_password()), ("the right", password)):
-        answer = await bob.request(Login(nick=holder.nick, password=attempt), req="CP-NICK-4",
+        answer = await bob.request(Login(nick=holder.nick, password=attempt), req="CP-NICK-10",
                                    timeout=AUTH_TIMEOUT)
-        _check_refused(answer.final, ErrorCode.NICK_IN_USE, "CP-NICK-4",
+        _check_refused(answer.final, ErrorCode.NICK_IN_USE, "CP-NICK-10",
                        f"LOGIN to {holder.nick!r}, which another connection holds, with "
                        f"{which} password")
 

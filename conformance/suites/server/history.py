@@ -169,7 +169,7 @@ def _consecutive(seqs: list[int]) -> bool:
 
 async def _check_catch_up(ctx: ServerContext, peer: Peer, room: str, answer: Answer,
                           last_seen: int, sent: dict[int, Sent]) -> list[int]:
-    """Check a JOIN with resume 1 against CP-HIST-7 and CP-HIST-8; the replayed seqs."""
+    """Check a JOIN with resume 1 against CP-HIST-15 and CP-HIST-8; the replayed seqs."""
     info = _room_info(answer, room)
     last_seq = info.last_seq
     rest = answer.intermediate[1:]
@@ -177,12 +177,12 @@ async def _check_catch_up(ctx: ServerContext, peer: Peer, room: str, answer: Ans
     messages = [f for f in rest if isinstance(f, RoomMessage)]
     seqs = [m.seq for m in messages]
     where = f"JOIN {room} resume=1 last_seen_seq={last_seen}"
-    ctx.check(all(s > last_seen for s in seqs), "CP-HIST-7",
+    ctx.check(all(s > last_seen for s in seqs), "CP-HIST-15",
               f"{where} replayed seqs {seqs}; only those above last_seen_seq belong")
-    ctx.check(seqs == sorted(set(seqs)), "CP-HIST-7",
+    ctx.check(seqs == sorted(set(seqs)), "CP-HIST-15",
               f"{where} replayed seqs {seqs}, not in increasing order")
     if last_seen >= last_seq:
-        ctx.check(not messages, "CP-HIST-7",
+        ctx.check(not messages, "CP-HIST-15",
                   f"{where} replayed {seqs} although last_seq is {last_seq}")
         ctx.check(not gaps, "CP-HIST-8", f"{where} sent {describe(gaps[0]) if gaps else ''} "
                   f"although last_seq is {last_seq}: nothing is missing")
@@ -191,7 +191,7 @@ async def _check_catch_up(ctx: ServerContext, peer: Peer, room: str, answer: Ans
         if seqs[index] != seqs[index - 1] + 1:
             hole = seqs[index - 1] + 1
             kept = await _retained(peer, room, hole)
-            ctx.fail("CP-HIST-7" if kept else "CP-HIST-1",
+            ctx.fail("CP-HIST-15" if kept else "CP-HIST-1",
                      f"{where} replayed {seqs[index - 1]} then {seqs[index]}; seq {hole} is "
                      + ("retained but was not replayed" if kept else
                         "not retained while later and earlier ones are (retention must be "
@@ -200,7 +200,7 @@ async def _check_catch_up(ctx: ServerContext, peer: Peer, room: str, answer: Ans
     full_page = ctx.limits is not None and len(seqs) == ctx.limits.history_page_max
     if seqs and seqs[-1] != last_seq and not full_page:
         kept = await _retained(peer, room, last_seq)
-        ctx.fail("CP-HIST-7" if kept else "CP-HIST-1",
+        ctx.fail("CP-HIST-15" if kept else "CP-HIST-1",
                  f"{where} replayed up to seq {seqs[-1]}, but ROOM_INFO says last_seq "
                  f"{last_seq}" + ("" if kept else " and the latest message is not retained"))
     ctx.check(len(gaps) <= 1, "CP-HIST-8", f"{where} sent {len(gaps)} HISTORY_GAP frames")
@@ -216,7 +216,7 @@ async def _check_catch_up(ctx: ServerContext, peer: Peer, room: str, answer: Ans
     elif not seqs or seqs[0] != last_seen + 1:
         kept = await _retained(peer, room, last_seen + 1)
         start = f"starts at seq {seqs[0]}" if seqs else "is empty"
-        ctx.fail("CP-HIST-7" if kept else "CP-HIST-8",
+        ctx.fail("CP-HIST-15" if kept else "CP-HIST-8",
                  f"{where}: the replay {start}; seq {last_seen + 1} is "
                  + ("retained, so it must be replayed" if kept else
                     "no longer retained, so a HISTORY_GAP must say so"))
@@ -457,7 +457,7 @@ async def first_live_message_follows_room_info(ctx: ServerContext) -> None:
 # ---------------------------------------------------------------- resuming
 
 
-@server_case("CP-HIST-7", "CP-HIST-8")
+@server_case("CP-HIST-15", "CP-HIST-8")
 async def resume_replays_what_was_missed(ctx: ServerContext) -> None:
     """JOIN resume=1 replays every retained message after last_seen_seq; none when up to date."""
     room, sent = await _filled_room(ctx, "resume", 10)
@@ -466,13 +466,13 @@ async def resume_replays_what_was_missed(ctx: ServerContext) -> None:
         answer = await bob.join(room, resume=True, last_seen_seq=last_seen)
         seqs = await _check_catch_up(ctx, bob, room, answer, last_seen, sent)
         if not answer.of_type(HistoryGap):
-            ctx.check(seqs == expected, "CP-HIST-7",
+            ctx.check(seqs == expected, "CP-HIST-15",
                       f"JOIN resume=1 last_seen_seq={last_seen} replayed {seqs}; "
                       f"expected {expected}")
         await bob.part(room)
 
 
-@server_case("CP-HIST-7", "CP-HIST-8", "CP-HIST-1")
+@server_case("CP-HIST-15", "CP-HIST-8", "CP-HIST-1")
 async def resume_from_zero_replays_all_retained(ctx: ServerContext) -> None:
     """Resume from 0: consecutive seqs to the latest; a HISTORY_GAP exactly when seq 1 is gone."""
     await _limits(ctx)
@@ -484,14 +484,14 @@ async def resume_from_zero_replays_all_retained(ctx: ServerContext) -> None:
     seqs = await _check_catch_up(ctx, bob, room, answer, 0, sent)
     gapped = bool(answer.of_type(HistoryGap))
     replayed = min(count, ctx.limits.history_page_max)
-    ctx.check(gapped or seqs == list(range(1, replayed + 1)), "CP-HIST-7",
+    ctx.check(gapped or seqs == list(range(1, replayed + 1)), "CP-HIST-15",
               f"resume from 0 without a HISTORY_GAP replayed {len(seqs)} messages; all "
               f"{count} are retained, so {replayed} are replayed (more than history_on_join, "
               f"{ctx.limits.history_on_join}, up to history_page_max, "
               f"{ctx.limits.history_page_max})")
 
 
-@server_case("CP-HIST-7")
+@server_case("CP-HIST-15")
 async def resume_replays_at_most_history_page_max_the_oldest_first(
         ctx: ServerContext) -> None:
     """A resume that missed more than history_page_max messages replays exactly the
@@ -511,7 +511,7 @@ async def resume_replays_at_most_history_page_max_the_oldest_first(
         ctx.skip(f"the server no longer retains all {count} messages of the room")
     seqs = await _check_catch_up(ctx, bob, room, answer, first - 1, sent)
     expected = list(range(first, first + page_max))
-    ctx.check(seqs == expected, "CP-HIST-7",
+    ctx.check(seqs == expected, "CP-HIST-15",
               f"JOIN resume=1 after {count} missed messages replayed {len(seqs)} "
               f"(seqs {seqs[:2]}..{seqs[-2:]}); history_page_max is {page_max}, so exactly "
               f"the {page_max} oldest missed ones, seq {expected[0]} to {expected[-1]}")

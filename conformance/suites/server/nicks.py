@@ -245,11 +245,11 @@ async def nick_fields_of_moderation_requests_checked(ctx: ServerContext) -> None
 # --------------------------------------------------------------- ownership
 
 
-@server_case("CP-NICK-4")
+@server_case("CP-NICK-10")
 async def hello_for_held_nick_refused(ctx: ServerContext) -> None:
     """HELLO for a nick another connection holds is refused with NICK_IN_USE."""
     alice = await ctx.client("alice")
-    await _hello_refused(ctx, alice.nick, ErrorCode.NICK_IN_USE, "CP-NICK-4",
+    await _hello_refused(ctx, alice.nick, ErrorCode.NICK_IN_USE, "CP-NICK-10",
                          "held by another connection")
 
 
@@ -262,12 +262,12 @@ async def hello_for_case_variant_of_held_nick_refused(ctx: ServerContext) -> Non
                              f"same fold as the held nick {alice.nick!r}")
 
 
-@server_case("CP-NICK-4")
+@server_case("CP-NICK-10")
 async def nick_to_held_nick_refused(ctx: ServerContext) -> None:
     """NICK to a nick another connection holds is refused with NICK_IN_USE."""
     alice = await ctx.client("alice")
     bob = await ctx.client("bob")
-    await bob.refused(Nick(nick=alice.nick), ErrorCode.NICK_IN_USE, req="CP-NICK-4")
+    await bob.refused(Nick(nick=alice.nick), ErrorCode.NICK_IN_USE, req="CP-NICK-10")
 
 
 @server_case("CP-NICK-2")
@@ -279,17 +279,17 @@ async def nick_to_case_variant_of_held_nick_refused(ctx: ServerContext) -> None:
         await bob.refused(Nick(nick=spelling), ErrorCode.NICK_IN_USE, req="CP-NICK-2")
 
 
-@server_case("CP-NICK-4")
+@server_case("CP-NICK-10")
 async def login_to_held_nick_refused(ctx: ServerContext) -> None:
     """LOGIN to a registered nick that another connection holds is refused with NICK_IN_USE."""
     alice = await ctx.client("alice")
     await alice.ok(Register(password=PASSWORD), req="CP-ACCT-1")
     guest = await ctx.client("guest")
     await guest.refused(Login(nick=alice.nick, password=PASSWORD), ErrorCode.NICK_IN_USE,
-                        req="CP-NICK-4")
+                        req="CP-NICK-10")
 
 
-@server_case("CP-NICK-4", "CP-NICK-8")
+@server_case("CP-NICK-10", "CP-NICK-8")
 async def registered_nick_held_by_its_owner_is_in_use(ctx: ServerContext) -> None:
     """While its owner holds a registered nick, HELLO (with or without a password) and NICK
     for it get NICK_IN_USE, not NICK_REGISTERED or AUTH_FAILED."""
@@ -298,15 +298,15 @@ async def registered_nick_held_by_its_owner_is_in_use(ctx: ServerContext) -> Non
     for password, why in (("", "without a password"), ("wrong-" + _suffix(), "with a wrong "
                           "password"), (PASSWORD, "with the right password")):
         peer = await ctx.connect("hello")
-        final = await hello_answer(peer, owner.nick.upper(), password, req="CP-NICK-4")
+        final = await hello_answer(peer, owner.nick.upper(), password, req="CP-NICK-10")
         if not isinstance(final, Error) or final.code != ErrorCode.NICK_IN_USE:
-            raise Violation("CP-NICK-4", f"HELLO for {owner.nick.upper()!r} {why}, while its "
+            raise Violation("CP-NICK-10", f"HELLO for {owner.nick.upper()!r} {why}, while its "
                             f"owner holds the registered nick, was answered with "
                             f"{outcome(final)}; the spec requires ERROR NICK_IN_USE")
     guest = await ctx.client("guest")
-    answer = await guest.request(Nick(nick=owner.nick), req="CP-NICK-4")
+    answer = await guest.request(Nick(nick=owner.nick), req="CP-NICK-10")
     if not isinstance(answer.final, Error) or answer.final.code != ErrorCode.NICK_IN_USE:
-        raise Violation("CP-NICK-4", f"NICK to {owner.nick!r}, a registered nick its owner "
+        raise Violation("CP-NICK-10", f"NICK to {owner.nick!r}, a registered nick its owner "
                         f"holds, was answered with {outcome(answer.final)}; the spec requires "
                         "ERROR NICK_IN_USE (NICK_REGISTERED is for a registered nick nobody "
                         "holds)")
@@ -415,13 +415,13 @@ def _judge_race(ctx: ServerContext, what: str, spellings: list[str],
     for spelling, final in zip(spellings, finals, strict=True):
         if not isinstance(final, success):
             ctx.check(isinstance(final, Error) and final.code == ErrorCode.NICK_IN_USE,
-                      "CP-NICK-4", f"a losing {what} for {spelling!r} was answered with "
+                      "CP-NICK-10", f"a losing {what} for {spelling!r} was answered with "
                       f"{outcome(final)}; the nick was held, so NICK_IN_USE")
     ctx.check(len(winners) == 1, free_req,
               f"none of {len(finals)} concurrent {what} for a free nick succeeded")
 
 
-@server_case("CP-NICK-5", "CP-NICK-4", "CP-ACCT-5")
+@server_case("CP-NICK-5", "CP-NICK-10", "CP-ACCT-5")
 async def concurrent_hellos_for_one_nick(ctx: ServerContext) -> None:
     """Several connections sending HELLO for one free nick at the same instant: one WELCOME."""
     for _ in range(RACE_ROUNDS):
@@ -430,7 +430,7 @@ async def concurrent_hellos_for_one_nick(ctx: ServerContext) -> None:
         _judge_race(ctx, "HELLOs", [nick] * RACERS, finals, Welcome, "CP-ACCT-5")
 
 
-@server_case("CP-NICK-5", "CP-NICK-2", "CP-NICK-4", "CP-ACCT-5")
+@server_case("CP-NICK-5", "CP-NICK-2", "CP-NICK-10", "CP-ACCT-5")
 async def concurrent_hellos_for_case_variants(ctx: ServerContext) -> None:
     """Connections sending HELLO for case variants of one free nick at once: one WELCOME."""
     # First without a race: a server that folds no case fails here, on CP-NICK-2.
@@ -448,7 +448,7 @@ async def concurrent_hellos_for_case_variants(ctx: ServerContext) -> None:
         _judge_race(ctx, "HELLOs (case variants)", spellings, finals, Welcome, "CP-ACCT-5")
 
 
-@server_case("CP-NICK-5", "CP-NICK-4", "CP-NICK-7")
+@server_case("CP-NICK-5", "CP-NICK-10", "CP-NICK-7")
 async def concurrent_nick_changes_to_one_nick(ctx: ServerContext) -> None:
     """Several connections sending NICK to one free nick at the same instant: one OK."""
     peers = [await ctx.client("racer") for _ in range(RACERS)]
