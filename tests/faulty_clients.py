@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Self
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -125,6 +126,29 @@ def _rate_limit_not_waited_out() -> None:
     ChatClient.__init__ = patched_init  # type: ignore[method-assign]
 
 
+def _error_echoes_request_id() -> None:
+    """The ERROR a client sends before closing on a server's protocol violation carries
+    the request_id of the frame it objects to (a second WELCOME's, say), where a client's
+    ERROR answers no request and carries 0 (CP-ERR-9, its check CP-ERR-3; issue 14 C4)."""
+    import reference_client.client as client_module
+    from chatproto import ProtocolError
+    from chatproto.messages import Error
+
+    error_message = vars(client_module)["error_message"]
+
+    class EchoingError(Error):
+        def model_copy(self, *, update: Mapping[str, Any] | None = None,
+                       deep: bool = False) -> Self:
+            return self  # BUG: "answer the frame it is about": the request_id 0 is dropped
+
+    def echoing(exc: ProtocolError) -> Error:
+        plain = error_message(exc)
+        return EchoingError(request_id=exc.request_id, code=plain.code, fatal=plain.fatal,
+                            detail=plain.detail)
+
+    vars(client_module)["error_message"] = echoing  # the name the read loop calls
+
+
 def _faults() -> dict[str, Fault]:
     sys.path.insert(0, str(ROOT))
     from conformance.client_monitor import QUIT_BEFORE_WELCOME
@@ -143,6 +167,9 @@ def _faults() -> dict[str, Fault]:
         "quit_before_welcome": Fault(
             "leaves with QUIT before WELCOME (asked to quit, or its HELLO refused)",
             frozenset({QUIT_BEFORE_WELCOME}), "commands or handshake", _quit_before_welcome),
+        "error_echoes_request_id": Fault(
+            "its ERROR before closing carries the offending frame's request_id, not 0",
+            frozenset({"CP-ERR-3"}), "states", _error_echoes_request_id),
     }
 
 
