@@ -314,9 +314,20 @@ def _case_sensitive_hello_nicks() -> None:
     HELLO for the exact spelling is still NICK_IN_USE (CP-NICK-10), and NICK,
     accounts, private messages, bans and the resend key still fold.
     """
-    from reference_server.service import ChatService
+    from chatproto import ErrorCode, fold
+    from reference_server.service import ChatService, Refused
 
     class SpellingService(ChatService):
+        def on_hello(self, session: Session, hello: Hello) -> Awaitable[None] | None:
+            def refuse_spelled(session: Session, nick: str) -> None:
+                holder = self.backplane.find_member(fold(nick))
+                if holder is not None and holder.session_id != session.session_id \
+                        and holder.nick == nick:  # BUG: the same bug, in the early check
+                    raise Refused(ErrorCode.NICK_IN_USE, f"{nick} is in use")
+
+            with _instead(self, "refuse_held_nick", refuse_spelled):
+                return super().on_hello(session, hello)
+
         def welcome(self, session: Session, hello: Hello, nick: str, *,
                     logged_in: bool) -> None:
             backplane = self.backplane

@@ -229,7 +229,7 @@ def _check_event(conn: Connection, event: Event, eof: bool) -> None:
 
 
 def _check_after_fatal(conn: Connection, exc: RemoteProtocolError) -> None:
-    assert exc.fatal, exc
+    assert exc.ends_connection, exc  # fatal, or a client ERROR's broken body (CP-ERR-11)
     assert conn.their_error is exc
     assert conn._decoder.buffered == 0, "input kept after a fatal error"
     for data in (b"\x00" * 64, b""):
@@ -243,7 +243,9 @@ def _check_after_fatal(conn: Connection, exc: RemoteProtocolError) -> None:
     assert conn._decoder.buffered == 0
     if ERROR_REGISTRY[exc.code].on_wire and not exc.silent:
         conn.send(error_message(exc))  # the answer the docs prescribe is always allowed
-        assert conn.state is State.CLOSED
+        # A fatal answer closes the Connection; the answer to a client ERROR's broken body
+        # is not fatal, and the server closes the socket after it (CP-ERR-11).
+        assert conn.state is State.CLOSED or not exc.fatal
 
 
 def check_connection(

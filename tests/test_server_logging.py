@@ -53,11 +53,12 @@ async def _session(client_factory: ClientFactory, server: RunningServer | Server
     assert refused.value.error.code == ErrorCode.AUTH_FAILED
     await wrong.close()
 
-    alice = await client_factory("alice", ALICE_PASSWORD, server=server)
-    assert alice.welcome is not None and alice.welcome.logged_in
     bob = await client_factory("bob", server=server)
     await bob.ok(Register(password=BOB_PASSWORD))
+    # While nobody holds alice: a held nick is NICK_IN_USE, no password checked (CP-NICK-10).
     await bob.error(Login(nick="alice", password=WRONG_PASSWORDS[2]), ErrorCode.AUTH_FAILED)
+    alice = await client_factory("alice", ALICE_PASSWORD, server=server)
+    assert alice.welcome is not None and alice.welcome.logged_in
     await alice.error(Oper(name="admin", password=WRONG_PASSWORDS[1]), ErrorCode.AUTH_FAILED)
     await alice.ok(Oper(name="admin", password=OPER_PASSWORD))
     await alice.ok(Join(room="#logs"))
