@@ -727,7 +727,7 @@ FAULTS: dict[str, Fault] = {
 }
 
 
-# ---- issue 14, helper B
+# ------------------------ spec 1.1: errors, handshake and history (issue 14)
 
 
 def _unsupported_version_detail_in_a_sentence() -> None:
@@ -818,7 +818,7 @@ FAULTS.update({
 })
 
 
-# ---- issue 14, helper A
+# ---------------------- spec 1.1: nicks, rate limits and moderation (issue 14)
 
 
 def _account_checked_before_holder() -> None:

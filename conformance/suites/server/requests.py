@@ -144,6 +144,18 @@ async def every_request_gets_exactly_one_final_response(ctx: ServerContext) -> N
                   f"{' or '.join(sorted(str(a) for a in allowed))}")
 
 
+def _check_finals_in_order(ctx: ServerContext, peer: Peer, sent: list[Message],
+                           why: str = "") -> None:
+    """CP-REQ-5: ``peer`` got the final responses of ``sent`` in the order it sent them."""
+    order = [f.request_id for f in _finals(peer, {m.request_id for m in sent})]
+    expected = [m.request_id for m in sent]
+    names = {m.request_id: m.NAME for m in sent}
+    ctx.check(order == expected, "CP-REQ-5",
+              "the final responses arrived for requests "
+              f"{[f'{names[i]}#{i}' for i in order]}; they were sent as "
+              f"{[f'{names[i]}#{i}' for i in expected]}{why}")
+
+
 @server_case("CP-REQ-5")
 async def final_responses_come_in_request_order(ctx: ServerContext) -> None:
     """The finals of a pipelined batch of mixed requests arrive in the order of the requests."""
@@ -152,13 +164,7 @@ async def final_responses_come_in_request_order(ctx: ServerContext) -> None:
     sent = await alice.send_together(_batch(room, other, pings=False))
     for message in sent:
         await alice.response(message.request_id, message.NAME, req="CP-REQ-4")
-    order = [f.request_id for f in _finals(alice, {m.request_id for m in sent})]
-    expected = [m.request_id for m in sent]
-    names = {m.request_id: m.NAME for m in sent}
-    ctx.check(order == expected, "CP-REQ-5",
-              "the final responses arrived for requests "
-              f"{[f'{names[i]}#{i}' for i in order]}; they were sent as "
-              f"{[f'{names[i]}#{i}' for i in expected]}")
+    _check_finals_in_order(ctx, alice, sent)
 
 
 @server_case("CP-REQ-6")
@@ -328,11 +334,5 @@ async def failed_logins_answered_before_the_requests_behind_them(ctx: ServerCont
     for message in sent:  # a PING left unanswered breaks the PING rule, not this one
         await peer.response(message.request_id, message.NAME,
                             req="CP-KEEP-1" if isinstance(message, Ping) else "CP-REQ-4")
-    order = [f.request_id for f in _finals(peer, {m.request_id for m in sent})]
-    expected = [m.request_id for m in sent]
-    names = {m.request_id: m.NAME for m in sent}
-    ctx.check(order == expected, "CP-REQ-5",
-              "the final responses arrived for requests "
-              f"{[f'{names[i]}#{i}' for i in order]}; they were sent as "
-              f"{[f'{names[i]}#{i}' for i in expected]}: a delayed AUTH_FAILED holds the "
-              "answers of the requests behind it")
+    _check_finals_in_order(ctx, peer, sent, why=": a delayed AUTH_FAILED holds the answers "
+                           "of the requests behind it")

@@ -36,7 +36,7 @@ from chatproto.messages import (
 from chatproto.messages import History as HistoryRequest
 from conformance.outcomes import Violation
 from conformance.registry import server_case
-from conformance.server_side import Answer, ServerContext, mixed_case
+from conformance.server_side import Answer, Peer, ServerContext, mixed_case
 from conformance.suites.server._steps import room_with
 from conformance.transcript import describe, outcome
 
@@ -390,28 +390,36 @@ async def join_of_room_already_in_refused(ctx: ServerContext) -> None:
                         ErrorCode.ALREADY_IN_ROOM, req="CP-ROOM-11")
 
 
-@server_case("CP-ROOM-12")
-async def join_beyond_max_rooms_per_user_refused(ctx: ServerContext) -> None:
-    """A JOIN by a member of max_rooms_per_user rooms is refused with TOO_MANY_ROOMS."""
+async def _join_up_to_the_cap(ctx: ServerContext, client: Peer, prefix: str) -> list[str]:
+    """Join ``client`` to ``max_rooms_per_user`` new rooms, which it returns; the case is
+    skipped where the kit cannot fill them (a large cap, or a server-wide room cap)."""
     await _limits(ctx)
     assert ctx.limits is not None
     limit = ctx.limits.max_rooms_per_user
     if limit > MAX_ROOMS_TESTED:
         ctx.skip(f"max_rooms_per_user is {limit}; the kit fills at most {MAX_ROOMS_TESTED}")
+    rooms = [ctx.room(f"{prefix}{n}") for n in range(limit)]
+    for number, room in enumerate(rooms, 1):
+        answer = await client.request(Join(room=room), req="CP-ROOM-9")
+        final = answer.final
+        if isinstance(final, Error) and final.code == ErrorCode.TOO_MANY_ROOMS:
+            ctx.skip("the server refused to create a new room (CP-ROOM-6 allows a server-wide "
+                     f"room cap) before {client.nick} reached max_rooms_per_user")
+        ctx.check(isinstance(final, Ok), "CP-ROOM-9",
+                  f"JOIN {room} ({client.nick}'s room {number} of {limit}) was answered with "
+                  f"{outcome(final)}")
+    return rooms
+
+
+@server_case("CP-ROOM-12")
+async def join_beyond_max_rooms_per_user_refused(ctx: ServerContext) -> None:
+    """A JOIN by a member of max_rooms_per_user rooms is refused with TOO_MANY_ROOMS."""
     # The extra room exists already, so a refusal cannot be a server-wide room cap.
     extra = ctx.room("extra")
     await room_with(ctx, extra, "owner")
     alice = await ctx.client("alice")
-    rooms = [ctx.room(f"m{n}") for n in range(limit)]
-    for room in rooms:
-        answer = await alice.request(Join(room=room), req="CP-ROOM-9")
-        final = answer.final
-        if isinstance(final, Error) and final.code == ErrorCode.TOO_MANY_ROOMS:
-            ctx.skip("the server refused to create a new room (CP-ROOM-6 allows a server-wide "
-                     "room cap) before alice reached max_rooms_per_user")
-        ctx.check(isinstance(final, Ok), "CP-ROOM-9",
-                  f"JOIN {room} (alice's room {rooms.index(room) + 1} of {limit}) was "
-                  f"answered with {outcome(final)}")
+    rooms = await _join_up_to_the_cap(ctx, alice, "m")
+    limit = len(rooms)
     await alice.refused(Join(room=extra), ErrorCode.TOO_MANY_ROOMS, req="CP-ROOM-12")
     await alice.part(rooms[0])
     answer = await alice.request(Join(room=extra), req="CP-ROOM-12")
@@ -432,29 +440,17 @@ async def join_of_room_where_nick_is_banned_refused(ctx: ServerContext) -> None:
     await mallory.refused(Join(room=room), ErrorCode.BANNED_FROM_ROOM, req="CP-ROOM-13")
 
 
-
 @server_case("CP-ROOM-22", needs=("oper",))
 async def join_refusals_come_in_order(ctx: ServerContext) -> None:
     """A banned client at max_rooms_per_user gets BANNED_FROM_ROOM, a member ALREADY_IN_ROOM."""
-    await _limits(ctx)
-    assert ctx.limits is not None
-    limit = ctx.limits.max_rooms_per_user
-    if limit > MAX_ROOMS_TESTED:
-        ctx.skip(f"max_rooms_per_user is {limit}; the kit fills at most {MAX_ROOMS_TESTED}")
     banned = ctx.room("bord")
     await room_with(ctx, banned, "owner")
     op = await ctx.client("op")
     await op.oper()
     mallory = await ctx.client("mallory")
     await op.ok(Ban(room=banned, nick=mallory.nick, reason="kit"), req="CP-OPER-6")
-    rooms = [ctx.room(f"o{n}") for n in range(limit)]
-    for room in rooms:
-        answer = await mallory.request(Join(room=room), req="CP-ROOM-9")
-        if isinstance(answer.final, Error) and answer.final.code == ErrorCode.TOO_MANY_ROOMS:
-            ctx.skip("the server refused to create a new room (CP-ROOM-6 allows a server-wide "
-                     "room cap) before mallory reached max_rooms_per_user")
-        ctx.check(isinstance(answer.final, Ok), "CP-ROOM-9",
-                  f"JOIN {room} was answered with {outcome(answer.final)}")
+    rooms = await _join_up_to_the_cap(ctx, mallory, "o")
+    limit = len(rooms)
     answer = await mallory.request(Join(room=banned), req="CP-ROOM-22")
     if not isinstance(answer.final, Error) or answer.final.code != ErrorCode.BANNED_FROM_ROOM:
         raise Violation("CP-ROOM-22", f"JOIN of a room mallory is banned from, while she is in "
@@ -468,6 +464,7 @@ async def join_refusals_come_in_order(ctx: ServerContext) -> None:
     if not isinstance(answer.final, Error) or answer.final.code != ErrorCode.ALREADY_IN_ROOM:
         raise Violation("CP-ROOM-22", f"JOIN of {rooms[0]}, of which mallory is a member, was "
                         f"answered with {outcome(answer.final)}; ALREADY_IN_ROOM comes first")
+
 
 # ------------------------------------------------------------------- leaving
 
